@@ -1,0 +1,116 @@
+//! Normalization over the last axis.
+//!
+//! Layer norm (Ba et al. 2016): y = (x − μ) / √(σ² + ε) · γ + β, with μ and σ² the mean and
+//! biased variance over the last axis. Scale-invariant in x: LN(c·x) = LN(x) for c > 0 when
+//! ε → 0 — the property behind norm growth (Merrill et al. 2021, §4).
+//!
+//! RMS norm (Zhang & Sennrich 2019): y = x / √(mean(x²) + ε) · γ.
+//!
+//! Both are composed of differentiable operations, so derivatives of every order follow.
+
+use crate::{Float, Result, Tensor, TensorError};
+
+fn check_affine<T: Float>(op: &'static str, x: &Tensor<T>, p: Option<&Tensor<T>>) -> Result<()> {
+    let shape = x.shape();
+    let Some(&d) = shape.last() else {
+        return Err(TensorError::invalid(op, "cannot normalize a 0-dimensional tensor"));
+    };
+    match p {
+        Some(p) if p.shape() != [d] => {
+            Err(TensorError::ShapeMismatch { op, lhs: shape, rhs: p.shape() })
+        }
+        _ => Ok(()),
+    }
+}
+
+impl<T: Float> Tensor<T> {
+    /// Layer normalization over the last axis, with optional gain γ and bias β of shape [d].
+    pub fn layer_norm(
+        &self,
+        gamma: Option<&Tensor<T>>,
+        beta: Option<&Tensor<T>>,
+        eps: f64,
+    ) -> Result<Tensor<T>> {
+        check_affine("layer_norm", self, gamma)?;
+        check_affine("layer_norm", self, beta)?;
+        let centered = self.sub(&self.mean_axis(-1, true)?)?;
+        let var = centered.mul(&centered)?.mean_axis(-1, true)?;
+        let mut y = centered.mul(&var.add_scalar(eps).powf(-0.5))?;
+        if let Some(g) = gamma {
+            y = y.mul(g)?;
+        }
+        if let Some(b) = beta {
+            y = y.add(b)?;
+        }
+        Ok(y)
+    }
+
+    /// RMS normalization over the last axis, with optional gain γ of shape [d].
+    pub fn rms_norm(&self, gamma: Option<&Tensor<T>>, eps: f64) -> Result<Tensor<T>> {
+        check_affine("rms_norm", self, gamma)?;
+        let ms = self.mul(self)?.mean_axis(-1, true)?;
+        let y = self.mul(&ms.add_scalar(eps).powf(-0.5))?;
+        match gamma {
+            Some(g) => y.mul(g),
+            None => Ok(y),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use crate::Tensor;
+    use crate::check::{gradcheck, gradgradcheck};
+    use crate::ops::testing::{shape, uniform};
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(16))]
+
+        #[test]
+        fn norms_pass_gradcheck_and_gradgradcheck(s in shape(3, 4), seed: u64) {
+            let d = *s.last().unwrap();
+            let x = uniform(&s, -2.0, 2.0, seed);
+            let g = uniform(&[d], 0.5, 1.5, seed ^ 1);
+            let b = uniform(&[d], -0.5, 0.5, seed ^ 2);
+            gradcheck(|t| t[0].layer_norm(Some(&t[1]), Some(&t[2]), 1e-5), &[x.clone(), g.clone(), b.clone()]).unwrap();
+            gradgradcheck(|t| t[0].layer_norm(Some(&t[1]), Some(&t[2]), 1e-5), &[x.clone(), g.clone(), b]).unwrap();
+            gradcheck(|t| t[0].rms_norm(Some(&t[1]), 1e-6), &[x.clone(), g.clone()]).unwrap();
+            gradgradcheck(|t| t[0].rms_norm(Some(&t[1]), 1e-6), &[x, g]).unwrap();
+        }
+
+        #[test]
+        fn layer_norm_is_scale_invariant(s in shape(3, 6), c in 0.1f64..100.0, seed: u64) {
+            let x = uniform(&s, -2.0, 2.0, seed);
+            let y = x.layer_norm(None, None, 0.0).unwrap().to_vec();
+            let yc = x.mul_scalar(c).layer_norm(None, None, 0.0).unwrap().to_vec();
+            if *s.last().unwrap() > 1 {
+                for (a, b) in y.iter().zip(&yc) {
+                    prop_assert!((a - b).abs() < 1e-9);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn layer_norm_rows_have_zero_mean_and_unit_variance() {
+        let x = uniform(&[3, 8], -4.0, 4.0, 1);
+        let y = x.layer_norm(None, None, 0.0).unwrap();
+        for m in y.mean_axis(-1, false).unwrap().to_vec() {
+            assert!(m.abs() < 1e-12);
+        }
+        for v in y.var_axis(-1, false, false).unwrap().to_vec() {
+            assert!((v - 1.0).abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn constant_rows_stay_finite_and_wrong_gains_are_errors() {
+        let x = Tensor::<f32>::full(&[2, 4], 3.0);
+        assert!(x.layer_norm(None, None, 1e-5).unwrap().to_vec().iter().all(|v| *v == 0.0));
+        assert!(x.layer_norm(Some(&Tensor::ones(&[3])), None, 1e-5).is_err());
+        assert!(x.rms_norm(Some(&Tensor::ones(&[2, 4])), 1e-5).is_err());
+        assert!(Tensor::<f32>::scalar(1.0).layer_norm(None, None, 1e-5).is_err());
+    }
+}

@@ -1,0 +1,135 @@
+//! `cargo xtask <command>`: project tasks for Saturn (std only, builds in seconds).
+
+mod setup;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+const USAGE: &str = "\
+usage: cargo xtask <command> [args...]
+
+commands:
+  setup                   detect system OpenBLAS with LAPACK; install libopenblas-dev with
+                          apt-get if missing (as root, or with `sudo -n`)
+  test [--full] [args]    setup, then `cargo test --workspace [args]`;
+                          --full sets SATURN_FULL_TESTS=1 (long statistical tests)
+  experiment [args]       setup, then run `saturn experiment [args]` from the lab (release),
+                          e.g. `cargo xtask experiment all --quick`
+  bench [args]            setup, then run the saturn-bench benchmarks (release)
+  report                  summarize recorded runs with `saturn report`
+  help, --help, -h        show this text
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((cmd, rest)) = args.split_first() else {
+        print!("{USAGE}");
+        return ExitCode::SUCCESS;
+    };
+    let result = match cmd.as_str() {
+        "help" | "--help" | "-h" => {
+            print!("{USAGE}");
+            Ok(ExitCode::SUCCESS)
+        }
+        "setup" => setup::ensure(false).map(|_| ExitCode::SUCCESS),
+        "test" => test(rest),
+        "experiment" => experiment(rest),
+        "bench" => bench(rest),
+        "report" => report(rest),
+        other => {
+            eprintln!("xtask: unknown command `{other}` (try `cargo xtask --help`)");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(msg) => {
+            eprintln!("xtask: error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root (parent of this crate's manifest directory).
+fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+fn cargo() -> Command {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(workspace_root());
+    cmd
+}
+
+/// Runs a command, mapping its exit status to ours.
+fn run(mut cmd: Command, what: &str) -> Result<ExitCode, String> {
+    let status = cmd.status().map_err(|e| format!("could not run {what}: {e}"))?;
+    Ok(match status.code() {
+        Some(0) => ExitCode::SUCCESS,
+        Some(c) => ExitCode::from(u8::try_from(c).unwrap_or(1)),
+        None => {
+            eprintln!("xtask: {what} was terminated by a signal ({status})");
+            ExitCode::FAILURE
+        }
+    })
+}
+
+fn crate_exists(dir: &str) -> bool {
+    workspace_root().join(dir).join("Cargo.toml").is_file()
+}
+
+fn test(args: &[String]) -> Result<ExitCode, String> {
+    let start = Instant::now();
+    setup::ensure(true)?;
+    let full = args.iter().any(|a| a == "--full");
+    let extra: Vec<&String> = args.iter().filter(|a| *a != "--full").collect();
+    let mut cmd = cargo();
+    cmd.args(["test", "--workspace"]).args(extra);
+    if full {
+        cmd.env("SATURN_FULL_TESTS", "1");
+    }
+    let code = run(cmd, "cargo test");
+    eprintln!(
+        "xtask: test{} finished in {:.1} s",
+        if full { " --full" } else { "" },
+        start.elapsed().as_secs_f64()
+    );
+    code
+}
+
+fn experiment(args: &[String]) -> Result<ExitCode, String> {
+    setup::ensure(true)?;
+    if !crate_exists("crates/lab") {
+        println!("no experiments yet: the lab (crates/lab) has not landed");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut cmd = cargo();
+    cmd.args(["run", "--release", "--package", "saturn-lab", "--bin", "saturn", "--"])
+        .arg("experiment")
+        .args(args);
+    run(cmd, "saturn experiment")
+}
+
+fn bench(args: &[String]) -> Result<ExitCode, String> {
+    setup::ensure(true)?;
+    if !crate_exists("crates/bench") {
+        return Err("no benchmarks yet: the bench crate (crates/bench) has not landed".into());
+    }
+    let mut cmd = cargo();
+    cmd.args(["run", "--release", "--package", "saturn-bench", "--"]).args(args);
+    run(cmd, "saturn-bench")
+}
+
+fn report(args: &[String]) -> Result<ExitCode, String> {
+    if !crate_exists("crates/lab") {
+        println!("no runs to report yet");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut cmd = cargo();
+    cmd.args(["run", "--release", "-p", "saturn-lab", "--bin", "saturn", "--", "report"])
+        .args(args);
+    run(cmd, "saturn report")
+}
