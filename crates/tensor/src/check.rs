@@ -39,7 +39,7 @@ impl CheckOptions {
 /// Why a check failed: the function itself returned an error, or a derivative disagreed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum CheckError {
-    /// Evaluating the function or its derivatives failed.
+    /// Differentiating the function failed.
     #[error(transparent)]
     Tensor(#[from] TensorError),
     /// An analytic derivative disagrees with its finite-difference estimate.
@@ -57,17 +57,23 @@ pub enum CheckError {
 }
 
 /// Checks the first derivatives of `f` at `inputs` with [`CheckOptions::FIRST_ORDER`].
-pub fn gradcheck<F>(f: F, inputs: &[Tensor<f64>]) -> Result<(), CheckError>
+pub fn gradcheck<F, E>(f: F, inputs: &[Tensor<f64>]) -> Result<(), CheckError>
 where
-    F: Fn(&[Tensor<f64>]) -> Result<Tensor<f64>>,
+    F: Fn(&[Tensor<f64>]) -> Result<Tensor<f64>, E>,
+    E: std::fmt::Display,
 {
     gradcheck_with(f, inputs, CheckOptions::FIRST_ORDER)
 }
 
 /// Checks the first derivatives of `f` at `inputs` against central differences.
-pub fn gradcheck_with<F>(f: F, inputs: &[Tensor<f64>], opts: CheckOptions) -> Result<(), CheckError>
+pub fn gradcheck_with<F, E>(
+    f: F,
+    inputs: &[Tensor<f64>],
+    opts: CheckOptions,
+) -> Result<(), CheckError>
 where
-    F: Fn(&[Tensor<f64>]) -> Result<Tensor<f64>>,
+    F: Fn(&[Tensor<f64>]) -> Result<Tensor<f64>, E>,
+    E: std::fmt::Display,
 {
     let xs: Vec<Tensor<f64>> = inputs.iter().map(Tensor::detach_param).collect();
     let probe = Projection::new(&f, &xs, opts.seed)?;
@@ -92,22 +98,24 @@ where
 }
 
 /// Checks the second derivatives of `f` at `inputs` with [`CheckOptions::SECOND_ORDER`].
-pub fn gradgradcheck<F>(f: F, inputs: &[Tensor<f64>]) -> Result<(), CheckError>
+pub fn gradgradcheck<F, E>(f: F, inputs: &[Tensor<f64>]) -> Result<(), CheckError>
 where
-    F: Fn(&[Tensor<f64>]) -> Result<Tensor<f64>>,
+    F: Fn(&[Tensor<f64>]) -> Result<Tensor<f64>, E>,
+    E: std::fmt::Display,
 {
     gradgradcheck_with(f, inputs, CheckOptions::SECOND_ORDER)
 }
 
 /// Checks the exact Hessian-vector product of s(x) = ⟨f(x), r⟩ against central differences of
 /// its gradient along a random direction.
-pub fn gradgradcheck_with<F>(
+pub fn gradgradcheck_with<F, E>(
     f: F,
     inputs: &[Tensor<f64>],
     opts: CheckOptions,
 ) -> Result<(), CheckError>
 where
-    F: Fn(&[Tensor<f64>]) -> Result<Tensor<f64>>,
+    F: Fn(&[Tensor<f64>]) -> Result<Tensor<f64>, E>,
+    E: std::fmt::Display,
 {
     let xs: Vec<Tensor<f64>> = inputs.iter().map(Tensor::detach_param).collect();
     let probe = Projection::new(&f, &xs, opts.seed)?;
@@ -153,6 +161,41 @@ where
     Ok(())
 }
 
+/// Checks the first derivatives of `f` with respect to existing leaves (e.g. a model's
+/// parameters), perturbing each leaf in place with `set_data` and restoring it afterwards.
+/// `f` recomputes its output from the current leaf values.
+pub fn gradcheck_leaves<F, E>(
+    f: F,
+    leaves: &[Tensor<f64>],
+    opts: CheckOptions,
+) -> Result<(), CheckError>
+where
+    F: Fn() -> Result<Tensor<f64>, E>,
+    E: std::fmt::Display,
+{
+    let g = |_: &[Tensor<f64>]| f();
+    let probe = Projection::new(&g, &[], opts.seed)?;
+    let analytic = probe.gradient_wrt(&[], leaves)?;
+    for (i, leaf) in leaves.iter().enumerate() {
+        let original = leaf.data();
+        let base = leaf.to_vec();
+        let a = analytic[i].to_vec();
+        for j in 0..base.len() {
+            let at = |delta: f64| -> Result<f64> {
+                let mut moved = base.clone();
+                moved[j] += delta;
+                leaf.set_data(Tensor::from_vec(moved, &leaf.shape())?.data())?;
+                let value = no_grad(|| probe.value(&[]));
+                leaf.set_data(original.clone())?;
+                value
+            };
+            let numeric = (at(opts.eps)? - at(-opts.eps)?) / (2.0 * opts.eps);
+            compare("gradcheck_leaves", i, j, a[j], numeric, opts)?;
+        }
+    }
+    Ok(())
+}
+
 fn compare(
     check: &'static str,
     input: usize,
@@ -169,18 +212,23 @@ fn compare(
     }
 }
 
+fn function_failed(e: impl std::fmt::Display) -> TensorError {
+    TensorError::invalid("gradcheck", format!("the checked function failed: {e}"))
+}
+
 /// s(x) = ⟨f(x), r⟩ with r drawn once, uniform in [−1, 1], from the seed.
 struct Projection<'f, F> {
     f: &'f F,
     r: Tensor<f64>,
 }
 
-impl<'f, F> Projection<'f, F>
+impl<'f, F, E> Projection<'f, F>
 where
-    F: Fn(&[Tensor<f64>]) -> Result<Tensor<f64>>,
+    F: Fn(&[Tensor<f64>]) -> Result<Tensor<f64>, E>,
+    E: std::fmt::Display,
 {
     fn new(f: &'f F, xs: &[Tensor<f64>], seed: u64) -> Result<Self> {
-        let shape = no_grad(|| f(xs))?.shape();
+        let shape = no_grad(|| f(xs)).map_err(function_failed)?.shape();
         let mut rng = rand_pcg::Pcg64::seed_from_u64(seed);
         let n = shape.iter().product();
         let r = Tensor::from_vec((0..n).map(|_| rng.random_range(-1.0..1.0)).collect(), &shape)?;
@@ -188,7 +236,7 @@ where
     }
 
     fn tracked_value(&self, xs: &[Tensor<f64>]) -> Result<Tensor<f64>> {
-        let out = (self.f)(xs)?;
+        let out = (self.f)(xs).map_err(function_failed)?;
         if out.shape() != self.r.shape() {
             return Err(TensorError::invalid(
                 "gradcheck",
@@ -209,6 +257,15 @@ where
         }
         grad(&[s], xs, create_graph)
     }
+
+    /// ∇s with respect to `wrt` (leaves the function reads), evaluated at inputs `xs`.
+    fn gradient_wrt(&self, xs: &[Tensor<f64>], wrt: &[Tensor<f64>]) -> Result<Vec<Tensor<f64>>> {
+        let s = self.tracked_value(xs)?;
+        if !s.requires_grad() {
+            return Ok(wrt.iter().map(|x| Tensor::zeros(&x.shape())).collect());
+        }
+        grad(&[s], wrt, false)
+    }
 }
 
 #[cfg(test)]
@@ -228,11 +285,27 @@ mod tests {
     }
 
     #[test]
+    fn gradcheck_leaves_perturbs_in_place_and_restores() {
+        let w = Tensor::<f64>::param_from_vec(vec![0.3, -0.8], &[2]).unwrap();
+        assert!(
+            gradcheck_leaves(
+                || Ok::<_, TensorError>(w.tanh().mul(&w)?),
+                &[w.clone()],
+                CheckOptions::FIRST_ORDER
+            )
+            .is_ok()
+        );
+        assert_eq!(w.to_vec(), vec![0.3, -0.8]);
+        let wrong = || w.mul(&w.detach());
+        assert!(gradcheck_leaves(wrong, &[w.clone()], CheckOptions::FIRST_ORDER).is_err());
+    }
+
+    #[test]
     fn a_wrong_second_derivative_is_caught() {
         // exp(x) with its gradient computed from a detached copy has zero second derivative.
         let x = Tensor::<f64>::param_from_vec(vec![0.1, 0.7], &[2]).unwrap();
         let wrong = |t: &[Tensor<f64>]| t[0].exp().detach().mul(&t[0]);
         assert!(gradgradcheck(wrong, &[x.clone()]).is_err());
-        assert!(gradgradcheck(|t| Ok(t[0].exp()), &[x]).is_ok());
+        assert!(gradgradcheck(|t| Ok::<_, crate::TensorError>(t[0].exp()), &[x]).is_ok());
     }
 }

@@ -34,12 +34,14 @@ mod autograd;
 pub mod check;
 mod error;
 mod float;
+pub mod io;
 mod ops;
 mod tensor;
 
 pub use autograd::{grad, grad_with, hvp};
 pub use check::{
-    CheckError, CheckOptions, gradcheck, gradcheck_with, gradgradcheck, gradgradcheck_with,
+    CheckError, CheckOptions, gradcheck, gradcheck_leaves, gradcheck_with, gradgradcheck,
+    gradgradcheck_with,
 };
 pub use error::{Result, TensorError};
 pub use float::Float;

@@ -169,7 +169,7 @@ mod tests {
             gradcheck(|t| t[0].sub(&t[1]), &ins).unwrap();
             gradcheck(|t| t[0].mul(&t[1]), &ins).unwrap();
             gradcheck(|t| t[0].div(&t[1]), &ins).unwrap();
-            gradcheck(|t| Ok(t[0].neg().add_scalar(2.0).mul_scalar(-3.0)), &ins[..1]).unwrap();
+            gradcheck(|t| Ok::<_, crate::TensorError>(t[0].neg().add_scalar(2.0).mul_scalar(-3.0)), &ins[..1]).unwrap();
             gradgradcheck(|t| t[0].mul(&t[1]), &ins).unwrap();
             gradgradcheck(|t| t[0].div(&t[1]), &ins).unwrap();
             gradgradcheck(|t| t[0].sub(&t[1])?.mul(&t[0]), &ins).unwrap();

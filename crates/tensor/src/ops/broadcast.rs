@@ -101,7 +101,7 @@ mod tests {
             let target = broadcast_shape("t", &small, &big).unwrap();
             let x = uniform(&small, -1.0, 1.0, seed);
             gradcheck(|t| t[0].broadcast_to(&target), &[x.clone()]).unwrap();
-            gradgradcheck(|t| Ok(t[0].broadcast_to(&target)?.powf(2.0)), &[x.clone()]).unwrap();
+            gradgradcheck(|t| Ok::<_, crate::TensorError>(t[0].broadcast_to(&target)?.powf(2.0)), &[x.clone()]).unwrap();
             let y = uniform(&target, -1.0, 1.0, seed ^ 1);
             gradcheck(|t| t[0].sum_to(&small), &[y]).unwrap();
         }

@@ -52,8 +52,15 @@ mod tests {
     fn dropout_passes_gradcheck_with_a_fixed_mask() {
         let x = uniform(&[3, 4], -1.0, 1.0, 0);
         gradcheck(|t| t[0].dropout(0.5, &mut Pcg64::seed_from_u64(9)), &[x.clone()]).unwrap();
-        gradgradcheck(|t| Ok(t[0].dropout(0.5, &mut Pcg64::seed_from_u64(9))?.powf(2.0)), &[x])
-            .unwrap();
+        gradgradcheck(
+            |t| {
+                Ok::<_, crate::TensorError>(
+                    t[0].dropout(0.5, &mut Pcg64::seed_from_u64(9))?.powf(2.0),
+                )
+            },
+            &[x],
+        )
+        .unwrap();
     }
 
     #[test]

@@ -161,10 +161,10 @@ mod tests {
             let ids: Vec<usize> = ids.iter().map(|i| i % rows).collect();
             let w = uniform(&[rows, cols], -1.0, 1.0, seed);
             gradcheck(|t| t[0].index_select(0, &ids), &[w.clone()]).unwrap();
-            gradgradcheck(|t| Ok(t[0].index_select(0, &ids)?.powf(2.0)), &[w.clone()]).unwrap();
+            gradgradcheck(|t| Ok::<_, crate::TensorError>(t[0].index_select(0, &ids)?.powf(2.0)), &[w.clone()]).unwrap();
             let index = ArrayD::from_shape_fn(IxDyn(&[rows, ids.len().min(cols)]), |p| ids[p[1]] % cols);
             gradcheck(|t| t[0].gather(1, &index), &[w.clone()]).unwrap();
-            gradgradcheck(|t| Ok(t[0].gather(1, &index)?.powf(2.0)), &[w.clone()]).unwrap();
+            gradgradcheck(|t| Ok::<_, crate::TensorError>(t[0].gather(1, &index)?.powf(2.0)), &[w.clone()]).unwrap();
             let src = uniform(&[rows, ids.len().min(cols)], -1.0, 1.0, seed ^ 3);
             gradcheck(|t| t[0].scatter_add(1, &index, &t[1]), &[w.clone(), src]).unwrap();
             let src = uniform(&[ids.len(), cols], -1.0, 1.0, seed ^ 5);

@@ -206,16 +206,16 @@ mod tests {
             let flat = [x.len()];
             gradcheck(|t| t[0].reshape(&flat), &[x.clone()]).unwrap();
             gradcheck(|t| t[0].permute(&rev), &[x.clone()]).unwrap();
-            gradgradcheck(|t| Ok(t[0].permute(&rev)?.powf(2.0)), &[x.clone()]).unwrap();
+            gradgradcheck(|t| Ok::<_, crate::TensorError>(t[0].permute(&rev)?.powf(2.0)), &[x.clone()]).unwrap();
             let start = cut % s[ax];
             let len = s[ax] - start;
             gradcheck(|t| t[0].narrow(ax as isize, start, len), &[x.clone()]).unwrap();
-            gradgradcheck(|t| Ok(t[0].narrow(ax as isize, start, len)?.powf(2.0)), &[x.clone()]).unwrap();
+            gradgradcheck(|t| Ok::<_, crate::TensorError>(t[0].narrow(ax as isize, start, len)?.powf(2.0)), &[x.clone()]).unwrap();
             gradcheck(|t| t[0].pad_axis(ax as isize, 1, 2), &[x.clone()]).unwrap();
             let y = uniform(&s, -1.0, 1.0, seed ^ 5);
             gradcheck(|t| Tensor::concat(&t[..2], ax as isize), &[x.clone(), y.clone()]).unwrap();
             gradcheck(|t| Tensor::stack(&t[..2], 0), &[x.clone(), y.clone()]).unwrap();
-            gradgradcheck(|t| Ok(Tensor::concat(&t[..2], ax as isize)?.powf(2.0)), &[x, y]).unwrap();
+            gradgradcheck(|t| Ok::<_, crate::TensorError>(Tensor::concat(&t[..2], ax as isize)?.powf(2.0)), &[x, y]).unwrap();
         }
 
         #[test]

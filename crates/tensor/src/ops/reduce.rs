@@ -165,8 +165,8 @@ mod tests {
             gradcheck(|t| t[0].sum_axes(&axes, keep), &[x.clone()]).unwrap();
             gradcheck(|t| t[0].mean_axes(&axes, keep), &[x.clone()]).unwrap();
             gradcheck(|t| t[0].max_axes(&axes, keep), &[x.clone()]).unwrap();
-            gradgradcheck(|t| Ok(t[0].max_axes(&axes, keep)?.powf(2.0)), &[x.clone()]).unwrap();
-            gradgradcheck(|t| Ok(t[0].sum_axes(&axes, keep)?.powf(2.0)), &[x.clone()]).unwrap();
+            gradgradcheck(|t| Ok::<_, crate::TensorError>(t[0].max_axes(&axes, keep)?.powf(2.0)), &[x.clone()]).unwrap();
+            gradgradcheck(|t| Ok::<_, crate::TensorError>(t[0].sum_axes(&axes, keep)?.powf(2.0)), &[x.clone()]).unwrap();
             let n: usize = axes.iter().map(|&a| s[a.rem_euclid(s.len() as isize) as usize]).product();
             if n > 1 {
                 gradcheck(|t| t[0].var_axes(&axes, true, keep), &[x.clone()]).unwrap();

@@ -69,7 +69,7 @@ mod tests {
             let cond = ArrayD::from_shape_fn(IxDyn(&shape), |_| { k += 1; bits[k % 64] });
             let (a, b) = (uniform(&sa, -1.0, 1.0, seed), uniform(&sb, -1.0, 1.0, seed ^ 1));
             gradcheck(|t| Tensor::where_cond(&cond, &t[0], &t[1]), &[a.clone(), b.clone()]).unwrap();
-            gradgradcheck(|t| Ok(Tensor::where_cond(&cond, &t[0], &t[1])?.powf(2.0)), &[a, b]).unwrap();
+            gradgradcheck(|t| Ok::<_, crate::TensorError>(Tensor::where_cond(&cond, &t[0], &t[1])?.powf(2.0)), &[a, b]).unwrap();
         }
     }
 

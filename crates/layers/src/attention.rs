@@ -1,0 +1,323 @@
+//! Multi-head attention (Vaswani et al. 2017), self or cross, with causal and key-padding masks
+//! written as −∞ scores, optional 1/√d_head scaling, and three ways to turn scores into
+//! probabilities ([`AttentionMode`]):
+//!
+//! - `Softmax`: softmax(s);
+//! - `Scaled { c }`: softmax(c·s), the attention of the network at cθ along the score direction;
+//! - `Saturated { tie_tol }`: lim_{c→∞} softmax(c·s), uniform over the argmax tie set
+//!   M = { j : s_max − s_j ≤ tie_tol·|s_max| } (Merrill et al. 2021, §3; PAPERS.md §1.1). Its
+//!   derivative with respect to the scores is zero almost everywhere, so it is a constant of
+//!   the graph; gradients still flow through the values.
+//!
+//! Head h uses features [h·d_h, (h+1)·d_h) of q, k and v (torch_io's layout).
+
+use saturn_tensor::ndarray::{ArrayD, ArrayView2, Axis, IxDyn};
+use saturn_tensor::{Float, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::ctx::{AttentionTrace, ForwardCtx};
+use crate::error::{Result, batch_err, config_err};
+use crate::init::Initializer;
+use crate::linear::Linear;
+use crate::module::{Module, join};
+
+/// The default relative tie tolerance of saturated attention (PAPERS.md §5).
+pub const DEFAULT_TIE_TOL: f64 = 1e-6;
+
+/// How attention scores become probabilities.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum AttentionMode {
+    /// softmax(s).
+    #[default]
+    Softmax,
+    /// softmax(c·s).
+    Scaled { c: f64 },
+    /// Uniform over { j : s_max − s_j ≤ tie_tol·|s_max| }.
+    Saturated { tie_tol: f64 },
+}
+
+/// Exactly saturated attention along the last axis: 1/|M| on the tie set M of each row, 0
+/// elsewhere (a constant tensor). −∞ scores are never in M unless the whole row is −∞, which
+/// gives NaN, as softmax does.
+pub fn saturated_softmax<T: Float>(scores: &Tensor<T>, tie_tol: f64) -> Result<Tensor<T>> {
+    let s = scores.data();
+    if s.ndim() == 0 {
+        return Err(batch_err("saturated attention needs at least one axis"));
+    }
+    let last = Axis(s.ndim() - 1);
+    let mut out = ArrayD::<T>::zeros(s.raw_dim());
+    for (row, mut out_row) in s.lanes(last).into_iter().zip(out.lanes_mut(last)) {
+        let max = row.iter().fold(T::neg_infinity(), |m, &v| if v > m { v } else { m });
+        if max == T::neg_infinity() {
+            out_row.fill(T::nan());
+            continue;
+        }
+        let floor = max - T::cast(tie_tol) * max.abs();
+        let ties = row.iter().filter(|&&v| v >= floor).count();
+        let w = T::one() / T::cast(ties as f64);
+        for (o, &v) in out_row.iter_mut().zip(row) {
+            *o = if v >= floor { w } else { T::zero() };
+        }
+    }
+    Ok(Tensor::constant(out))
+}
+
+/// Which keys each query may see.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AttentionMask<'a> {
+    /// Query t sees keys u ≤ t only.
+    pub causal: bool,
+    /// [B, T_key], true for a real token: keys that are false are hidden from every query.
+    pub keys: Option<ArrayView2<'a, bool>>,
+}
+
+impl AttentionMask<'_> {
+    /// The blocked positions as a [B, 1, T_q, T_k] boolean array (true = −∞), or None when
+    /// nothing is blocked.
+    fn blocked(&self, batch: usize, tq: usize, tk: usize) -> Result<Option<ArrayD<bool>>> {
+        if let Some(keys) = &self.keys {
+            if keys.dim() != (batch, tk) {
+                return Err(batch_err(format!(
+                    "key mask is {:?}, attention needs [{batch}, {tk}]",
+                    keys.dim()
+                )));
+            }
+        }
+        if !self.causal && self.keys.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(ArrayD::from_shape_fn(IxDyn(&[batch, 1, tq, tk]), |p| {
+            (self.causal && p[3] > p[2]) || self.keys.is_some_and(|k| !k[[p[0], p[3]]])
+        })))
+    }
+}
+
+/// Multi-head attention with projections q, k, v, o.
+#[derive(Debug, Clone)]
+pub struct MultiHeadAttention<T: Float> {
+    pub q: Linear<T>,
+    pub k: Linear<T>,
+    pub v: Linear<T>,
+    pub o: Linear<T>,
+    pub n_heads: usize,
+    /// Multiply scores by 1/√d_head.
+    pub scale_scores: bool,
+}
+
+impl<T: Float> MultiHeadAttention<T> {
+    /// Attention over `d` features in `n_heads` heads; `value_gain` scales the init of v and o
+    /// (DeepNorm's β), while q and k keep gain 1.
+    pub fn new(
+        init: &mut Initializer,
+        d: usize,
+        n_heads: usize,
+        bias: bool,
+        scale_scores: bool,
+        value_gain: f64,
+        xavier_normal_values: bool,
+    ) -> Result<Self> {
+        if n_heads == 0 || d % n_heads != 0 {
+            return Err(config_err(format!("d_model {d} is not divisible by {n_heads} heads")));
+        }
+        let value_linear = |init: &mut Initializer| {
+            if xavier_normal_values {
+                Linear {
+                    weight: init.xavier_normal(d, d, value_gain),
+                    bias: bias.then(|| crate::init::filled(&[d], 0.0)),
+                }
+            } else {
+                Linear::new(init, d, d, bias, value_gain)
+            }
+        };
+        let q = Linear::new(init, d, d, bias, 1.0);
+        let k = Linear::new(init, d, d, bias, 1.0);
+        let v = value_linear(init);
+        let o = value_linear(init);
+        Ok(MultiHeadAttention { q, k, v, o, n_heads, scale_scores })
+    }
+
+    /// Attention of queries from `x_q` [B, T_q, d] over keys and values from `x_kv` [B, T_k, d].
+    /// Returns the output [B, T_q, d] and the probabilities [B, H, T_q, T_k]; records the latter
+    /// in the trace under `name` when tracing.
+    pub fn forward(
+        &self,
+        x_q: &Tensor<T>,
+        x_kv: &Tensor<T>,
+        mask: AttentionMask<'_>,
+        ctx: &mut ForwardCtx<T>,
+        name: &str,
+    ) -> Result<(Tensor<T>, Tensor<T>)> {
+        let (sq, skv) = (x_q.shape(), x_kv.shape());
+        if sq.len() != 3 || skv.len() != 3 || sq[0] != skv[0] || sq[2] != skv[2] {
+            return Err(batch_err(format!(
+                "attention needs [B, T, d] inputs with equal B and d, got {sq:?} and {skv:?}"
+            )));
+        }
+        let (b, tq, tk, d) = (sq[0], sq[1], skv[1], sq[2]);
+        let (h, dh) = (self.n_heads, d / self.n_heads);
+        let q = self.q.forward(x_q)?.reshape(&[b, tq, h, dh])?.permute(&[0, 2, 1, 3])?;
+        let k_t = self.k.forward(x_kv)?.reshape(&[b, tk, h, dh])?.permute(&[0, 2, 3, 1])?;
+        let v = self.v.forward(x_kv)?.reshape(&[b, tk, h, dh])?.permute(&[0, 2, 1, 3])?;
+        let mut scores = q.matmul(&k_t)?;
+        if self.scale_scores {
+            scores = scores.mul_scalar(1.0 / (dh as f64).sqrt());
+        }
+        if let Some(blocked) = mask.blocked(b, tq, tk)? {
+            scores = scores.masked_fill(&blocked, f64::NEG_INFINITY)?;
+        }
+        let probs = match ctx.attention {
+            AttentionMode::Softmax => scores.softmax(-1)?,
+            AttentionMode::Scaled { c } => scores.mul_scalar(c).softmax(-1)?,
+            AttentionMode::Saturated { tie_tol } => saturated_softmax(&scores, tie_tol)?,
+        };
+        if let Some(trace) = ctx.trace.as_mut() {
+            trace.attention.push(AttentionTrace { name: name.to_string(), probs: probs.clone() });
+        }
+        let y = probs.matmul(&v)?.permute(&[0, 2, 1, 3])?.reshape(&[b, tq, d])?;
+        Ok((self.o.forward(&y)?, probs))
+    }
+}
+
+impl<T: Float> Module<T> for MultiHeadAttention<T> {
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(String, &Tensor<T>)) {
+        self.q.visit(&join(prefix, "q"), f);
+        self.k.visit(&join(prefix, "k"), f);
+        self.v.visit(&join(prefix, "v"), f);
+        self.o.visit(&join(prefix, "o"), f);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use saturn_tensor::ndarray::Array2;
+    use saturn_tensor::{gradcheck, gradgradcheck};
+
+    use super::*;
+    use crate::init::InitScheme;
+
+    fn mha(seed: u64, d: usize, h: usize) -> MultiHeadAttention<f64> {
+        MultiHeadAttention::new(
+            &mut Initializer::new(InitScheme::Normal { std: 0.4 }, seed),
+            d,
+            h,
+            true,
+            true,
+            1.0,
+            false,
+        )
+        .unwrap()
+    }
+
+    fn input(seed: u64, shape: &[usize]) -> Tensor<f64> {
+        Initializer::new(InitScheme::Normal { std: 1.0 }, seed).normal(shape, 1.0)
+    }
+
+    #[test]
+    fn attention_passes_gradcheck_and_gradgradcheck() {
+        let attn = mha(1, 4, 2);
+        let x = input(2, &[2, 3, 4]);
+        let keys = Array2::from_shape_fn((2, 3), |(b, u)| !(b == 1 && u == 2));
+        let f = |p: &[Tensor<f64>]| -> Result<Tensor<f64>> {
+            let a = MultiHeadAttention {
+                q: Linear { weight: p[1].clone(), bias: Some(p[2].clone()) },
+                ..attn.clone()
+            };
+            let mask = AttentionMask { causal: true, keys: Some(keys.view()) };
+            Ok(a.forward(&p[0], &p[0], mask, &mut ForwardCtx::eval(), "a")?.0)
+        };
+        let params = [x, attn.q.weight.clone(), attn.q.bias.clone().unwrap()];
+        gradcheck(f, &params).unwrap();
+        gradgradcheck(f, &params).unwrap();
+    }
+
+    #[test]
+    fn probabilities_are_causal_and_rows_sum_to_one() {
+        let attn = mha(3, 4, 2);
+        let x = input(4, &[1, 5, 4]);
+        let (_, p) = attn
+            .forward(
+                &x,
+                &x,
+                AttentionMask { causal: true, keys: None },
+                &mut ForwardCtx::eval(),
+                "a",
+            )
+            .unwrap();
+        let p = p.to_array();
+        for h in 0..2 {
+            for t in 0..5 {
+                let row: f64 = (0..5).map(|u| p[[0, h, t, u]]).sum();
+                assert!((row - 1.0).abs() < 1e-12);
+                assert!((t + 1..5).all(|u| p[[0, h, t, u]] == 0.0));
+            }
+        }
+    }
+
+    #[test]
+    fn saturated_attention_is_uniform_over_ties() {
+        let s = Tensor::<f64>::from_vec(
+            vec![1.0, 3.0, 3.0, -2.0, 0.0, 0.0, 0.0, f64::NEG_INFINITY],
+            &[2, 4],
+        )
+        .unwrap();
+        let p = saturated_softmax(&s, DEFAULT_TIE_TOL).unwrap().to_vec();
+        assert_eq!(p, vec![0.0, 0.5, 0.5, 0.0, 1.0 / 3.0, 1.0 / 3.0, 1.0 / 3.0, 0.0]);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// softmax(c·s) → saturated(s) with error ≤ n·exp(−c·gap), gap = s_max − (runner-up).
+        #[test]
+        fn scaled_softmax_approaches_the_saturated_mode(scores in prop::collection::vec(-3i32..3, 2..8), c in 1.0f64..200.0) {
+            // integer scores make exact ties common and gaps ≥ 1
+            let n = scores.len();
+            let s = Tensor::<f64>::from_vec(scores.iter().map(|&v| v as f64).collect(), &[1, n]).unwrap();
+            let sat = saturated_softmax(&s, DEFAULT_TIE_TOL).unwrap().to_vec();
+            let soft = s.mul_scalar(c).softmax(-1).unwrap().to_vec();
+            let max = *scores.iter().max().unwrap();
+            let gap = scores.iter().filter(|&&v| v < max).map(|&v| (max - v) as f64).fold(f64::INFINITY, f64::min);
+            let err = soft.iter().zip(&sat).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+            prop_assert!(err <= n as f64 * (-c * gap).exp() + 1e-15, "err {err} gap {gap}");
+        }
+    }
+
+    #[test]
+    fn saturated_mode_of_a_layer_matches_a_huge_scale() {
+        let attn = mha(5, 4, 2);
+        let x = input(6, &[1, 4, 4]).mul_scalar(3.0);
+        let mask = AttentionMask { causal: true, keys: None };
+        let run = |mode| {
+            attn.forward(&x, &x, mask, &mut ForwardCtx::eval().with_attention(mode), "a").unwrap()
+        };
+        let (sat_out, sat) = run(AttentionMode::Saturated { tie_tol: 1e-12 });
+        let (big_out, big) = run(AttentionMode::Scaled { c: 1e7 });
+        let err =
+            sat.to_vec().iter().zip(big.to_vec()).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        assert!(err < 1e-9, "{err}");
+        assert!(sat_out.to_vec().iter().zip(big_out.to_vec()).all(|(a, b)| (a - b).abs() < 1e-8));
+    }
+
+    #[test]
+    fn a_mask_of_the_wrong_shape_is_an_error() {
+        let attn = mha(0, 4, 2);
+        let x = input(0, &[2, 3, 4]);
+        let keys = Array2::from_elem((2, 4), true);
+        let mask = AttentionMask { causal: false, keys: Some(keys.view()) };
+        assert!(attn.forward(&x, &x, mask, &mut ForwardCtx::eval(), "a").is_err());
+        assert!(
+            MultiHeadAttention::<f64>::new(
+                &mut Initializer::new(InitScheme::XavierUniform, 0),
+                5,
+                2,
+                true,
+                true,
+                1.0,
+                false
+            )
+            .is_err()
+        );
+    }
+}

@@ -1,0 +1,157 @@
+//! Parameter initialization, from an explicit seed.
+//!
+//! - Xavier-uniform (Glorot & Bengio 2010) with zero biases, as fairseq initializes `Linear`:
+//!   W ~ U(−a, a), a = gain·√(6 / (fan_in + fan_out)); embeddings ~ N(0, d^(−1/2)).
+//! - Normal(0, σ) for every weight and embedding (σ = 0.02: GPT-2 / BERT / `torch_ref.py`).
+//! - DeepNorm (Wang et al. 2022): inside the residual branches, the value and output projections
+//!   of attention and both FFN matrices get Xavier-normal with gain β,
+//!   std = β·√(2 / (fan_in + fan_out)); q and k keep gain 1. β per architecture in
+//!   [`deepnorm_constants`].
+//! - Admin's closed form ω = √((n+1)/ln(n+1) − 1) (admin-torch, O(log n) output change), in
+//!   [`admin_omega_closed_form`]; profiling is in [`crate::admin`].
+
+use rand::SeedableRng;
+use rand_distr::{Distribution, Normal, Uniform};
+use rand_pcg::Pcg64;
+use saturn_tensor::ndarray::{ArrayD, IxDyn};
+use saturn_tensor::{Float, Tensor};
+use serde::{Deserialize, Serialize};
+
+/// How weights are drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum InitScheme {
+    /// fairseq: Xavier-uniform Linear weights, zero biases, embeddings N(0, d^(−1/2)).
+    #[default]
+    XavierUniform,
+    /// Every weight and embedding N(0, std²), zero biases.
+    Normal { std: f64 },
+}
+
+/// Draws parameters from one seeded, portable RNG (PCG-64), in a fixed order.
+pub struct Initializer {
+    pub scheme: InitScheme,
+    rng: Pcg64,
+}
+
+impl Initializer {
+    /// An initializer for `scheme`, seeded.
+    pub fn new(scheme: InitScheme, seed: u64) -> Self {
+        Initializer { scheme, rng: Pcg64::seed_from_u64(seed) }
+    }
+
+    fn draw<T: Float>(&mut self, shape: &[usize], dist: impl Distribution<f64>) -> Tensor<T> {
+        let rng = &mut self.rng;
+        Tensor::param(ArrayD::from_shape_simple_fn(IxDyn(shape), || T::cast(dist.sample(rng))))
+    }
+
+    /// A Linear weight [out, in] under the scheme, scaled by `gain`.
+    pub fn linear_weight<T: Float>(&mut self, out: usize, inp: usize, gain: f64) -> Tensor<T> {
+        match self.scheme {
+            InitScheme::XavierUniform => {
+                let a = gain * (6.0 / (inp + out).max(1) as f64).sqrt();
+                self.draw(&[out, inp], Uniform::new_inclusive(-a, a).expect("finite bound"))
+            }
+            InitScheme::Normal { std } => self.normal(&[out, inp], gain * std),
+        }
+    }
+
+    /// A Linear weight [out, in] ~ Xavier-normal with `gain` (DeepNorm's init).
+    pub fn xavier_normal<T: Float>(&mut self, out: usize, inp: usize, gain: f64) -> Tensor<T> {
+        self.normal(&[out, inp], gain * (2.0 / (inp + out).max(1) as f64).sqrt())
+    }
+
+    /// An embedding table [n, d] under the scheme.
+    pub fn embedding<T: Float>(&mut self, n: usize, d: usize) -> Tensor<T> {
+        let std = match self.scheme {
+            InitScheme::XavierUniform => (d.max(1) as f64).powf(-0.5),
+            InitScheme::Normal { std } => std,
+        };
+        self.normal(&[n, d], std)
+    }
+
+    /// N(0, std²) of any shape.
+    pub fn normal<T: Float>(&mut self, shape: &[usize], std: f64) -> Tensor<T> {
+        if std == 0.0 {
+            return Tensor::param(ArrayD::zeros(IxDyn(shape)));
+        }
+        self.draw(shape, Normal::new(0.0, std.abs()).expect("finite std"))
+    }
+}
+
+/// A parameter filled with `value`.
+pub fn filled<T: Float>(shape: &[usize], value: f64) -> Tensor<T> {
+    Tensor::param(ArrayD::from_elem(IxDyn(shape), T::cast(value)))
+}
+
+/// Which model a DeepNorm stack belongs to; the constants depend on it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum DeepNormArch {
+    /// An encoder-only model of N layers.
+    Encoder { layers: usize },
+    /// A decoder-only model of M layers.
+    Decoder { layers: usize },
+    /// The encoder side of an N-layer encoder, M-layer decoder model.
+    Seq2SeqEncoder { enc_layers: usize, dec_layers: usize },
+    /// The decoder side of an N-layer encoder, M-layer decoder model.
+    Seq2SeqDecoder { enc_layers: usize, dec_layers: usize },
+}
+
+/// DeepNorm's (α, β) (Wang et al. 2022, Table 1; PAPERS.md §4):
+/// encoder-only (2N)^¼, (8N)^−¼; decoder-only (2M)^¼, (8M)^−¼; encoder–decoder:
+/// encoder 0.81·(N⁴M)^(1/16), 0.87·(N⁴M)^(−1/16); decoder (3M)^¼, (12M)^−¼.
+pub fn deepnorm_constants(arch: DeepNormArch) -> (f64, f64) {
+    match arch {
+        DeepNormArch::Encoder { layers: n } | DeepNormArch::Decoder { layers: n } => {
+            ((2.0 * n as f64).powf(0.25), (8.0 * n as f64).powf(-0.25))
+        }
+        DeepNormArch::Seq2SeqEncoder { enc_layers: n, dec_layers: m } => {
+            let k = (n as f64).powi(4) * m as f64;
+            (0.81 * k.powf(1.0 / 16.0), 0.87 * k.powf(-1.0 / 16.0))
+        }
+        DeepNormArch::Seq2SeqDecoder { dec_layers: m, .. } => {
+            ((3.0 * m as f64).powf(0.25), (12.0 * m as f64).powf(-0.25))
+        }
+    }
+}
+
+/// Admin's closed-form ω for n residual sublayers (admin-torch, O(log n) variant):
+/// ω = √((n+1)/ln(n+1) − 1), which makes Σᵢ β²ᵢ,ᵢ = n/(ω²+1) equal ln(n+1).
+pub fn admin_omega_closed_form(n: usize) -> f64 {
+    let m = n as f64 + 1.0;
+    (m / m.ln() - 1.0).max(0.0).sqrt()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admin_closed_form_matches_admin_torch_values() {
+        for (n, w) in [(12, 2.02), (24, 2.60), (48, 3.40), (200, 6.07)] {
+            assert!((admin_omega_closed_form(n) - w).abs() < 0.005, "n = {n}");
+        }
+    }
+
+    #[test]
+    fn deepnorm_constants_match_the_paper() {
+        let (a, b) = deepnorm_constants(DeepNormArch::Decoder { layers: 2 });
+        assert!((a - 1.4142).abs() < 1e-4 && (b - 0.5).abs() < 1e-12);
+        let (ae, _) =
+            deepnorm_constants(DeepNormArch::Seq2SeqEncoder { enc_layers: 3, dec_layers: 2 });
+        let (ad, _) =
+            deepnorm_constants(DeepNormArch::Seq2SeqDecoder { enc_layers: 3, dec_layers: 2 });
+        assert!((ae - 1.1132).abs() < 1e-4 && (ad - 1.5651).abs() < 1e-4);
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_parameters() {
+        let a: Tensor<f32> =
+            Initializer::new(InitScheme::XavierUniform, 7).linear_weight(4, 3, 1.0);
+        let b: Tensor<f32> =
+            Initializer::new(InitScheme::XavierUniform, 7).linear_weight(4, 3, 1.0);
+        assert_eq!(a.to_vec(), b.to_vec());
+        let bound = (6.0f32 / 7.0).sqrt();
+        assert!(a.to_vec().iter().all(|v| v.abs() <= bound));
+    }
+}
