@@ -31,6 +31,7 @@
 extern crate blas_src;
 
 mod autograd;
+pub mod blas;
 pub mod check;
 mod error;
 mod float;

@@ -1,0 +1,124 @@
+//! `saturn`: run experiments and build the report. Reached through `cargo xtask experiment …`
+//! and `cargo xtask report`, which install the system dependencies first.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use saturn_lab::config::Preset;
+use saturn_lab::experiments::{EXPERIMENTS, find};
+use saturn_lab::{RunOptions, print_summary, report, run_experiment};
+
+/// Reproduce the findings on norm growth and saturation, Post-LN / Pre-LN / Admin, and
+/// layer-norm placement.
+#[derive(Parser)]
+#[command(name = "saturn", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run an experiment: `list`, a NAME, or `all` (then the report).
+    Experiment(ExperimentArgs),
+    /// Gather every run's summary into docs/RESULTS.md (figures to docs/figures/).
+    Report {
+        /// Where the runs are.
+        #[arg(long, default_value = "runs")]
+        results: PathBuf,
+        /// Where RESULTS.md and figures/ go.
+        #[arg(long, default_value = "docs")]
+        docs: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct ExperimentArgs {
+    /// `list`, `all`, or an experiment name.
+    name: String,
+    /// The quick preset (the default): minutes on 2 cores.
+    #[arg(long, conflicts_with = "full")]
+    quick: bool,
+    /// The full preset: paper-scale settings.
+    #[arg(long)]
+    full: bool,
+    /// One seed (default 0).
+    #[arg(long, conflicts_with = "seeds")]
+    seed: Option<u64>,
+    /// Several seeds, comma-separated; every one is run and counted.
+    #[arg(long, value_delimiter = ',')]
+    seeds: Option<Vec<u64>>,
+    /// A TOML file overriding any fields of the preset's config.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Where run directories are written.
+    #[arg(long, default_value = "runs")]
+    out: PathBuf,
+    /// OpenBLAS threads (default: OPENBLAS_NUM_THREADS, which cargo sets to 1).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Continue each run from its last checkpoint.
+    #[arg(long)]
+    resume: bool,
+    /// Where `all` writes the report (docs/RESULTS.md).
+    #[arg(long, default_value = "docs")]
+    docs: PathBuf,
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("saturn: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> saturn_lab::Result<ExitCode> {
+    match cli.command {
+        Command::Report { results, docs } => {
+            let n = report(&results, &docs)?;
+            println!("report: {n} experiment(s) → {}", docs.join("RESULTS.md").display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Experiment(args) => {
+            if args.name == "list" {
+                for e in EXPERIMENTS {
+                    println!("{:<20} {}", e.name, e.about);
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            if let Some(n) = args.threads {
+                saturn_tensor::blas::set_num_threads(n);
+            }
+            let opts = RunOptions {
+                preset: if args.full { Preset::Full } else { Preset::Quick },
+                seeds: args.seeds.clone().unwrap_or_else(|| vec![args.seed.unwrap_or(0)]),
+                config_file: args.config.clone(),
+                out: args.out.clone(),
+                resume: args.resume,
+            };
+            let selected: Vec<_> = if args.name == "all" {
+                EXPERIMENTS.iter().collect()
+            } else {
+                vec![find(&args.name)?]
+            };
+            let mut all_hold = true;
+            for exp in &selected {
+                let summary = run_experiment(exp, &opts)?;
+                print_summary(&summary);
+                all_hold &= summary.claims.iter().all(|c| c.holds);
+            }
+            if args.name == "all" {
+                let n = report(&opts.out, &args.docs)?;
+                println!("report: {n} experiment(s) → {}", args.docs.join("RESULTS.md").display());
+            }
+            if !all_hold {
+                println!("note: some claims do not hold; see summary.json in each run directory");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

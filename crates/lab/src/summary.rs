@@ -1,0 +1,63 @@
+//! `summary.json`: what an experiment claims, what it measured, and whether each claim holds.
+//!
+//! Schema (relied on by tooling and the report):
+//! `{"experiment", "preset", "seeds", "wall_seconds", "claims": [{"id", "statement", "source",
+//! "expected", "measured": {…}, "holds"}], "metadata": {…}}`. `holds` is computed by the
+//! experiment's code from `measured`, with thresholds fixed in its source before the run.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Preset;
+use crate::metadata::Metadata;
+
+/// One claim of a paper, checked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Claim {
+    pub id: String,
+    pub statement: String,
+    /// Paper, section / figure / table.
+    pub source: String,
+    /// The criterion, in words, with its threshold.
+    pub expected: String,
+    pub measured: BTreeMap<String, serde_json::Value>,
+    pub holds: bool,
+}
+
+/// The summary of one experiment run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub experiment: String,
+    pub preset: Preset,
+    pub seeds: Vec<u64>,
+    pub wall_seconds: f64,
+    pub claims: Vec<Claim>,
+    pub metadata: Metadata,
+}
+
+/// Builds the claims of a summary.
+#[derive(Debug, Default)]
+pub struct Claims(pub Vec<Claim>);
+
+impl Claims {
+    /// Adds a claim; `measured` holds the numbers `holds` was computed from.
+    pub fn add(
+        &mut self,
+        id: &str,
+        statement: &str,
+        source: &str,
+        expected: &str,
+        measured: impl IntoIterator<Item = (&'static str, serde_json::Value)>,
+        holds: bool,
+    ) {
+        self.0.push(Claim {
+            id: id.to_string(),
+            statement: statement.to_string(),
+            source: source.to_string(),
+            expected: expected.to_string(),
+            measured: measured.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+            holds,
+        });
+    }
+}

@@ -1,0 +1,61 @@
+//! The OpenBLAS thread count and build, through OpenBLAS's own C API.
+//!
+//! OpenBLAS reads `OPENBLAS_NUM_THREADS` when the library loads (before `main`); a program that
+//! takes a `--threads` flag calls [`set_num_threads`] instead. Bits of sgemm results depend on
+//! the thread count and on the CPU kernel ([`corename`]): log both with every run
+//! (DEPENDENCIES.md, trap 6).
+
+use std::ffi::{CStr, c_char, c_int};
+
+// Provided by libopenblas, which this crate links through blas-src / openblas-src.
+unsafe extern "C" {
+    fn openblas_set_num_threads(num_threads: c_int);
+    fn openblas_get_num_threads() -> c_int;
+    fn openblas_get_corename() -> *const c_char;
+    fn openblas_get_config() -> *const c_char;
+}
+
+/// Sets the number of threads OpenBLAS uses from now on (at least 1).
+pub fn set_num_threads(n: usize) {
+    let n = n.clamp(1, c_int::MAX as usize) as c_int;
+    // SAFETY: a plain C call with a positive count.
+    unsafe { openblas_set_num_threads(n) };
+}
+
+/// The number of threads OpenBLAS uses.
+pub fn num_threads() -> usize {
+    // SAFETY: a getter without arguments.
+    (unsafe { openblas_get_num_threads() }).max(1) as usize
+}
+
+/// The OpenBLAS kernel in use, e.g. `"Cooperlake"`.
+pub fn corename() -> String {
+    // SAFETY: OpenBLAS returns a pointer to a static NUL-terminated string (or null).
+    unsafe { c_string(openblas_get_corename()) }
+}
+
+/// The OpenBLAS build configuration, e.g. `"OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY …"`.
+pub fn config() -> String {
+    // SAFETY: as for `corename`.
+    unsafe { c_string(openblas_get_config()) }
+}
+
+/// # Safety
+/// `p` is null or points to a NUL-terminated string that outlives the call.
+unsafe fn c_string(p: *const c_char) -> String {
+    if p.is_null() {
+        return "unknown".to_string();
+    }
+    // SAFETY: guaranteed by the caller.
+    unsafe { CStr::from_ptr(p) }.to_string_lossy().trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn openblas_reports_its_kernel_and_threads() {
+        assert!(super::num_threads() >= 1);
+        assert!(super::config().contains("OpenBLAS"), "{}", super::config());
+        assert!(!super::corename().is_empty());
+    }
+}
