@@ -17,6 +17,10 @@ commands:
   experiment [args]       setup, then run `saturn experiment [args]` from the lab (release),
                           e.g. `cargo xtask experiment all --quick`
   bench [args]            setup, then run the saturn-bench benchmarks (release)
+  interop-export [args]   setup, then run `saturn-interop [args]` (release): export a model, a
+                          batch and f64 gradients (or BERT outputs) for checking against
+                          PyTorch, e.g. `cargo xtask interop-export --model lm --residual pre
+                          --seed 0 --out /tmp/lm`; see docs/INTEROP.md
   report                  summarize recorded runs with `saturn report`
   help, --help, -h        show this text
 ";
@@ -36,6 +40,7 @@ fn main() -> ExitCode {
         "test" => test(rest),
         "experiment" => experiment(rest),
         "bench" => bench(rest),
+        "interop-export" => interop_export(rest),
         "report" => report(rest),
         other => {
             eprintln!("xtask: unknown command `{other}` (try `cargo xtask --help`)");
@@ -121,6 +126,16 @@ fn bench(args: &[String]) -> Result<ExitCode, String> {
     let mut cmd = cargo();
     cmd.args(["run", "--release", "--package", "saturn-bench", "--"]).args(args);
     run(cmd, "saturn-bench")
+}
+
+fn interop_export(args: &[String]) -> Result<ExitCode, String> {
+    setup::ensure(true)?;
+    if !crate_exists("crates/interop") {
+        return Err("no interop export yet: crates/interop has not landed".into());
+    }
+    let mut cmd = cargo();
+    cmd.args(["run", "--release", "-p", "saturn-interop", "--"]).args(args);
+    run(cmd, "saturn-interop")
 }
 
 fn report(args: &[String]) -> Result<ExitCode, String> {

@@ -55,7 +55,7 @@ struct ExperimentArgs {
     /// Where run directories are written.
     #[arg(long, default_value = "runs")]
     out: PathBuf,
-    /// OpenBLAS threads (default: OPENBLAS_NUM_THREADS, which cargo sets to 1).
+    /// OpenBLAS threads (default: OPENBLAS_NUM_THREADS, else 1).
     #[arg(long)]
     threads: Option<usize>,
     /// Continue each run from its last checkpoint.
@@ -90,8 +90,13 @@ fn run(cli: Cli) -> saturn_lab::Result<ExitCode> {
                 }
                 return Ok(ExitCode::SUCCESS);
             }
-            if let Some(n) = args.threads {
-                saturn_tensor::blas::set_num_threads(n);
+            match args.threads {
+                Some(n) => saturn_tensor::blas::set_num_threads(n),
+                // OpenBLAS would otherwise take every core, and its idle threads spin
+                None if std::env::var_os("OPENBLAS_NUM_THREADS").is_none() => {
+                    saturn_tensor::blas::set_num_threads(1)
+                }
+                None => {}
             }
             let opts = RunOptions {
                 preset: if args.full { Preset::Full } else { Preset::Quick },

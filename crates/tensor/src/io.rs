@@ -85,9 +85,24 @@ pub fn write_safetensors<T: Float>(
         tensors.iter().map(|(n, t)| (n.clone(), to_bytes(t))).collect();
     let views = bytes.iter().map(|(n, b)| (n.clone(), b));
     let meta = if metadata.is_empty() { None } else { Some(metadata.clone()) };
-    let buffer = safetensors::serialize(views, meta)
-        .map_err(|e| FileError::Format { path: path.to_path_buf(), reason: e.to_string() })?;
-    write_atomically(path, &buffer)
+    let format = |reason: String| FileError::Format { path: path.to_path_buf(), reason };
+    let buffer = safetensors::serialize(views, meta).map_err(|e| format(e.to_string()))?;
+    write_atomically(path, &canonical_header(buffer).map_err(format)?)
+}
+
+/// The same file with its JSON header's keys sorted (the metadata is a `HashMap`, whose order
+/// changes from run to run), so equal contents give equal bytes.
+fn canonical_header(bytes: Vec<u8>) -> Result<Vec<u8>, String> {
+    let n = u64::from_le_bytes(bytes[..8].try_into().map_err(|_| "short buffer")?) as usize;
+    let header: serde_json::Value =
+        serde_json::from_slice(&bytes[8..8 + n]).map_err(|e| e.to_string())?;
+    let mut text = serde_json::to_vec(&sorted_keys(header)).map_err(|e| e.to_string())?;
+    text.resize(text.len().next_multiple_of(8), b' ');
+    let mut out = Vec::with_capacity(bytes.len());
+    out.extend((text.len() as u64).to_le_bytes());
+    out.extend(text);
+    out.extend(&bytes[8 + n..]);
+    Ok(out)
 }
 
 /// Writes `bytes` to `path` through a temporary file and a rename.
@@ -100,6 +115,21 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
     tmp.push(".tmp");
     std::fs::write(&tmp, bytes).map_err(io)?;
     std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// `value` with every object's keys in sorted order (serde_json keeps insertion order when any
+/// crate in the build turns on its `preserve_order` feature).
+fn sorted_keys(value: serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut entries: Vec<(String, serde_json::Value)> = map.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            serde_json::Value::Object(
+                entries.into_iter().map(|(k, v)| (k, sorted_keys(v))).collect(),
+            )
+        }
+        other => other,
+    }
 }
 
 /// Reads every tensor and the metadata of a safetensors file.
@@ -231,6 +261,21 @@ mod tests {
         assert!(matches!(parse_safetensors(&path, &garbled), Err(FileError::Format { .. })));
         assert!(matches!(read_safetensors(&tmp("missing")), Err(FileError::Io { .. })));
         std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn equal_contents_give_equal_bytes() {
+        let t = Tensor::<f32>::ones(&[3]);
+        let meta: HashMap<String, String> =
+            (0..8).map(|i| (format!("k{i}"), i.to_string())).collect();
+        let (p, q) = (tmp("det-a.safetensors"), tmp("det-b.safetensors"));
+        write_safetensors(&p, &[("w".to_string(), t.clone())], &meta).unwrap();
+        let meta2: HashMap<String, String> = meta.clone().into_iter().collect();
+        write_safetensors(&q, &[("w".to_string(), t)], &meta2).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), std::fs::read(&q).unwrap());
+        assert_eq!(read_safetensors(&p).unwrap().metadata, meta);
+        std::fs::remove_file(p).unwrap();
+        std::fs::remove_file(q).unwrap();
     }
 
     #[test]

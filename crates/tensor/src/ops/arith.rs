@@ -11,19 +11,75 @@ use crate::tensor::Data;
 use crate::{Float, Result, Tensor};
 
 /// Applies `f` elementwise to `a` and `b` broadcast together.
+///
+/// Fast paths (plain loops over contiguous memory, which the compiler vectorizes) cover the
+/// cases a transformer hits: equal shapes, a row vector broadcast over leading axes (biases, LN
+/// gains), and a column broadcast over the last axis (LN statistics). Everything else goes
+/// through ndarray's general broadcasting `Zip`.
 pub(crate) fn zip_broadcast<T: Float>(
     op: &'static str,
     a: &Data<T>,
     b: &Data<T>,
     f: impl Fn(T, T) -> T,
 ) -> Result<ArrayD<T>> {
-    if a.shape() == b.shape() {
-        return Ok(Zip::from(a).and(b).map_collect(|&x, &y| f(x, y)));
+    let shape = broadcast_shape(op, a.shape(), b.shape())?;
+    if let Some(out) = contiguous_fast_path(&shape, a, b, &f)
+        .or_else(|| contiguous_fast_path(&shape, b, a, &|y, x| f(x, y)))
+    {
+        return Ok(out);
     }
-    let shape = IxDyn(&broadcast_shape(op, a.shape(), b.shape())?);
-    let (av, bv) =
-        (a.broadcast(shape.clone()).expect("checked"), b.broadcast(shape).expect("checked"));
+    let dim = IxDyn(&shape);
+    let (av, bv) = (a.broadcast(dim.clone()).expect("checked"), b.broadcast(dim).expect("checked"));
     Ok(Zip::from(&av).and(&bv).map_collect(|&x, &y| f(x, y)))
+}
+
+/// `f(a, b)` without `Zip` when `a` is standard-layout with the output's shape and `b` is
+/// standard-layout and equal, a trailing block of `a` (a row broadcast), or `a`'s shape with
+/// trailing ones (a column broadcast). `None` when no fast path applies.
+fn contiguous_fast_path<T: Float>(
+    shape: &[usize],
+    a: &Data<T>,
+    b: &Data<T>,
+    f: &impl Fn(T, T) -> T,
+) -> Option<ArrayD<T>> {
+    if a.shape() != shape {
+        return None;
+    }
+    let (xs, ys) = (a.as_slice()?, b.as_slice()?);
+    let out: Vec<T> = if xs.len() == ys.len() {
+        xs.iter().zip(ys).map(|(&x, &y)| f(x, y)).collect()
+    } else if ys.is_empty() || xs.is_empty() {
+        return None;
+    } else {
+        // strip b's leading ones; what remains is aligned with a's trailing axes
+        let bs = b.shape();
+        let bs = &bs[bs.iter().position(|&s| s != 1).unwrap_or(bs.len())..];
+        let tail = &shape[shape.len() - bs.len()..];
+        if bs == tail {
+            // row broadcast: b repeats every ys.len() elements
+            xs.chunks_exact(ys.len())
+                .flat_map(|row| row.iter().zip(ys).map(|(&x, &y)| f(x, y)))
+                .collect()
+        } else {
+            // column broadcast: b = a's shape with its last k axes set to 1
+            let lead = bs.iter().rposition(|&s| s != 1).map_or(0, |i| i + 1);
+            let offset = shape.len() - bs.len();
+            let same_lead =
+                bs[..lead] == shape[offset..offset + lead] && bs[lead..].iter().all(|&s| s == 1);
+            if !same_lead || xs.len() % ys.len() != 0 {
+                return None;
+            }
+            let block = xs.len() / ys.len();
+            if shape[..offset].iter().product::<usize>() != 1 {
+                return None;
+            }
+            xs.chunks_exact(block)
+                .zip(ys)
+                .flat_map(|(row, &y)| row.iter().map(move |&x| f(x, y)))
+                .collect()
+        }
+    };
+    Some(ArrayD::from_shape_vec(IxDyn(shape), out).expect("length matches the shape"))
 }
 
 impl<T: Float> Tensor<T> {
