@@ -76,13 +76,11 @@ impl AttentionMask<'_> {
     /// The blocked positions as a [B, 1, T_q, T_k] boolean array (true = −∞), or None when
     /// nothing is blocked.
     fn blocked(&self, batch: usize, tq: usize, tk: usize) -> Result<Option<ArrayD<bool>>> {
-        if let Some(keys) = &self.keys {
-            if keys.dim() != (batch, tk) {
-                return Err(batch_err(format!(
-                    "key mask is {:?}, attention needs [{batch}, {tk}]",
-                    keys.dim()
-                )));
-            }
+        if let Some(keys) = self.keys.filter(|k| k.dim() != (batch, tk)) {
+            return Err(batch_err(format!(
+                "key mask is {:?}, attention needs [{batch}, {tk}]",
+                keys.dim()
+            )));
         }
         if !self.causal && self.keys.is_none() {
             return Ok(None);
@@ -117,7 +115,7 @@ impl<T: Float> MultiHeadAttention<T> {
         value_gain: f64,
         xavier_normal_values: bool,
     ) -> Result<Self> {
-        if n_heads == 0 || d % n_heads != 0 {
+        if n_heads == 0 || !d.is_multiple_of(n_heads) {
             return Err(config_err(format!("d_model {d} is not divisible by {n_heads} heads")));
         }
         let value_linear = |init: &mut Initializer| {

@@ -136,7 +136,7 @@ mod tests {
     #[test]
     fn deepnorm_constants_match_the_paper() {
         let (a, b) = deepnorm_constants(DeepNormArch::Decoder { layers: 2 });
-        assert!((a - 1.4142).abs() < 1e-4 && (b - 0.5).abs() < 1e-12);
+        assert!((a - 2f64.sqrt()).abs() < 1e-12 && (b - 0.5).abs() < 1e-12);
         let (ae, _) =
             deepnorm_constants(DeepNormArch::Seq2SeqEncoder { enc_layers: 3, dec_layers: 2 });
         let (ad, _) =

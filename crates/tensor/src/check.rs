@@ -119,7 +119,7 @@ where
 {
     let xs: Vec<Tensor<f64>> = inputs.iter().map(Tensor::detach_param).collect();
     let probe = Projection::new(&f, &xs, opts.seed)?;
-    let mut rng = rand_pcg::Pcg64::seed_from_u64(opts.seed ^ 0x5eed_0f_d1);
+    let mut rng = rand_pcg::Pcg64::seed_from_u64(opts.seed ^ 0x5eed_0fd1);
     let v: Vec<Tensor<f64>> = xs
         .iter()
         .map(|x| {

@@ -354,10 +354,10 @@ impl<T: Float> Drop for Node<T> {
         let mut stack = grad_fn.inputs;
         drop(grad_fn.rule);
         while let Some(tensor) = stack.pop() {
-            if let Ok(mut node) = Arc::try_unwrap(tensor.0) {
-                if let Some(inner) = node.grad_fn.take() {
-                    stack.extend(inner.inputs);
-                }
+            if let Ok(mut node) = Arc::try_unwrap(tensor.0)
+                && let Some(inner) = node.grad_fn.take()
+            {
+                stack.extend(inner.inputs);
             }
         }
     }

@@ -116,7 +116,7 @@ impl LmConfig {
                 return Err(config_err(format!("{name} must be positive")));
             }
         }
-        if self.d_model % self.n_heads != 0 {
+        if !self.d_model.is_multiple_of(self.n_heads) {
             return Err(config_err(format!(
                 "d_model {} is not divisible by n_heads {}",
                 self.d_model, self.n_heads
@@ -125,7 +125,7 @@ impl LmConfig {
         if !(0.0..1.0).contains(&self.dropout) {
             return Err(config_err(format!("dropout {} is outside [0, 1)", self.dropout)));
         }
-        if !(self.ln_eps >= 0.0) {
+        if self.ln_eps.is_nan() || self.ln_eps < 0.0 {
             return Err(config_err(format!("ln_eps {} must be ≥ 0", self.ln_eps)));
         }
         Ok(())
@@ -269,13 +269,11 @@ pub fn token_cross_entropy<T: Float>(
     if shape.len() != 3 || shape[0] != b || shape[1] != t {
         return Err(batch_err(format!("logits {shape:?} do not fit targets [{b}, {t}]")));
     }
-    if let Some(m) = &mask {
-        if m.dim() != (b, t) {
-            return Err(batch_err(format!(
-                "target mask {:?} does not fit targets [{b}, {t}]",
-                m.dim()
-            )));
-        }
+    if let Some(m) = mask.filter(|m| m.dim() != (b, t)) {
+        return Err(batch_err(format!(
+            "target mask {:?} does not fit targets [{b}, {t}]",
+            m.dim()
+        )));
     }
     const IGNORED: usize = usize::MAX;
     let flat: Vec<usize> = targets

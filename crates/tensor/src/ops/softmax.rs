@@ -41,7 +41,7 @@ impl<T: Float> Tensor<T> {
         let ax = normalize_axis("log_softmax", axis, x.ndim())?;
         let m = row_max(&x, ax);
         let mut shifted = x.to_owned();
-        Zip::from(&mut shifted).and_broadcast(&m).for_each(|v, &m| *v = *v - m);
+        Zip::from(&mut shifted).and_broadcast(&m).for_each(|v, &m| *v -= m);
         let lse = shifted.mapv(T::exp).sum_axis(Axis(ax)).mapv(T::ln).insert_axis(Axis(ax));
         shifted -= &lse;
         Ok(Tensor::from_op(shifted.into_shared(), "log_softmax", &[self], move |a| {
