@@ -116,7 +116,10 @@ pub fn deepnorm_constants(arch: DeepNormArch) -> (f64, f64) {
 }
 
 /// Admin's closed-form ω for n residual sublayers (admin-torch, O(log n) variant):
-/// ω = √((n+1)/ln(n+1) − 1), which makes Σᵢ β²ᵢ,ᵢ = n/(ω²+1) equal ln(n+1).
+/// ω = √((n+1)/ln(n+1) − 1). It solves (n+1)/(ω²+1) = ln(n+1), so the sum of squared
+/// dependencies with a constant ω, Σᵢ β²ᵢ,ᵢ = n/(ω²+1) = ln(n+1)·n/(n+1), grows like ln n
+/// (PAPERS.md §2.4 writes n/(ω²+1) = ln(n+1), which is off by the factor n/(n+1); see the
+/// Admin theorem test).
 pub fn admin_omega_closed_form(n: usize) -> f64 {
     let m = n as f64 + 1.0;
     (m / m.ln() - 1.0).max(0.0).sqrt()
