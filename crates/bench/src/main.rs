@@ -1,0 +1,344 @@
+//! `saturn-bench`: speed of saturn-tensor on the CPU, as JSON lines.
+//!
+//! Four benchmarks, each a list of named cases (`bench/config/case/dtype`, e.g.
+//! `matmul/medium/ffn_up/f32`; `--list` prints them, `--filter` picks by substring):
+//! - [`matmul`]: GEMM through `Tensor::matmul` at the shapes of the decoder-LM configs of
+//!   `shared/bench/README.md` (tiny, small, medium), against raw `ndarray` GEMM on the same data;
+//! - [`mlp`]: forward, backward and forward+backward of a 2-layer MLP with a cross-entropy loss;
+//! - [`hvp`]: one gradient against one exact Hessian-vector product of that MLP, f64 and f32;
+//! - [`elementwise`]: single non-GEMM operations (add, tanh, gelu, softmax, …) against plain
+//!   loops, and the fixed cost of one operation with and without graph recording.
+//!
+//! Output: one JSON object per line on stdout and nothing else there; progress and diagnostics
+//! go to stderr. Every line carries `bench`, `dtype`, `threads` (OpenBLAS threads, see [`blas`]),
+//! `ms` (median of `runs` timed runs after warm-up), `min_ms`, `max_ms`, `runs`, and
+//! `git_commit` when `git rev-parse --short HEAD` works, `blas_core` (OpenBLAS kernel) and `cpu`;
+//! lines with `gflops` also carry `peak_fraction` = gflops / (`--peak-gflops` × threads). Inputs come from a PCG64 generator with
+//! a fixed seed, so every run sees the same numbers.
+
+mod blas;
+mod elementwise;
+mod hvp;
+mod matmul;
+mod mlp;
+mod timing;
+
+use std::error::Error;
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{Parser, ValueEnum};
+use rand::SeedableRng;
+use serde_json::Value;
+
+use timing::{Plan, Stats};
+
+/// Any error of a benchmark (tensor errors, failed sanity checks).
+pub type BenchResult<T> = Result<T, Box<dyn Error>>;
+
+/// The seed of every input: each case starts its own generator from it, so a case sees the same
+/// inputs whatever `--filter` selects.
+pub const SEED: u64 = 0x5a7_0e41;
+
+/// A fresh generator seeded with [`SEED`].
+pub fn rng() -> rand_pcg::Pcg64 {
+    rand_pcg::Pcg64::seed_from_u64(SEED)
+}
+
+/// Peak GFLOP/s of one thread for `dtype`, from the FP32 peak: FP64 has half the SIMD lanes.
+fn peak_gflops_per_thread(fp32_peak: f64, dtype: &str) -> f64 {
+    if dtype == "f64" { fp32_peak / 2.0 } else { fp32_peak }
+}
+
+fn positive_f64(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+        _ => Err(format!("`{s}` is not a positive number")),
+    }
+}
+
+/// The CPU model from /proc/cpuinfo (Linux), e.g. "AMD EPYC 9R14" or "Intel(R) Xeon(R) ...".
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+/// Times saturn-tensor on the CPU: GEMM at transformer shapes, MLP forward/backward, exact HVP.
+///
+/// Prints one JSON object per line on stdout (progress on stderr). The OpenBLAS thread count is
+/// read by OpenBLAS from OPENBLAS_NUM_THREADS when the library loads, so set it in the
+/// environment (`OPENBLAS_NUM_THREADS=2 cargo xtask bench`); when unset, one thread is used.
+#[derive(Debug, Parser)]
+#[command(name = "saturn-bench", version)]
+struct Cli {
+    /// Timed runs per case (the median is reported).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    runs: Option<u32>,
+
+    /// Untimed warm-up runs per case.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=1_000))]
+    warmup: Option<u32>,
+
+    /// Fewer runs (5, 1 warm-up) and fewer shapes: finishes in well under 30 s.
+    #[arg(long)]
+    quick: bool,
+
+    /// Only the cases whose name (bench/config/case, e.g. `matmul/medium/ffn_up`) contains this.
+    #[arg(long, value_name = "SUBSTRING")]
+    filter: Option<String>,
+
+    /// Element type of the matmul and mlp cases (hvp always runs both f64 and f32).
+    #[arg(long, value_enum, default_value_t = DTypeArg::F32)]
+    dtype: DTypeArg,
+
+    /// FP32 peak GFLOP/s of one core, the denominator of `peak_fraction` (f64 uses half).
+    /// The default is the FMA peak measured on the project's reference machine (AMD Zen 4).
+    #[arg(long, value_name = "GFLOPS", default_value_t = 115.0, value_parser = positive_f64)]
+    peak_gflops: f64,
+
+    /// Print the names of the selected cases (one per line) instead of running them.
+    #[arg(long)]
+    list: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum DTypeArg {
+    F32,
+    F64,
+    /// f32 then f64.
+    All,
+}
+
+/// An element type, as a runtime value (cases dispatch to the generic code on it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DType {
+    F32,
+    F64,
+}
+
+impl DType {
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::F32 => "f32",
+            DType::F64 => "f64",
+        }
+    }
+}
+
+/// What every case needs to know about the run.
+pub struct Ctx {
+    pub plan: Plan,
+    pub quick: bool,
+    pub dtypes: Vec<DType>,
+}
+
+/// One JSON output line, keys in insertion order.
+#[derive(Debug, Clone)]
+pub struct Record(Vec<(&'static str, Value)>);
+
+impl Record {
+    /// A line of benchmark `bench`.
+    pub fn new(bench: &'static str) -> Record {
+        Record(vec![("bench", Value::from(bench))])
+    }
+
+    /// Adds (or replaces) a field.
+    pub fn with(mut self, key: &'static str, value: impl Into<Value>) -> Record {
+        let value = value.into();
+        match self.0.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = value,
+            None => self.0.push((key, value)),
+        }
+        self
+    }
+
+    /// Adds a number rounded to 5 significant digits (keeps the lines short).
+    pub fn num(self, key: &'static str, x: f64) -> Record {
+        self.with(key, round_sig(x, 5))
+    }
+
+    /// Adds the timing fields: `ms` (median), `min_ms`, `max_ms`, `runs`.
+    pub fn stats(self, s: &Stats) -> Record {
+        self.num("ms", s.median_ms)
+            .num("min_ms", s.min_ms)
+            .num("max_ms", s.max_ms)
+            .with("runs", s.runs)
+    }
+
+    /// The value of a field, if set.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.0.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+
+    fn to_json(&self) -> String {
+        let fields: Vec<String> =
+            self.0.iter().map(|(k, v)| format!("{}:{}", Value::from(*k), v)).collect();
+        format!("{{{}}}", fields.join(","))
+    }
+}
+
+/// The code of a case: runs it and gives its output lines.
+pub type CaseFn = Box<dyn Fn(&Ctx) -> BenchResult<Vec<Record>>>;
+
+/// A named case and the code that runs it.
+pub struct Case {
+    pub name: String,
+    pub run: CaseFn,
+}
+
+impl Case {
+    pub fn new(
+        name: impl Into<String>,
+        run: impl Fn(&Ctx) -> BenchResult<Vec<Record>> + 'static,
+    ) -> Case {
+        Case { name: name.into(), run: Box::new(run) }
+    }
+}
+
+/// `x` rounded to `digits` significant digits (decimal), printed without binary noise.
+fn round_sig(x: f64, digits: i32) -> f64 {
+    if x == 0.0 || !x.is_finite() {
+        return x;
+    }
+    let exp = digits - 1 - x.abs().log10().floor() as i32;
+    if exp >= 0 {
+        let scale = 10f64.powi(exp);
+        (x * scale).round() / scale
+    } else {
+        let unit = 10f64.powi(-exp);
+        (x / unit).round() * unit
+    }
+}
+
+fn git_commit() -> Option<String> {
+    let out = std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let s = String::from_utf8(out.stdout).ok()?.trim().to_string();
+    (out.status.success() && !s.is_empty()).then_some(s)
+}
+
+fn run(cli: Cli) -> BenchResult<()> {
+    let runs = cli.runs.map_or(if cli.quick { 5 } else { 10 }, |n| n as usize);
+    let warmup = cli.warmup.map_or(if cli.quick { 1 } else { 2 }, |n| n as usize);
+    let dtypes = match cli.dtype {
+        DTypeArg::F32 => vec![DType::F32],
+        DTypeArg::F64 => vec![DType::F64],
+        DTypeArg::All => vec![DType::F32, DType::F64],
+    };
+    let ctx = Ctx { plan: Plan { warmup, runs }, quick: cli.quick, dtypes };
+
+    let mut cases = matmul::cases(&ctx);
+    cases.extend(mlp::cases(&ctx));
+    cases.extend(hvp::cases(&ctx));
+    cases.extend(elementwise::cases(&ctx));
+    if let Some(f) = &cli.filter {
+        cases.retain(|c| c.name.contains(f.as_str()));
+        if cases.is_empty() {
+            return Err(format!(
+                "no benchmark case matches --filter {f:?} (see `saturn-bench --list`)"
+            )
+            .into());
+        }
+    }
+    let mut stdout = std::io::stdout().lock();
+    if cli.list {
+        for c in &cases {
+            writeln!(stdout, "{}", c.name)?;
+        }
+        return Ok(());
+    }
+
+    let threads = blas::configure_threads();
+    let commit = git_commit();
+    let core = blas::corename();
+    let cpu = cpu_model();
+    eprintln!(
+        "saturn-bench: {} cases, {runs} runs + {warmup} warm-up each; CPU {cpu} (peak taken as \
+         {} GFLOP/s/thread f32); OpenBLAS threads {threads} ({}); commit {}",
+        cases.len(),
+        cli.peak_gflops,
+        blas::config(),
+        commit.as_deref().unwrap_or("unknown"),
+    );
+    let start = std::time::Instant::now();
+    for (i, case) in cases.iter().enumerate() {
+        eprintln!("[{:>3}/{}] {}", i + 1, cases.len(), case.name);
+        let records =
+            (case.run)(&ctx).map_err(|e| format!("benchmark case {} failed: {e}", case.name))?;
+        for r in records {
+            let mut r = r.with("threads", threads);
+            if let Some(g) = r.get("gflops").and_then(Value::as_f64) {
+                let dtype = r.get("dtype").and_then(Value::as_str).unwrap_or("f32");
+                let peak = peak_gflops_per_thread(cli.peak_gflops, dtype) * threads as f64;
+                r = r.num("peak_fraction", g / peak);
+            }
+            if let Some(c) = &commit {
+                r = r.with("git_commit", c.as_str());
+            }
+            r = r.with("blas_core", core.as_str()).with("cpu", cpu.as_str());
+            writeln!(stdout, "{}", r.to_json())?;
+        }
+        stdout.flush()?;
+    }
+    eprintln!("saturn-bench: done in {:.1} s", start.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            // clap's message is several lines (error, possible values, usage, hint): keep its
+            // first paragraph on one line.
+            let msg = e.to_string();
+            let first: Vec<&str> =
+                msg.lines().map(str::trim).take_while(|l| !l.is_empty()).collect();
+            eprintln!("saturn-bench: {} (see --help)", first.join(" "));
+            return ExitCode::from(2);
+        }
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("saturn-bench: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_keep_five_significant_digits() {
+        assert_eq!(round_sig(0.000322391, 5), 0.00032239);
+        assert_eq!(round_sig(947818.4, 5), 947820.0);
+        assert_eq!(round_sig(-17.44444, 5), -17.444);
+        assert_eq!(round_sig(0.0, 5), 0.0);
+    }
+
+    #[test]
+    fn records_print_as_one_json_object_in_insertion_order() {
+        let r = Record::new("matmul").with("shape", "2x3x4").num("ms", 1.234567).with("runs", 3);
+        let line = r.with("shape", "4x3x2").to_json();
+        assert_eq!(line, r#"{"bench":"matmul","shape":"4x3x2","ms":1.2346,"runs":3}"#);
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["runs"], 3);
+    }
+}
