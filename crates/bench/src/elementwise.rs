@@ -6,6 +6,10 @@
 //! same thing (`a + b`, `max(x, 0)`, `x.tanh()`, …) its median is `raw_ms`, the baseline of what
 //! one pass over the memory costs; `raw_ms` is absent for composite ops. No FLOPs are counted.
 //!
+//! `layer_norm` and `masked_softmax` (scale 1/8, a causal-style mask) are the fused operations;
+//! the `*_composite` cases compute the same values the way saturn-tensor did before they were
+//! fused (≈ 10 ops; `mul_scalar` + `masked_fill(−∞)` + `softmax`).
+//!
 //! The `overhead/*` cases time one `add` of two 16-element tensors, untracked and tracked (both
 //! inputs parameters, recording on, the graph dropped after each call): the fixed cost of an
 //! operation and of recording it.
@@ -24,7 +28,7 @@ type Op = fn(&Tensor<f32>, &Tensor<f32>, &Tensor<f32>) -> Result<Tensor<f32>>;
 type Raw = fn(&[f32], &[f32]) -> Vec<f32>;
 
 /// (name, tensor inputs read, saturn-tensor op on (x, y, bias), plain-loop baseline).
-const OPS: [(&str, usize, Op, Option<Raw>); 13] = [
+const OPS: [(&str, usize, Op, Option<Raw>); 17] = [
     ("add", 2, |x, y, _| x.add(y), Some(|a, b| a.iter().zip(b).map(|(x, y)| x + y).collect())),
     ("mul", 2, |x, y, _| x.mul(y), Some(|a, b| a.iter().zip(b).map(|(x, y)| x * y).collect())),
     ("add_bias", 2, |x, _, b| x.add(b), None),
@@ -41,9 +45,31 @@ const OPS: [(&str, usize, Op, Option<Raw>); 13] = [
     ("gelu_tanh", 1, |x, _, _| x.gelu_tanh(), None),
     ("gelu", 1, |x, _, _| x.gelu(), None),
     ("softmax", 1, |x, _, _| x.softmax(-1), None),
+    ("layer_norm", 1, |x, _, b| x.layer_norm(Some(b), Some(b), 1e-5), None),
+    ("layer_norm_composite", 1, |x, _, b| layer_norm_composite(x, b), None),
+    ("masked_softmax", 1, |x, _, _| x.masked_softmax(Some(causal_mask()), 0.125), None),
+    (
+        "masked_softmax_composite",
+        1,
+        |x, _, _| x.mul_scalar(0.125).masked_fill(causal_mask(), f64::NEG_INFINITY)?.softmax(-1),
+        None,
+    ),
     ("sum_all", 1, |x, _, _| Ok(x.sum_all()), None),
     ("sum_to_bias", 1, |x, _, _| x.sum_to(&[COLS]), None),
 ];
+
+/// The layer norm saturn-tensor computed before it was fused (≈ 10 operations), for comparison.
+fn layer_norm_composite(x: &Tensor<f32>, gb: &Tensor<f32>) -> Result<Tensor<f32>> {
+    let centered = x.sub(&x.mean_axis(-1, true)?)?;
+    let var = centered.mul(&centered)?.mean_axis(-1, true)?;
+    centered.mul(&var.add_scalar(1e-5).powf(-0.5))?.mul(gb)?.add(gb)
+}
+
+/// A causal-style [512, 1024] mask (column j blocked for row i when j > 2i), built once.
+fn causal_mask() -> &'static ArrayD<bool> {
+    static MASK: std::sync::OnceLock<ArrayD<bool>> = std::sync::OnceLock::new();
+    MASK.get_or_init(|| ArrayD::from_shape_fn(IxDyn(&[ROWS, COLS]), |p| p[1] > 2 * p[0]))
+}
 
 fn random(shape: &[usize], rng: &mut impl RngExt) -> ArrayD<f32> {
     ArrayD::from_shape_fn(IxDyn(shape), |_| rng.random_range(-2.0f32..2.0))

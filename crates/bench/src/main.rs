@@ -1,11 +1,13 @@
 //! `saturn-bench`: speed of saturn-tensor on the CPU, as JSON lines.
 //!
-//! Four benchmarks, each a list of named cases (`bench/config/case/dtype`, e.g.
+//! Five benchmarks, each a list of named cases (`bench/config/case/dtype`, e.g.
 //! `matmul/medium/ffn_up/f32`; `--list` prints them, `--filter` picks by substring):
 //! - [`matmul`]: GEMM through `Tensor::matmul` at the shapes of the decoder-LM configs of
 //!   `shared/bench/README.md` (tiny, small, medium), against raw `ndarray` GEMM on the same data;
 //! - [`mlp`]: forward, backward and forward+backward of a 2-layer MLP with a cross-entropy loss;
 //! - [`hvp`]: one gradient against one exact Hessian-vector product of that MLP, f64 and f32;
+//! - [`step`]: a training step (forward, backward, Adam) of the decoder LM of
+//!   `shared/bench/torch_ref.py`, every config × residual variant, to compare with PyTorch;
 //! - [`elementwise`]: single non-GEMM operations (add, tanh, gelu, softmax, …) against plain
 //!   loops, and the fixed cost of one operation with and without graph recording.
 //!
@@ -13,7 +15,8 @@
 //! go to stderr. Every line carries `bench`, `dtype`, `threads` (OpenBLAS threads, see [`blas`]),
 //! `ms` (median of `runs` timed runs after warm-up), `min_ms`, `max_ms`, `runs`, and
 //! `git_commit` when `git rev-parse --short HEAD` works, `blas_core` (OpenBLAS kernel) and `cpu`;
-//! lines with `gflops` also carry `peak_fraction` = gflops / (`--peak-gflops` × threads). Inputs come from a PCG64 generator with
+//! `malloc_tuned` (whether `saturn_tensor::alloc::tune_malloc` was applied; `--no-tune-malloc`
+//! turns it off); lines with `gflops` also carry `peak_fraction` = gflops / (`--peak-gflops` × threads). Inputs come from a PCG64 generator with
 //! a fixed seed, so every run sees the same numbers.
 
 mod blas;
@@ -21,6 +24,7 @@ mod elementwise;
 mod hvp;
 mod matmul;
 mod mlp;
+mod step;
 mod timing;
 
 use std::error::Error;
@@ -106,6 +110,11 @@ struct Cli {
     /// Print the names of the selected cases (one per line) instead of running them.
     #[arg(long)]
     list: bool,
+
+    /// Leave glibc's malloc thresholds at their defaults instead of calling
+    /// `saturn_tensor::alloc::tune_malloc` at startup (to measure what the tuning buys).
+    #[arg(long)]
+    no_tune_malloc: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -241,6 +250,7 @@ fn run(cli: Cli) -> BenchResult<()> {
     cases.extend(mlp::cases(&ctx));
     cases.extend(hvp::cases(&ctx));
     cases.extend(elementwise::cases(&ctx));
+    cases.extend(step::cases(&ctx));
     if let Some(f) = &cli.filter {
         cases.retain(|c| c.name.contains(f.as_str()));
         if cases.is_empty() {
@@ -258,6 +268,7 @@ fn run(cli: Cli) -> BenchResult<()> {
         return Ok(());
     }
 
+    let malloc_tuned = !cli.no_tune_malloc && saturn_tensor::alloc::tune_malloc();
     let threads = blas::configure_threads();
     let commit = git_commit();
     let core = blas::corename();
@@ -285,7 +296,10 @@ fn run(cli: Cli) -> BenchResult<()> {
             if let Some(c) = &commit {
                 r = r.with("git_commit", c.as_str());
             }
-            r = r.with("blas_core", core.as_str()).with("cpu", cpu.as_str());
+            r = r
+                .with("blas_core", core.as_str())
+                .with("cpu", cpu.as_str())
+                .with("malloc_tuned", malloc_tuned);
             writeln!(stdout, "{}", r.to_json())?;
         }
         stdout.flush()?;

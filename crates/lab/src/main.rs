@@ -67,6 +67,8 @@ struct ExperimentArgs {
 }
 
 fn main() -> ExitCode {
+    // Keep freed activation buffers in the heap across training steps (see saturn_tensor::alloc).
+    saturn_tensor::alloc::tune_malloc();
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(e) => {

@@ -61,7 +61,7 @@ impl TrainConfig {
                 "steps, eval_every and log_every must be positive".into(),
             ));
         }
-        if self.clip.is_some_and(|c| !(c > 0.0)) {
+        if self.clip.is_some_and(|c| c.is_nan() || c <= 0.0) {
             return Err(LabError::Config("clip must be positive".into()));
         }
         Ok(self.schedule.validate()?)
@@ -209,16 +209,14 @@ pub fn train<K: Task>(
         window_sum: 0.0,
         window_count: 0,
     };
-    if resume {
-        if let Some(saved) = load_checkpoint(dir, model, opt.as_mut())? {
-            if saved.config != config_json {
-                return Err(LabError::Run(format!(
-                    "{}: the checkpoint was made with another training config; remove it or run without --resume",
-                    dir.path.display()
-                )));
-            }
-            state = saved;
+    if resume && let Some(saved) = load_checkpoint(dir, model, opt.as_mut())? {
+        if saved.config != config_json {
+            return Err(LabError::Run(format!(
+                "{}: the checkpoint was made with another training config; remove it or run without --resume",
+                dir.path.display()
+            )));
         }
+        state = saved;
     }
     if state.steps_done == 0 && state.metrics.rows.is_empty() {
         let mut row = vec![("valid_loss".to_string(), task.valid_loss(model)?)];
@@ -250,13 +248,13 @@ pub fn train<K: Task>(
         state.window_count += 1;
         let done = state.steps_done;
         let last = done == cfg.steps;
-        if done % cfg.log_every == 0 || last || done % cfg.eval_every == 0 {
+        if done.is_multiple_of(cfg.log_every) || last || done.is_multiple_of(cfg.eval_every) {
             let mut row = vec![("lr".to_string(), lr), ("grad_norm".to_string(), norm)];
             if state.window_count > 0 {
                 row.push(("train_loss".to_string(), state.window_sum / state.window_count as f64));
                 (state.window_sum, state.window_count) = (0.0, 0);
             }
-            if done % cfg.eval_every == 0 || last {
+            if done.is_multiple_of(cfg.eval_every) || last {
                 let valid = task.valid_loss(model)?;
                 row.push(("valid_loss".to_string(), valid));
                 if !valid.is_finite()
@@ -270,7 +268,7 @@ pub fn train<K: Task>(
             state.metrics.push(done, row);
         }
         progress.set(done as u64, "");
-        if (cfg.checkpoint_every > 0 && done % cfg.checkpoint_every == 0)
+        if (cfg.checkpoint_every > 0 && done.is_multiple_of(cfg.checkpoint_every))
             || last
             || state.diverged_at_step.is_some()
         {

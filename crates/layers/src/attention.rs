@@ -157,23 +157,37 @@ impl<T: Float> MultiHeadAttention<T> {
         let q = self.q.forward(x_q)?.reshape(&[b, tq, h, dh])?.permute(&[0, 2, 1, 3])?;
         let k_t = self.k.forward(x_kv)?.reshape(&[b, tk, h, dh])?.permute(&[0, 2, 3, 1])?;
         let v = self.v.forward(x_kv)?.reshape(&[b, tk, h, dh])?.permute(&[0, 2, 1, 3])?;
-        let mut scores = q.matmul(&k_t)?;
-        if self.scale_scores {
-            scores = scores.mul_scalar(1.0 / (dh as f64).sqrt());
-        }
-        if let Some(blocked) = mask.blocked(b, tq, tk)? {
-            scores = scores.masked_fill(&blocked, f64::NEG_INFINITY)?;
-        }
+        let scores = q.matmul(&k_t)?;
+        let score_scale = if self.scale_scores { 1.0 / (dh as f64).sqrt() } else { 1.0 };
+        let blocked = mask.blocked(b, tq, tk)?;
+        // Softmax modes go through the fused masked softmax (one pass, one graph node); the
+        // saturated mode needs the masked scores themselves.
         let probs = match ctx.attention {
-            AttentionMode::Softmax => scores.softmax(-1)?,
-            AttentionMode::Scaled { c } => scores.mul_scalar(c).softmax(-1)?,
-            AttentionMode::Saturated { tie_tol } => saturated_softmax(&scores, tie_tol)?,
+            AttentionMode::Softmax => scores.masked_softmax(blocked.as_ref(), score_scale)?,
+            AttentionMode::Scaled { c } if c > 0.0 => {
+                scores.masked_softmax(blocked.as_ref(), score_scale * c)?
+            }
+            AttentionMode::Scaled { c } => {
+                masked(scores.mul_scalar(score_scale), blocked.as_ref())?.mul_scalar(c).softmax(-1)?
+            }
+            AttentionMode::Saturated { tie_tol } => saturated_softmax(
+                &masked(scores.mul_scalar(score_scale), blocked.as_ref())?,
+                tie_tol,
+            )?,
         };
         if let Some(trace) = ctx.trace.as_mut() {
             trace.attention.push(AttentionTrace { name: name.to_string(), probs: probs.clone() });
         }
         let y = probs.matmul(&v)?.permute(&[0, 2, 1, 3])?.reshape(&[b, tq, d])?;
         Ok((self.o.forward(&y)?, probs))
+    }
+}
+
+/// Scores with −∞ where `blocked` is true (no mask: the scores unchanged).
+fn masked<T: Float>(scores: Tensor<T>, blocked: Option<&ArrayD<bool>>) -> Result<Tensor<T>> {
+    match blocked {
+        Some(m) => Ok(scores.masked_fill(m, f64::NEG_INFINITY)?),
+        None => Ok(scores),
     }
 }
 

@@ -1,3 +1,4 @@
+#![cfg_attr(test, allow(clippy::cloned_ref_to_slice_refs))]
 //! # saturn-tensor
 //!
 //! N-dimensional `f32` / `f64` tensors on [`ndarray`] with matrix products through OpenBLAS,
@@ -26,10 +27,13 @@
 //!   differentiated again: [`hvp`] gives exact Hessian-vector products by double backward.
 //! - [`gradcheck`] and [`gradgradcheck`] compare first and second derivatives with central
 //!   differences in `f64`; every operation's tests use them.
+//! - [`alloc::tune_malloc`]: binaries call it at startup so that glibc keeps freed tensor
+//!   buffers instead of unmapping them (see `docs/PERFORMANCE.md`).
 
 // Link OpenBLAS (the provider of ndarray's `blas` feature) exactly once, here.
 extern crate blas_src;
 
+pub mod alloc;
 mod autograd;
 pub mod blas;
 pub mod check;

@@ -3,12 +3,18 @@
 //! ℓᵢ = (1 − ε)·(−log pᵢ,ₜᵢ) + ε·(−(1/C) Σ_c log pᵢ,c),  loss = Σ_{i kept} ℓᵢ / #kept,
 //!
 //! with p = softmax(logits), ε the label smoothing, and rows whose target is `ignore_index`
-//! left out of both sums (all rows ignored gives NaN, as PyTorch). Composed of log_softmax,
-//! gather and reductions, so every derivative order follows.
+//! left out of both sums (all rows ignored gives NaN, as PyTorch).
+//!
+//! One fused operation: the forward pass is a log-sum-exp per row, in the max-shifted logits
+//! (row sums accumulated in f64). The
+//! gradient is dlogits = g·wᵢ·(softmax(x) − q) with q = (1 − ε)·onehot(t) + ε/C and
+//! wᵢ = 1[row kept]/#kept: in one pass per row as a constant when recording is off (first
+//! order), and in differentiable operations (softmax, sub, mul) under `create_graph`, so every
+//! derivative order follows.
 
 use ndarray::{ArrayD, IxDyn};
 
-use crate::{Float, Result, Tensor, TensorError};
+use crate::{Float, Result, Tensor, TensorError, is_grad_enabled};
 
 /// Options of [`Tensor::cross_entropy`].
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -52,20 +58,69 @@ impl<T: Float> Tensor<T> {
                 });
             }
         }
-        let index =
-            ArrayD::from_shape_fn(IxDyn(&[n, 1]), |p| if kept[p[0]] { targets[p[0]] } else { 0 });
-        let weight = Tensor::constant(ArrayD::from_shape_fn(IxDyn(&[n, 1]), |p| {
-            if kept[p[0]] { T::one() } else { T::zero() }
-        }));
         let count = kept.iter().filter(|&&k| k).count() as f64;
-        let log_p = self.log_softmax(-1)?;
-        let mut per_row = log_p.gather(1, &index)?.neg();
-        if opts.label_smoothing > 0.0 {
-            let eps = opts.label_smoothing;
-            let smooth = log_p.mean_axis(-1, true)?.neg();
-            per_row = per_row.mul_scalar(1.0 - eps).add(&smooth.mul_scalar(eps))?;
+        let eps = opts.label_smoothing;
+        // forward, row by row, in the max-shifted logits z = x − m (so large logits lose no
+        // digits): ℓᵢ = ln Σ e^z − (1 − ε)·z_t − ε·mean z
+        let xs = self.data().as_standard_layout().into_owned();
+        let xs = xs.as_slice().expect("standard layout");
+        let mut total = 0.0;
+        for ((row, &t), &k) in xs.chunks_exact(c.max(1)).zip(targets).zip(&kept) {
+            if k {
+                let m = row_max(row);
+                let lse = row.iter().map(|&v| (v - m).exp()).sum::<T>().ln().as_f64();
+                let mean = row.iter().map(|&v| (v - m).as_f64()).sum::<f64>() / c as f64;
+                total += lse - (1.0 - eps) * (row[t] - m).as_f64() - eps * mean;
+            }
         }
-        Ok(per_row.mul(&weight)?.sum_all().mul_scalar(1.0 / count))
+        let loss = ArrayD::from_elem(IxDyn(&[]), T::cast(total / count));
+        let targets = targets.to_vec();
+        Ok(Tensor::from_op(loss.into_shared(), "cross_entropy", &[self], move |a| {
+            // dx = g·wᵢ/#kept·(softmax(x) − q), q = (1 − ε)·onehot(t) + ε/C
+            let target_dist = |i: usize, j: usize| {
+                let hit = if j == targets[i] { 1.0 - eps } else { 0.0 };
+                T::cast(hit + eps / c as f64)
+            };
+            let row_weight = |i: usize| if kept[i] { T::cast(1.0 / count) } else { T::zero() };
+            if !is_grad_enabled() && a.grad.shape().is_empty() {
+                let g = a.grad.data().iter().copied().next().expect("a scalar");
+                let mut dx = a.inputs[0].data().as_standard_layout().into_owned();
+                let rows = dx.as_slice_mut().expect("standard layout").chunks_exact_mut(c.max(1));
+                for (i, row) in rows.enumerate() {
+                    let w = g * row_weight(i);
+                    softmax_in_place(row);
+                    for (j, v) in row.iter_mut().enumerate() {
+                        *v = w * (*v - target_dist(i, j));
+                    }
+                }
+                return Ok(vec![Some(Tensor::constant(dx))]);
+            }
+            let q = Tensor::constant(ArrayD::from_shape_fn(IxDyn(&[n, c]), |p| {
+                target_dist(p[0], p[1])
+            }));
+            let w = Tensor::constant(ArrayD::from_shape_fn(IxDyn(&[n, 1]), |p| row_weight(p[0])));
+            let dx = a.inputs[0].softmax(-1)?.sub(&q)?.mul(&w)?.mul(a.grad)?;
+            Ok(vec![Some(dx)])
+        }))
+    }
+}
+
+/// The largest entry of a row (NaN if any is NaN, −∞ for an empty row).
+fn row_max<T: Float>(row: &[T]) -> T {
+    row.iter().copied().fold(T::neg_infinity(), |m, v| if v > m || v.is_nan() { v } else { m })
+}
+
+/// Replaces a row by its softmax, max-subtracted.
+fn softmax_in_place<T: Float>(row: &mut [T]) {
+    let m =
+        row.iter().copied().fold(T::neg_infinity(), |m, v| if v > m || v.is_nan() { v } else { m });
+    let mut s = T::zero();
+    for v in row.iter_mut() {
+        *v = (*v - m).exp();
+        s += *v;
+    }
+    for v in row.iter_mut() {
+        *v /= s;
     }
 }
 
@@ -73,10 +128,12 @@ impl<T: Float> Tensor<T> {
 mod tests {
     use proptest::prelude::*;
 
+    use ndarray::{ArrayD, IxDyn};
+
     use super::CrossEntropy;
-    use crate::Tensor;
     use crate::check::{gradcheck, gradgradcheck};
     use crate::ops::testing::uniform;
+    use crate::{Tensor, grad};
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(24))]
@@ -89,6 +146,36 @@ mod tests {
             let lp = x.log_softmax(-1).unwrap().to_vec();
             let expected = -(0..n).map(|i| lp[i * c + targets[i]]).sum::<f64>() / n as f64;
             prop_assert!((loss - expected).abs() < 1e-12);
+        }
+
+        #[test]
+        fn fused_cross_entropy_matches_its_composite_form(n in 1usize..7, c in 1usize..7, smooth in 0.0f64..0.5, t in prop::collection::vec(0usize..100, 7), seed: u64) {
+            let x = uniform(&[n, c], -4.0, 4.0, seed);
+            let targets: Vec<usize> = t[..n].iter().map(|v| v % (c + 1)).collect();
+            let opts = CrossEntropy { ignore_index: Some(c), label_smoothing: smooth };
+            prop_assume!(targets.iter().any(|&t| t < c));
+            // the composite form the fused operation replaces
+            let composite = |x: &Tensor<f64>| {
+                let kept: Vec<bool> = targets.iter().map(|&t| t < c).collect();
+                let index = ArrayD::from_shape_fn(IxDyn(&[n, 1]), |p| if kept[p[0]] { targets[p[0]] } else { 0 });
+                let weight = Tensor::constant(ArrayD::from_shape_fn(IxDyn(&[n, 1]), |p| if kept[p[0]] { 1.0 } else { 0.0 }));
+                let count = kept.iter().filter(|&&k| k).count() as f64;
+                let log_p = x.log_softmax(-1).unwrap();
+                let picked = log_p.gather(1, &index).unwrap().neg().mul_scalar(1.0 - smooth);
+                let per_row = picked.add(&log_p.mean_axis(-1, true).unwrap().neg().mul_scalar(smooth)).unwrap();
+                per_row.mul(&weight).unwrap().sum_all().mul_scalar(1.0 / count)
+            };
+            let loss = x.cross_entropy(&targets, opts).unwrap();
+            let reference = composite(&x);
+            prop_assert!((loss.item().unwrap() - reference.item().unwrap()).abs() < 1e-12);
+            let fused = grad(&[loss.mul_scalar(1.7)], &[x.clone()], false).unwrap();
+            let expected = grad(&[reference.mul_scalar(1.7)], &[x.clone()], false).unwrap();
+            let again = x.cross_entropy(&targets, opts).unwrap().mul_scalar(1.7);
+            let differentiable = grad(&[again], &[x.clone()], true).unwrap();
+            for ((p, q), r) in fused[0].to_vec().iter().zip(expected[0].to_vec()).zip(differentiable[0].to_vec()) {
+                prop_assert!((p - q).abs() < 1e-12, "fused: {p} vs {q}");
+                prop_assert!((r - q).abs() < 1e-12, "create_graph: {r} vs {q}");
+            }
         }
 
         #[test]

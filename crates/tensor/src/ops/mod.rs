@@ -6,7 +6,9 @@
 mod arith;
 mod broadcast;
 mod dropout;
+mod gelu;
 mod index;
+mod layer_norm;
 mod layout;
 mod loss;
 mod matmul;

@@ -6,45 +6,13 @@
 //!
 //! RMS norm (Zhang & Sennrich 2019): y = x / √(mean(x²) + ε) · γ.
 //!
-//! Both are composed of differentiable operations, so derivatives of every order follow.
+//! Layer norm is one fused operation (`layer_norm.rs`); RMS norm is composed of differentiable
+//! operations, so derivatives of every order follow.
 
-use crate::{Float, Result, Tensor, TensorError};
-
-fn check_affine<T: Float>(op: &'static str, x: &Tensor<T>, p: Option<&Tensor<T>>) -> Result<()> {
-    let shape = x.shape();
-    let Some(&d) = shape.last() else {
-        return Err(TensorError::invalid(op, "cannot normalize a 0-dimensional tensor"));
-    };
-    match p {
-        Some(p) if p.shape() != [d] => {
-            Err(TensorError::ShapeMismatch { op, lhs: shape, rhs: p.shape() })
-        }
-        _ => Ok(()),
-    }
-}
+use super::layer_norm::check_affine;
+use crate::{Float, Result, Tensor};
 
 impl<T: Float> Tensor<T> {
-    /// Layer normalization over the last axis, with optional gain γ and bias β of shape [d].
-    pub fn layer_norm(
-        &self,
-        gamma: Option<&Tensor<T>>,
-        beta: Option<&Tensor<T>>,
-        eps: f64,
-    ) -> Result<Tensor<T>> {
-        check_affine("layer_norm", self, gamma)?;
-        check_affine("layer_norm", self, beta)?;
-        let centered = self.sub(&self.mean_axis(-1, true)?)?;
-        let var = centered.mul(&centered)?.mean_axis(-1, true)?;
-        let mut y = centered.mul(&var.add_scalar(eps).powf(-0.5))?;
-        if let Some(g) = gamma {
-            y = y.mul(g)?;
-        }
-        if let Some(b) = beta {
-            y = y.add(b)?;
-        }
-        Ok(y)
-    }
-
     /// RMS normalization over the last axis, with optional gain γ of shape [d].
     pub fn rms_norm(&self, gamma: Option<&Tensor<T>>, eps: f64) -> Result<Tensor<T>> {
         check_affine("rms_norm", self, gamma)?;

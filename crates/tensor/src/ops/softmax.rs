@@ -4,12 +4,18 @@
 //!
 //! Backward: softmax: dx = y ⊙ (g − Σ g⊙y); log_softmax: dx = g − e^y ⊙ Σ g. Both are written
 //! with the output y, so they differentiate again.
+//!
+//! `masked_softmax(blocked, s)` is attention's softmax(s·x + M) along the last axis, M = −∞ where
+//! `blocked` is true, in one pass (it replaces `mul_scalar(s)`, `masked_fill(−∞)` and `softmax`,
+//! three passes and three allocations, the mask on the general broadcasting path). Backward:
+//! dx = s·y ⊙ (g − Σ g⊙y), 0 at blocked positions; fused into one pass per row when recording
+//! is off, in differentiable operations under `create_graph`.
 
-use ndarray::{ArrayD, Axis, Zip};
+use ndarray::{ArrayD, Axis, IxDyn, Zip};
 
 use super::normalize_axis;
 use crate::tensor::Data;
-use crate::{Float, Result, Tensor};
+use crate::{Float, Result, Tensor, TensorError, is_grad_enabled};
 
 /// The row maxima along `ax`, kept as a size-1 axis.
 fn row_max<T: Float>(x: &Data<T>, ax: usize) -> ArrayD<T> {
@@ -51,13 +57,96 @@ impl<T: Float> Tensor<T> {
     }
 }
 
+/// Replaces `row` by softmax(s·row) with the positions where `blocked(j)` is true set to 0; a
+/// row blocked everywhere becomes NaN, as the softmax of a row of −∞ does.
+fn masked_softmax_row<T: Float>(row: &mut [T], blocked: impl Fn(usize) -> bool, s: T) {
+    let mut m = T::neg_infinity();
+    for (j, v) in row.iter_mut().enumerate() {
+        *v = if blocked(j) { T::neg_infinity() } else { s * *v };
+        if *v > m || v.is_nan() {
+            m = *v;
+        }
+    }
+    let mut total = T::zero();
+    for v in row.iter_mut() {
+        *v = (*v - m).exp();
+        total += *v;
+    }
+    for v in row.iter_mut() {
+        *v /= total;
+    }
+}
+
+impl<T: Float> Tensor<T> {
+    /// softmax(scale·x + M) along the last axis, M = −∞ where `blocked` (broadcast to the shape
+    /// of x, e.g. [B, 1, T, T] or [T, T] for scores [B, H, T, T]) is true: attention's masked,
+    /// scaled softmax in one pass. Equals `x.mul_scalar(scale).masked_fill(blocked, −∞)?
+    /// .softmax(-1)` (for scale > 0). A row blocked everywhere gives NaN, as that does.
+    pub fn masked_softmax(&self, blocked: Option<&ArrayD<bool>>, scale: f64) -> Result<Tensor<T>> {
+        let x = self.data();
+        let shape = x.shape().to_vec();
+        if shape.is_empty() {
+            return Err(TensorError::invalid("masked_softmax", "needs at least one axis"));
+        }
+        let d = shape[shape.len() - 1];
+        let mask = match blocked {
+            Some(m) => {
+                Some(m.broadcast(IxDyn(&shape)).ok_or_else(|| TensorError::ShapeMismatch {
+                    op: "masked_softmax",
+                    lhs: shape.clone(),
+                    rhs: m.shape().to_vec(),
+                })?)
+            }
+            None => None,
+        };
+        let s = T::cast(scale);
+        let mut y = x.as_standard_layout().into_owned();
+        if d > 0 {
+            let last = Axis(shape.len() - 1);
+            match &mask {
+                Some(mask) => {
+                    Zip::from(y.lanes_mut(last)).and(mask.lanes(last)).for_each(|mut row, mrow| {
+                        let row = row.as_slice_mut().expect("rows of a standard layout");
+                        masked_softmax_row(row, |j| mrow[j], s);
+                    })
+                }
+                None => {
+                    let rows = y.as_slice_mut().expect("standard layout").chunks_exact_mut(d);
+                    rows.for_each(|row| masked_softmax_row(row, |_| false, s));
+                }
+            }
+        }
+        Ok(Tensor::from_op(y.into_shared(), "masked_softmax", &[self], move |a| {
+            let y = a.output;
+            if !is_grad_enabled() && a.grad.shape() == y.shape() && d > 0 {
+                // dx = s·y ⊙ (g − Σ g⊙y), row by row
+                let mut dx = a.grad.data().as_standard_layout().into_owned();
+                let yd = y.data();
+                let ys = yd.as_slice().expect("made in standard layout");
+                let rows = dx.as_slice_mut().expect("standard layout").chunks_exact_mut(d);
+                for (g, y) in rows.zip(ys.chunks_exact(d)) {
+                    let dot = g.iter().zip(y).fold(T::zero(), |acc, (&g, &y)| acc + g * y);
+                    for (g, &y) in g.iter_mut().zip(y) {
+                        *g = s * y * (*g - dot);
+                    }
+                }
+                return Ok(vec![Some(Tensor::constant(dx))]);
+            }
+            let inner = a.grad.mul(y)?.sum_axis(-1, true)?;
+            Ok(vec![Some(y.mul(&a.grad.sub(&inner)?)?.mul_scalar(scale))])
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
 
-    use crate::Tensor;
+    use ndarray::{ArrayD, IxDyn};
+
     use crate::check::{gradcheck, gradgradcheck};
     use crate::ops::testing::{shape, uniform};
+    use crate::{Tensor, grad};
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(24))]
@@ -87,6 +176,61 @@ mod tests {
                 prop_assert!((l.exp() - p).abs() < 1e-12);
             }
         }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        #[test]
+        fn masked_softmax_passes_gradcheck_and_gradgradcheck(s in shape(4, 5), scale in 0.1f64..3.0, bits: u64, seed: u64) {
+            let x = uniform(&s, -2.0, 2.0, seed);
+            let mask = random_mask(&s, bits);
+            gradcheck(|t| t[0].masked_softmax(Some(&mask), scale), &[x.clone()]).unwrap();
+            gradgradcheck(|t| t[0].masked_softmax(Some(&mask), scale), &[x.clone()]).unwrap();
+            gradgradcheck(|t| t[0].masked_softmax(None, scale), &[x]).unwrap();
+        }
+
+        #[test]
+        fn masked_softmax_matches_scale_fill_softmax(s in shape(4, 6), scale in 0.1f64..3.0, bits: u64, seed: u64) {
+            let x = uniform(&s, -3.0, 3.0, seed);
+            let w = uniform(&s, -1.0, 1.0, seed ^ 5).detach();
+            let mask = random_mask(&s, bits);
+            let y = x.masked_softmax(Some(&mask), scale).unwrap();
+            let yc = x.mul_scalar(scale).masked_fill(&mask, f64::NEG_INFINITY).unwrap().softmax(-1).unwrap();
+            for (p, q) in y.to_vec().iter().zip(yc.to_vec()) {
+                prop_assert!((p - q).abs() < 1e-12, "forward: {p} vs {q}");
+            }
+            let fused = grad(&[y.mul(&w).unwrap().sum_all()], &[x.clone()], false).unwrap();
+            let expected = grad(&[yc.mul(&w).unwrap().sum_all()], &[x.clone()], false).unwrap();
+            let again = x.masked_softmax(Some(&mask), scale).unwrap();
+            let differentiable = grad(&[again.mul(&w).unwrap().sum_all()], &[x.clone()], true).unwrap();
+            for ((p, q), r) in fused[0].to_vec().iter().zip(expected[0].to_vec()).zip(differentiable[0].to_vec()) {
+                prop_assert!((p - q).abs() < 1e-12, "fused: {p} vs {q}");
+                prop_assert!((r - q).abs() < 1e-12, "create_graph: {r} vs {q}");
+            }
+        }
+    }
+
+    /// A mask broadcast along the leading axis, with the first column never blocked (no row is
+    /// blocked everywhere).
+    fn random_mask(s: &[usize], bits: u64) -> ArrayD<bool> {
+        let mut ms = s.to_vec();
+        ms[0] = 1;
+        let rank = ms.len();
+        ArrayD::from_shape_fn(IxDyn(&ms), |p| {
+            let flat: usize = (0..rank).map(|i| p[i] * (i + 1)).sum();
+            p[rank - 1] > 0 && (bits >> (flat % 64)) & 1 == 1
+        })
+    }
+
+    #[test]
+    fn masked_softmax_blocks_the_future_and_checks_the_mask_shape() {
+        let x = Tensor::<f32>::zeros(&[2, 3, 3]);
+        let causal = ArrayD::from_shape_fn(IxDyn(&[3, 3]), |p| p[1] > p[0]);
+        let y = x.masked_softmax(Some(&causal), 0.5).unwrap().to_vec();
+        assert_eq!(y[..9], [1.0, 0.0, 0.0, 0.5, 0.5, 0.0, 1.0 / 3.0, 1.0 / 3.0, 1.0 / 3.0]);
+        assert!(x.masked_softmax(Some(&ArrayD::from_elem(IxDyn(&[2]), false)), 1.0).is_err());
+        assert!(Tensor::<f32>::scalar(1.0).masked_softmax(None, 1.0).is_err());
     }
 
     #[test]
