@@ -14,6 +14,10 @@ pub enum LabError {
     Data(#[from] saturn_datasets::DatasetError),
     #[error(transparent)]
     File(#[from] saturn_tensor::io::FileError),
+    #[error(transparent)]
+    Saturation(#[from] saturn_saturation::SaturationError),
+    #[error(transparent)]
+    Dynamics(#[from] saturn_dynamics::DynamicsError),
     /// A config file or value is wrong (unknown key, bad value).
     #[error("config: {0}")]
     Config(String),

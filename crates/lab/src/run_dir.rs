@@ -52,6 +52,23 @@ impl RunDir {
         self.write_text(name, &text)
     }
 
+    /// Writes a table as CSV, atomically: the header, then one line per row (a field holding a
+    /// comma, a quote or a line break is quoted).
+    pub fn write_csv(&self, name: &str, header: &[&str], rows: &[Vec<String>]) -> Result<()> {
+        let field = |f: &str| {
+            if f.contains([',', '"', '\n']) {
+                format!("\"{}\"", f.replace('"', "\"\""))
+            } else {
+                f.to_string()
+            }
+        };
+        let mut text = header.iter().map(|h| field(h)).collect::<Vec<_>>().join(",") + "\n";
+        for row in rows {
+            text += &(row.iter().map(|f| field(f)).collect::<Vec<_>>().join(",") + "\n");
+        }
+        self.write_text(name, &text)
+    }
+
     /// Writes a metrics table as CSV, atomically.
     pub fn write_metrics(&self, name: &str, metrics: &Metrics) -> Result<()> {
         self.write_text(name, &metrics.to_csv())

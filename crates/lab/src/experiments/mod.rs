@@ -7,8 +7,24 @@ use crate::error::{LabError, Result};
 use crate::run_dir::RunDir;
 use crate::summary::Claims;
 
+pub mod admin_profile;
+pub mod amplification;
+pub mod char_lm;
+pub mod counting;
 pub mod data;
+pub mod dependency;
+pub mod depth_stability;
+pub mod grad_norms;
+pub mod heads;
+pub mod heads_minilm;
+pub mod hessian;
+pub mod homogeneity;
 pub mod lm_baseline;
+pub mod norm_growth;
+pub mod saturation_training;
+pub mod schemes;
+pub mod translation;
+pub mod warmup;
 
 /// What an experiment is given.
 pub struct ExperimentCtx {
@@ -30,11 +46,78 @@ pub struct Experiment {
 }
 
 /// Every experiment, in the order `all` runs them.
-pub const EXPERIMENTS: &[Experiment] = &[Experiment {
-    name: "lm-baseline",
-    about: "char-level LM on tiny-shakespeare, Post-LN and Pre-LN: the loss falls below the unigram entropy",
-    run: lm_baseline::run,
-}];
+pub const EXPERIMENTS: &[Experiment] = &[
+    Experiment {
+        name: "lm-baseline",
+        about: "char-level LM on tiny-shakespeare, Post-LN and Pre-LN: the loss falls below the unigram entropy",
+        run: lm_baseline::run,
+    },
+    Experiment {
+        name: "norm-growth",
+        about: "AdamW (wd 0) grows the parameter norm as √t with orthogonal updates and converging direction; SGD as t^¼; strong wd shrinks it",
+        run: norm_growth::run,
+    },
+    Experiment {
+        name: "homogeneity",
+        about: "at random init, cos(f(x; cθ), f(x; 1000θ)) is monotone in c and higher for branch-LN than Post-LN",
+        run: homogeneity::run,
+    },
+    Experiment {
+        name: "saturation-training",
+        about: "along training, cos(f(x; θ), f(x; 1000θ)) rises from < 0.6 at init to ≥ 0.95",
+        run: saturation_training::run,
+    },
+    Experiment {
+        name: "heads",
+        about: "under saturation, the heads of trained char LMs are hard (argmax) or averaging",
+        run: heads::run,
+    },
+    Experiment {
+        name: "heads-minilm",
+        about: "all-MiniLM-L6-v2 on Multi30k val: head classes under saturation; saturated attention is the large-c limit of softmax",
+        run: heads_minilm::run,
+    },
+    Experiment {
+        name: "counting",
+        about: "a 2-layer transformer learns MAJORITY and aⁿbⁿ; averaging heads under saturation; the saturated model still counts",
+        run: counting::run,
+    },
+    Experiment {
+        name: "amplification",
+        about: "encoder output change under W + η·sign(N(0,1)): linear in depth for Post-LN, sublinear for Pre-LN and Admin",
+        run: amplification::run,
+    },
+    Experiment {
+        name: "dependency",
+        about: "residual dependency β_ii at init, 6-layer encoder: ≈1/√2 for Post-LN, ≈1/√(i+1) for Pre-LN, Admin like Pre-LN",
+        run: dependency::run,
+    },
+    Experiment {
+        name: "admin-profile",
+        about: "Admin's profiled ω: starts at 1, increases, ω² linear in depth; the closed form's values",
+        run: admin_profile::run,
+    },
+    Experiment {
+        name: "grad-norms",
+        about: "at init, ‖∇W²‖ of the last layer is depth-independent for Post-LN and ∝ 1/√L for Pre-LN; per-layer profiles",
+        run: grad_norms::run,
+    },
+    Experiment {
+        name: "hessian",
+        about: "loss Hessian at Xavier init (exact HVPs): Post-LN has a larger top eigenvalue, trace and spectral width than Pre-LN",
+        run: hessian::run,
+    },
+    Experiment {
+        name: "warmup",
+        about: "translation with Adam at lr 1e-3: Post-LN needs a warmup, Pre-LN does as well without one",
+        run: warmup::run,
+    },
+    Experiment {
+        name: "depth-stability",
+        about: "Table 1 analogue, 3 seeds: deep Post-LN fails while Pre-LN, Admin and DeepNorm train; shallow Post-LN ≥ Pre-LN",
+        run: depth_stability::run,
+    },
+];
 
 /// The experiment called `name`.
 pub fn find(name: &str) -> Result<&'static Experiment> {

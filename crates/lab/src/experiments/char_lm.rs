@@ -1,0 +1,112 @@
+//! The character-level LM setup of the norm-growth experiments (`norm-growth`,
+//! `saturation-training`, `heads`): Merrill et al.'s LM recipe at CPU scale — AdamW at a
+//! constant lr 1e-2 with no weight decay (the reference code's defaults, PAPERS.md §1.3) — on
+//! the shipped tiny-shakespeare, and the fixed validation windows that probes read.
+
+use saturn_layers::{DecoderLm, InitScheme, LmConfig, ResidualScheme};
+use saturn_optim::{AdamConfig, OptimizerConfig, Schedule};
+use saturn_saturation::TokenBatch;
+use serde::{Deserialize, Serialize};
+
+use super::data::CharCorpus;
+use super::lm_baseline::ModelShape;
+use crate::error::Result;
+use crate::train::{LmTask, TrainConfig};
+
+/// Batch shape and length of a char-LM run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LmData {
+    pub batch_size: usize,
+    pub seq_len: usize,
+    /// Validation batches (of `batch_size` windows) for the loss.
+    pub eval_batches: usize,
+}
+
+/// The LM config of one scheme (dropout 0, Xavier-uniform, learned positions, biases).
+pub fn lm_config(
+    shape: &ModelShape,
+    scheme: ResidualScheme,
+    vocab: usize,
+    seq_len: usize,
+) -> LmConfig {
+    LmConfig {
+        residual: scheme,
+        act: shape.act,
+        init: InitScheme::XavierUniform,
+        ..LmConfig::new(vocab, shape.d_model, shape.n_heads, shape.d_ff, shape.n_layers, seq_len)
+    }
+}
+
+/// AdamW (PyTorch's defaults β = (0.9, 0.999), ε = 1e-8) with decoupled weight decay `wd`.
+pub fn adamw(wd: f64) -> OptimizerConfig {
+    OptimizerConfig::AdamW(AdamConfig { weight_decay: wd, ..AdamConfig::default() })
+}
+
+/// A constant-lr training config with no clipping (Merrill et al.'s LM recipe).
+pub fn constant_lr(
+    steps: usize,
+    optimizer: OptimizerConfig,
+    lr: f64,
+    log_every: usize,
+) -> TrainConfig {
+    TrainConfig {
+        steps,
+        optimizer,
+        schedule: Schedule::constant(lr).expect("a positive constant lr"),
+        clip: None,
+        eval_every: (steps / 10).max(1),
+        log_every: log_every.max(1),
+        checkpoint_every: 0,
+    }
+}
+
+/// The steps of one epoch of the training stream in windows of `batch_size × seq_len`.
+pub fn epoch_steps(batch_size: usize, seq_len: usize) -> usize {
+    let chars = saturn_datasets::tiny_shakespeare().chars().count();
+    let train = (chars as f64 * (1.0 - saturn_datasets::TINY_SHAKESPEARE_VALID_FRACTION)) as usize;
+    train.div_ceil(batch_size * seq_len)
+}
+
+/// The training task of a run.
+pub fn lm_task<'a>(corpus: &'a CharCorpus, data: &LmData, seed: u64) -> LmTask<'a> {
+    LmTask {
+        train: &corpus.train,
+        valid: &corpus.valid,
+        vocab: corpus.vocab,
+        batch_size: data.batch_size,
+        seq_len: data.seq_len,
+        eval_batches: data.eval_batches,
+        seed,
+    }
+}
+
+/// The first `windows` validation windows of the run's fixed validation batches, as a probe
+/// batch (every token real).
+pub fn probe_batch(task: &LmTask<'_>, windows: usize) -> Result<TokenBatch> {
+    let rows: Vec<Vec<usize>> = task
+        .valid_batches()?
+        .into_iter()
+        .flat_map(|(inputs, _)| inputs.outer_iter().map(|r| r.to_vec()).collect::<Vec<_>>())
+        .take(windows)
+        .collect();
+    let t = task.seq_len;
+    let ids = saturn_tensor::ndarray::Array2::from_shape_fn((rows.len(), t), |(b, j)| rows[b][j]);
+    Ok(TokenBatch::new(ids))
+}
+
+/// A freshly initialized f32 model.
+pub fn new_lm(
+    shape: &ModelShape,
+    scheme: ResidualScheme,
+    corpus: &CharCorpus,
+    seq_len: usize,
+    seed: u64,
+) -> Result<DecoderLm<f32>> {
+    Ok(DecoderLm::new(lm_config(shape, scheme, corpus.vocab, seq_len), seed)?)
+}
+
+/// `label` for a scheme and seed, e.g. `post-seed0`.
+pub fn run_label(scheme: ResidualScheme, seed: u64) -> String {
+    format!("{}-seed{seed}", scheme.name())
+}

@@ -1,0 +1,300 @@
+//! `depth-stability` (the analogue of Liu et al. 2020, Table 1; PAPERS.md §2.6, §6 target 4):
+//! translation (Multi30k De→En when the data directory has it, the shipped corpus otherwise)
+//! with Post-LN, Pre-LN, Admin (ω profiled on the first training batch) and DeepNorm, at a
+//! shallow and a deep depth, 3 seeds each, all with the same optimizer: Adam β = (0.9, 0.98),
+//! peak lr 10⁻³, a short linear warmup from 10⁻⁷ and inverse-√ decay (fairseq's schedule), no
+//! gradient clipping.
+//!
+//! A run *fails* if it diverges (a non-finite loss, or a validation loss above ln V from half-way
+//! on: the training loop's rule, PAPERS.md's "NaN or stuck at ln |V|") or stalls (its validation
+//! loss improves by less than 1 % over the second half of training: stopped learning, e.g. on
+//! the unigram plateau). Whether the final loss is below the target unigram entropy (the best
+//! context-free prediction) is recorded too.
+//!
+//! Claims: deep Post-LN fails in ≥ 1 seed while deep Pre-LN, Admin and DeepNorm succeed in every
+//! seed; at the shallow depth Post-LN's mean final validation loss is no worse than Pre-LN's
+//! (≤ 1.01×, every shallow run of both succeeding).
+
+use saturn_layers::{ResidualScheme, Seq2Seq};
+use saturn_optim::{AdamConfig, Decay, OptimizerConfig, Schedule};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::ExperimentCtx;
+use super::schemes::{label, mean, mean_curve, seeds_for};
+use super::translation::{Seq2SeqShape, TranslationData, TranslationTask, init_admin};
+use crate::config::{Preset, resolve};
+use crate::error::{LabError, Result};
+use crate::plot::{Chart, Series, line_chart};
+use crate::summary::Claims;
+use crate::train::{TrainConfig, train};
+
+/// The config of `depth-stability`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DepthStabilityConfig {
+    pub model: Seq2SeqShape,
+    pub schemes: Vec<ResidualScheme>,
+    /// Layers per side of the shallow and of the deep models.
+    pub shallow: usize,
+    pub deep: usize,
+    /// Seeds per scheme × depth (the command's seeds, extended by the next integers).
+    pub seeds: usize,
+    pub batch_size: usize,
+    pub valid_pairs: usize,
+    pub train: TrainConfig,
+    pub vocab: usize,
+    pub max_len: usize,
+}
+
+impl DepthStabilityConfig {
+    /// quick: d = 32, 2 vs 6 layers per side, 120 steps of 16 pairs with a 10-step warmup
+    /// (≈ 3 minutes for the 24 runs: too short to separate the schemes); full: d = 64, 6 vs 18 layers per side (Table 1's 6L and
+    /// 18L), 4,000 steps of 32 pairs with a 320-step warmup (Admin's 8,000 of ~100k updates
+    /// scaled to the same 8 %; hours).
+    pub fn preset(preset: Preset) -> Self {
+        let (d, shallow, deep, steps, warmup, batch, eval_every, valid) = match preset {
+            Preset::Quick => (32, 2, 6, 120, 10, 16, 30, 128),
+            Preset::Full => (64, 6, 18, 4_000, 320, 32, 250, 512),
+        };
+        DepthStabilityConfig {
+            model: Seq2SeqShape { d_model: d, n_heads: 4, d_ff: 4 * d, dropout: 0.0 },
+            schemes: vec![
+                ResidualScheme::PostLn,
+                ResidualScheme::PreLn,
+                ResidualScheme::Admin,
+                ResidualScheme::DeepNorm,
+            ],
+            shallow,
+            deep,
+            seeds: 3,
+            batch_size: batch,
+            valid_pairs: valid,
+            train: TrainConfig {
+                steps,
+                optimizer: OptimizerConfig::Adam(AdamConfig {
+                    betas: [0.9, 0.98],
+                    ..AdamConfig::default()
+                }),
+                schedule: Schedule::new(1e-3, warmup, 1e-7, Decay::InverseSqrt)
+                    .expect("valid schedule"),
+                clip: None,
+                eval_every,
+                log_every: (steps / 50).max(1),
+                checkpoint_every: 0,
+            },
+            vocab: 2000,
+            max_len: 64,
+        }
+    }
+}
+
+/// One training run's outcome.
+struct Outcome {
+    scheme: ResidualScheme,
+    layers: usize,
+    seed: u64,
+    final_loss: Option<f64>,
+    /// The validation loss at the first evaluation at or after half the steps.
+    half_loss: Option<f64>,
+    diverged_at: Option<usize>,
+    stalled: bool,
+}
+
+impl Outcome {
+    fn failed(&self) -> bool {
+        self.diverged_at.is_some() || self.stalled
+    }
+}
+
+/// Trains every scheme × depth × seed and checks the claims.
+pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
+    let cfg = resolve(DepthStabilityConfig::preset(ctx.preset), ctx.config_file.as_deref())?;
+    cfg.train.validate()?;
+    if cfg.shallow == 0 || cfg.deep <= cfg.shallow || cfg.seeds == 0 {
+        return Err(LabError::Config("need 0 < shallow < deep and ≥ 1 seed".into()));
+    }
+    ctx.dir.write_toml("config.toml", &cfg)?;
+    let data = TranslationData::load(cfg.vocab, cfg.max_len)?;
+    let seeds = seeds_for(&ctx.seeds, cfg.seeds);
+    let unigram = data.tgt_unigram_entropy;
+    let mut outcomes = Vec::new();
+    let mut curves = Vec::new();
+    for &layers in &[cfg.shallow, cfg.deep] {
+        for &scheme in &cfg.schemes {
+            for &seed in &seeds {
+                let name = format!("{}-{layers}L-seed{seed}", scheme.name());
+                let task = TranslationTask::new(&data, cfg.batch_size, cfg.valid_pairs, seed)?;
+                let model =
+                    Seq2Seq::<f32>::new(cfg.model.config(scheme, layers, layers, &data), seed)?;
+                init_admin(&model, &task.batch(0)?)?;
+                let out = train(
+                    &model,
+                    &task,
+                    &cfg.train,
+                    &ctx.dir.sub(&name)?,
+                    ctx.resume,
+                    &name,
+                    &mut |_, _| Ok(Vec::new()),
+                )?;
+                let final_loss = out.final_valid_loss.filter(|v| v.is_finite());
+                let half = cfg.train.steps / 2;
+                let half_loss = out
+                    .metrics
+                    .series("valid_loss")
+                    .into_iter()
+                    .find(|(step, _)| *step >= half as f64)
+                    .map(|(_, v)| v);
+                curves.push((scheme, layers, out.metrics.series("valid_loss")));
+                outcomes.push(Outcome {
+                    scheme,
+                    layers,
+                    seed,
+                    final_loss,
+                    half_loss,
+                    diverged_at: out.diverged_at_step,
+                    stalled: match (final_loss, half_loss) {
+                        (Some(end), Some(mid)) if mid.is_finite() => end > 0.99 * mid,
+                        _ => true,
+                    },
+                });
+            }
+        }
+    }
+    let table: Vec<Vec<String>> = outcomes
+        .iter()
+        .map(|o| {
+            vec![
+                o.scheme.name().into(),
+                o.layers.to_string(),
+                o.seed.to_string(),
+                o.final_loss.map_or(String::new(), |v| v.to_string()),
+                o.half_loss.map_or(String::new(), |v| v.to_string()),
+                o.final_loss.is_some_and(|v| v < unigram).to_string(),
+                o.diverged_at.map_or(String::new(), |s| s.to_string()),
+                o.stalled.to_string(),
+                o.failed().to_string(),
+            ]
+        })
+        .collect();
+    ctx.dir.write_csv(
+        "outcomes.csv",
+        &[
+            "scheme",
+            "layers",
+            "seed",
+            "final_valid_loss",
+            "half_way_valid_loss",
+            "below_unigram_entropy",
+            "diverged_at_step",
+            "stalled",
+            "failed",
+        ],
+        &table,
+    )?;
+    for &layers in &[cfg.shallow, cfg.deep] {
+        let mut series: Vec<Series> = cfg
+            .schemes
+            .iter()
+            .map(|&s| {
+                let runs: Vec<Vec<(f64, f64)>> = curves
+                    .iter()
+                    .filter(|c| c.0 == s && c.1 == layers)
+                    .map(|c| c.2.clone())
+                    .collect();
+                Series::new(
+                    format!("{} (mean of {} seeds)", label(s), runs.len()),
+                    mean_curve(&runs),
+                )
+            })
+            .collect();
+        if let Some(last) =
+            series.iter().flat_map(|s| s.points.last()).map(|p| p.0).reduce(f64::max)
+        {
+            series
+                .push(Series::new("target unigram entropy", vec![(0.0, unigram), (last, unigram)]));
+        }
+        let title = format!("depth-stability: validation loss, {layers}-{layers} layers");
+        line_chart(
+            &ctx.dir,
+            &format!("valid_loss_{layers}L"),
+            &Chart {
+                title: &title,
+                x_label: "step",
+                y_label: "validation loss (nats / token)",
+                log_x: false,
+                log_y: false,
+            },
+            &series,
+        )?;
+    }
+
+    let pick = |scheme, layers| -> Vec<&Outcome> {
+        outcomes.iter().filter(|o| o.scheme == scheme && o.layers == layers).collect()
+    };
+    let summary = |scheme, layers| {
+        let os = pick(scheme, layers);
+        json!({
+            "failed": os.iter().filter(|o| o.failed()).count(),
+            "runs": os.len(),
+            "final_valid_loss": os.iter().map(|o| o.final_loss).collect::<Vec<_>>(),
+            "half_way_valid_loss": os.iter().map(|o| o.half_loss).collect::<Vec<_>>(),
+            "diverged_at_step": os.iter().map(|o| o.diverged_at).collect::<Vec<_>>(),
+            "stalled": os.iter().map(|o| o.stalled).collect::<Vec<_>>(),
+        })
+    };
+    let mut claims = Claims::default();
+    let has = |s| cfg.schemes.contains(&s);
+    let others: Vec<ResidualScheme> =
+        cfg.schemes.iter().copied().filter(|&s| s != ResidualScheme::PostLn).collect();
+    if has(ResidualScheme::PostLn) && !others.is_empty() {
+        let post_fails = pick(ResidualScheme::PostLn, cfg.deep).iter().any(|o| o.failed());
+        let others_ok = others.iter().all(|&s| pick(s, cfg.deep).iter().all(|o| !o.failed()));
+        let mut measured = vec![
+            ("target_unigram_entropy", json!(unigram)),
+            ("data", json!(data.note)),
+            ("post_ln", summary(ResidualScheme::PostLn, cfg.deep)),
+        ];
+        for &s in &others {
+            let key: &'static str = match s {
+                ResidualScheme::PreLn => "pre_ln",
+                ResidualScheme::Admin => "admin",
+                ResidualScheme::DeepNorm => "deepnorm",
+                _ => "other",
+            };
+            measured.push((key, summary(s, cfg.deep)));
+        }
+        claims.add(
+            "deep-post-ln-fails-others-train",
+            &format!("At {n}-{n} layers, Post-LN diverges or stalls in some seed while Pre-LN, Admin and DeepNorm train in every seed", n = cfg.deep),
+            "Liu et al. 2020, Table 1 (deep Post-LN diverges); Wang et al. 2022 (DeepNorm); PAPERS.md §6 target 4",
+            "≥ 1 deep Post-LN run fails (diverged: non-finite or above ln V from half-way; or stalled: < 1 % improvement over the second half) and no deep run of the other schemes fails",
+            measured,
+            post_fails && others_ok,
+        );
+    }
+    if has(ResidualScheme::PostLn) && has(ResidualScheme::PreLn) {
+        let post = pick(ResidualScheme::PostLn, cfg.shallow);
+        let pre = pick(ResidualScheme::PreLn, cfg.shallow);
+        let all_ok = post.iter().chain(&pre).all(|o| !o.failed());
+        let m = |os: &[&Outcome]| {
+            mean(&os.iter().map(|o| o.final_loss.unwrap_or(f64::INFINITY)).collect::<Vec<_>>())
+        };
+        let (p, q) = (m(&post), m(&pre));
+        claims.add(
+            "shallow-post-ln-no-worse",
+            &format!("At {n}-{n} layers, Post-LN trains and ends no worse than Pre-LN", n = cfg.shallow),
+            "Liu et al. 2020, Table 1 (6L: Post-LN ≥ Pre-LN in BLEU); PAPERS.md §6 target 4",
+            "every shallow Post-LN and Pre-LN run succeeds and mean final validation loss(Post-LN) ≤ 1.01 × Pre-LN's",
+            [
+                ("post_ln", summary(ResidualScheme::PostLn, cfg.shallow)),
+                ("pre_ln", summary(ResidualScheme::PreLn, cfg.shallow)),
+                ("post_ln_mean", json!(p)),
+                ("pre_ln_mean", json!(q)),
+                ("ratio", json!(p / q)),
+            ],
+            all_ok && p <= 1.01 * q,
+        );
+    }
+    Ok(claims)
+}

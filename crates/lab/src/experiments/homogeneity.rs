@@ -1,0 +1,244 @@
+//! `homogeneity` (Merrill et al. 2021, §4 and `plot_trans_scale.py` / `trans-scale/scales.pdf`;
+//! PAPERS.md §1.3, §6 target 10): at random initialization, how close is f(x; cθ) to the
+//! network's scaling limit? For Post-LN, Pre-LN and branch-LN LMs, with and without biases,
+//! cos(vec f(x; cθ), vec f(x; 1000θ)) for c ∈ [1, 10] (every parameter scaled, f64), and the
+//! per-token cosine between f(x; cθ) and the exactly saturated network sf(x; θ) as c grows.
+//!
+//! Claims: the curve is monotone in c for every variant; branch-LN ≥ Post-LN at every c; and at
+//! c = 1000 the softmax network is the exactly saturated one (per-token cosine ≥ 0.999).
+
+use saturn_datasets::rng::{below, seeded_rng};
+use saturn_layers::{Activation, DecoderLm, InitScheme, LmConfig, ResidualScheme};
+use saturn_saturation::{SATURATION_SCALE, TokenBatch, distance_to_saturated, homogeneity_curve};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::ExperimentCtx;
+use crate::config::{Preset, resolve};
+use crate::error::Result;
+use crate::plot::{Chart, Series, line_chart};
+use crate::summary::Claims;
+use crate::train::derive_seed;
+
+/// The config of `homogeneity`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HomogeneityConfig {
+    pub d_model: usize,
+    pub n_heads: usize,
+    pub d_ff: usize,
+    pub n_layers: usize,
+    pub act: Activation,
+    /// Random token ids in 0..vocab.
+    pub vocab: usize,
+    pub seq_len: usize,
+    pub sentences: usize,
+    pub schemes: Vec<ResidualScheme>,
+    /// Variants with and without biases.
+    pub biases: Vec<bool>,
+    /// The scales of the curve.
+    pub cs: Vec<f64>,
+    /// The reference scale ("infinity").
+    pub c_ref: f64,
+    /// Scales at which the distance to the saturated network is also measured (beyond `cs`).
+    pub limit_cs: Vec<f64>,
+    /// Relative tie tolerance of the exactly saturated attention.
+    pub tie_tol: f64,
+}
+
+impl HomogeneityConfig {
+    /// full: the reference's LM (d 768, d_ff 512, 12 heads, 12 layers, vocab 10, 10 sentences of
+    /// 10 tokens); quick: d 256, 8 heads, 6 layers. c = linspace(1, 10, 19).
+    pub fn preset(preset: Preset) -> Self {
+        let (d, heads, layers) = match preset {
+            Preset::Quick => (256, 8, 6),
+            Preset::Full => (768, 12, 12),
+        };
+        HomogeneityConfig {
+            d_model: d,
+            n_heads: heads,
+            d_ff: 512,
+            n_layers: layers,
+            act: Activation::Relu,
+            vocab: 10,
+            seq_len: 10,
+            sentences: 10,
+            schemes: vec![ResidualScheme::PostLn, ResidualScheme::PreLn, ResidualScheme::BranchLn],
+            // biases start at 0 (fairseq init), so with and without biases coincide at init
+            biases: vec![true],
+            cs: (0..19).map(|i| 1.0 + 0.5 * i as f64).collect(),
+            c_ref: SATURATION_SCALE,
+            limit_cs: vec![30.0, 100.0, 300.0, 1000.0],
+            tie_tol: saturn_layers::attention::DEFAULT_TIE_TOL,
+        }
+    }
+}
+
+struct Curve {
+    label: String,
+    scheme: ResidualScheme,
+    bias: bool,
+    seed: u64,
+    /// cos(f(x; cθ), f(x; c_ref θ)) for c in cs.
+    cos: Vec<f64>,
+    /// (c, per-token cos(f(x; cθ), sf(x; θ))) for c in cs ∪ limit_cs.
+    to_saturated: Vec<(f64, f64)>,
+}
+
+/// Random-init models, curves and claims.
+pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
+    let cfg = resolve(HomogeneityConfig::preset(ctx.preset), ctx.config_file.as_deref())?;
+    ctx.dir.write_toml("config.toml", &cfg)?;
+    let mut curves = Vec::new();
+    let limit: Vec<f64> = cfg.cs.iter().chain(&cfg.limit_cs).copied().collect();
+    for &seed in &ctx.seeds {
+        let mut rng = seeded_rng(derive_seed(seed, 11, 0));
+        let ids =
+            saturn_tensor::ndarray::Array2::from_shape_fn((cfg.sentences, cfg.seq_len), |_| {
+                below(&mut rng, cfg.vocab)
+            });
+        let batch = TokenBatch::new(ids);
+        for &scheme in &cfg.schemes {
+            for &bias in &cfg.biases {
+                let label =
+                    format!("{}{}-seed{seed}", scheme.name(), if bias { "" } else { "-nobias" });
+                let lm = LmConfig {
+                    residual: scheme,
+                    act: cfg.act,
+                    bias,
+                    init: InitScheme::XavierUniform,
+                    ..LmConfig::new(
+                        cfg.vocab,
+                        cfg.d_model,
+                        cfg.n_heads,
+                        cfg.d_ff,
+                        cfg.n_layers,
+                        cfg.seq_len,
+                    )
+                };
+                let model = DecoderLm::<f64>::new(lm, seed)?;
+                let cos = homogeneity_curve(&model, &batch, &cfg.cs, cfg.c_ref)?;
+                let to_sat = distance_to_saturated(&model, &batch, &limit, cfg.tie_tol)?;
+                eprintln!(
+                    "homogeneity: {label}: cos at c = 1: {:.3}, at c = {}: {:.3}",
+                    cos[0],
+                    cfg.cs[cfg.cs.len() - 1],
+                    cos[cos.len() - 1]
+                );
+                curves.push(Curve {
+                    label,
+                    scheme,
+                    bias,
+                    seed,
+                    cos,
+                    to_saturated: limit.iter().zip(&to_sat).map(|(c, l)| (*c, l.output)).collect(),
+                });
+            }
+        }
+    }
+    let mut rows = Vec::new();
+    for cv in &curves {
+        for (c, v) in cfg.cs.iter().zip(&cv.cos) {
+            rows.push(vec![cv.label.clone(), c.to_string(), v.to_string(), String::new()]);
+        }
+        for (c, v) in &cv.to_saturated {
+            rows.push(vec![cv.label.clone(), c.to_string(), String::new(), v.to_string()]);
+        }
+    }
+    ctx.dir.write_csv(
+        "homogeneity.csv",
+        &["variant", "c", "cos_to_c_ref", "cos_to_saturated"],
+        &rows,
+    )?;
+    let series: Vec<Series> = curves
+        .iter()
+        .map(|cv| {
+            Series::new(
+                cv.label.clone(),
+                cfg.cs.iter().copied().zip(cv.cos.iter().copied()).collect(),
+            )
+        })
+        .collect();
+    let title = format!("homogeneity at init: cos(f(x; cθ), f(x; {}θ))", cfg.c_ref);
+    line_chart(
+        &ctx.dir,
+        "homogeneity",
+        &Chart { title: &title, x_label: "c", y_label: "cosine", log_x: false, log_y: false },
+        &series,
+    )?;
+    let series: Vec<Series> =
+        curves.iter().map(|cv| Series::new(cv.label.clone(), cv.to_saturated.clone())).collect();
+    let chart = Chart {
+        title: "distance to the saturated network: mean token cos(f(x; cθ), sf(x; θ))",
+        x_label: "c",
+        y_label: "cosine",
+        log_x: true,
+        log_y: false,
+    };
+    line_chart(&ctx.dir, "distance_to_saturated", &chart, &series)?;
+    Ok(claims(&cfg, &curves))
+}
+
+fn claims(cfg: &HomogeneityConfig, curves: &[Curve]) -> Claims {
+    let mut claims = Claims::default();
+    let per = |f: &dyn Fn(&Curve) -> serde_json::Value| {
+        serde_json::Value::Object(curves.iter().map(|c| (c.label.clone(), f(c))).collect())
+    };
+    let monotone = |c: &Curve| c.cos.windows(2).all(|w| w[1] >= w[0]);
+    claims.add(
+        "monotone-in-c",
+        "At random init, cos(f(x; cθ), f(x; 1000θ)) rises monotonically with c for every variant",
+        "Merrill et al. 2021, §4, plot_trans_scale.py (scales.pdf); PAPERS.md §6 target 10",
+        "every variant and seed: the cosine at each c in linspace(1, 10, 19) is ≥ the one before",
+        [
+            ("monotone", per(&|c| json!(monotone(c)))),
+            ("cos_at_c1", per(&|c| json!(c.cos[0]))),
+            ("cos_at_c3", per(&|c| json!(at(cfg, c, 3.0)))),
+            ("cos_at_c10", per(&|c| json!(c.cos[c.cos.len() - 1]))),
+            (
+                "first_c_above_0.9",
+                per(&|c| json!(cfg.cs.iter().zip(&c.cos).find(|(_, v)| **v > 0.9).map(|x| *x.0))),
+            ),
+        ],
+        curves.iter().all(monotone),
+    );
+    // branch-LN against Post-LN, same bias setting and seed
+    let mut pairs = Vec::new();
+    for b in curves.iter().filter(|c| c.scheme == ResidualScheme::BranchLn) {
+        if let Some(p) = curves
+            .iter()
+            .find(|p| p.scheme == ResidualScheme::PostLn && p.bias == b.bias && p.seed == b.seed)
+        {
+            let margin = b.cos.iter().zip(&p.cos).map(|(x, y)| x - y).fold(f64::INFINITY, f64::min);
+            pairs.push((b.label.clone(), margin));
+        }
+    }
+    claims.add(
+        "branch-ln-above-post-ln",
+        "Branch-LN (the reference's \"pre_norm\") is closer to its scaling limit than Post-LN at every c",
+        "Merrill et al. 2021, scales.pdf; PAPERS.md §1.5, §6 target 10",
+        "every bias setting and seed: min over c of cos_branch(c) − cos_post(c) ≥ 0",
+        [("min_margin", serde_json::Value::Object(pairs.iter().map(|(l, m)| (l.clone(), json!(m))).collect()))],
+        !pairs.is_empty() && pairs.iter().all(|(_, m)| *m >= 0.0),
+    );
+    let at_ref =
+        |c: &Curve| c.to_saturated.iter().find(|(s, _)| *s == cfg.c_ref).map_or(f64::NAN, |x| x.1);
+    claims.add(
+        "saturated-network-is-the-limit",
+        "The exactly saturated network (uniform attention over argmax ties) is the large-c limit: f(x; 1000θ) matches it",
+        "Merrill et al. 2021, §3 (saturated attention); PAPERS.md §1.1, §5",
+        &format!("every variant and seed: mean per-token cos(f(x; {}θ), sf(x; θ)) ≥ 0.999", cfg.c_ref),
+        [("cos_at_c_ref", per(&|c| json!(at_ref(c)))), ("cos_at_c1", per(&|c| json!(c.to_saturated[0].1)))],
+        curves.iter().all(|c| at_ref(c) >= 0.999),
+    );
+    claims
+}
+
+/// The curve's value at the scale closest to `c`.
+fn at(cfg: &HomogeneityConfig, curve: &Curve, c: f64) -> f64 {
+    cfg.cs
+        .iter()
+        .zip(&curve.cos)
+        .min_by(|a, b| (a.0 - c).abs().total_cmp(&(b.0 - c).abs()))
+        .map_or(f64::NAN, |x| *x.1)
+}
