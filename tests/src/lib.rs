@@ -14,13 +14,10 @@
 //! - [`random`]: seeded random tensors and the random models the theorems talk about (Xiong et
 //!   al.'s simplified Transformer, small language models, parameter copies scaled by c).
 //! - [`stats`]: means with standard errors for the statistical tests.
-//! - [`dependency`]: the residual dependency β_{i,j} of Liu et al. (2020) computed from a forward
-//!   trace. It belongs in the planned saturn-dynamics crate and moves there when that lands.
 //!
 //! Everything is `f64`: theorem checks run on the reference precision.
 
 pub mod config;
-pub mod dependency;
 pub mod random;
 pub mod stats;
 

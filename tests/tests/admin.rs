@@ -22,7 +22,7 @@ use saturn_layers::{
 };
 use saturn_tensor::grad;
 use saturn_tensor::ndarray::Array2;
-use saturn_theorems::dependency::residual_dependency;
+use saturn_dynamics::residual_dependency;
 use saturn_theorems::random::{max_abs, max_abs_diff, normal};
 use saturn_theorems::{Estimate, proptest_config, seeds};
 
@@ -119,7 +119,7 @@ fn the_closed_form_omega_makes_the_dependency_sum_logarithmic() {
 /// sharing their branches, which satisfy the paper's assumption: f_i(x) = x·W_iᵀ with W_i i.i.d.
 /// N(0, 1/d), bias-free, so that given x_{i−1} (an LN output, Var = 1) the branch has Var = 1
 /// and is uncorrelated with x_{i−1}; the input x_0 has i.i.d. N(0, 1) entries. β is computed from
-/// the forward trace (see `saturn_theorems::dependency`). Returns (Σβ², the β bookkeeping's
+/// the forward trace by `saturn_dynamics::residual_dependency`. Returns (Σβ², the β bookkeeping's
 /// reconstruction error) per ω.
 fn dependency_sums(
     n: usize,
@@ -157,7 +157,7 @@ fn dependency_sums(
             }
             let trace = ctx.trace.unwrap();
             let refs: Vec<&Sublayer<f64>> = sublayers.iter().collect();
-            let dep = residual_dependency(&x0, &refs, &trace.sublayers);
+            let dep = residual_dependency(&trace.sublayers, &refs, None).unwrap();
             (dep.diagonal().iter().map(|b| b * b).sum(), dep.reconstruction_error)
         })
         .collect()

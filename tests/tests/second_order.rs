@@ -11,8 +11,7 @@
 //! are checked on the cross-entropy loss of random small decoder LMs of every residual scheme
 //! with smooth (GELU) activations, over all their parameters.
 //!
-//! (The Lanczos part of this issue — the tridiagonal's extreme eigenvalues converging to those
-//! of a dense eigensolver — belongs to saturn-dynamics and is added when that crate lands.)
+//! The Lanczos part of the second-order property is `lanczos.rs`.
 
 use proptest::prelude::*;
 use saturn_layers::{
