@@ -15,6 +15,7 @@
 //!   exact identities instead.)
 
 use proptest::prelude::*;
+use saturn_dynamics::residual_dependency;
 use saturn_layers::init::admin_omega_closed_form;
 use saturn_layers::{
     Activation, DecoderLm, ForwardCtx, InitScheme, Initializer, Linear, LmConfig, Module, Norm,
@@ -22,7 +23,6 @@ use saturn_layers::{
 };
 use saturn_tensor::grad;
 use saturn_tensor::ndarray::Array2;
-use saturn_dynamics::residual_dependency;
 use saturn_theorems::random::{max_abs, max_abs_diff, normal};
 use saturn_theorems::{Estimate, proptest_config, seeds};
 

@@ -104,7 +104,7 @@ proptest! {
         let mut h = x.clone();
         let mut ctx = ForwardCtx::eval();
         for layer in &model.layers {
-            h = layer.forward(&h, AttentionMask { causal: true, keys: None }, &mut ctx).unwrap();
+            h = layer.forward(&h, AttentionMask { causal: true, keys: None, ..Default::default() }, &mut ctx).unwrap();
         }
         let early = h.narrow(1, 0, t + 1).unwrap();
         let s = early.dot(&normal(&early.shape(), 1.0, seed ^ 8)).unwrap();
@@ -165,7 +165,7 @@ proptest! {
             let mut h = x.clone();
             let mut ctx = ForwardCtx::eval();
             for layer in &stack {
-                let mask = AttentionMask { causal: false, keys: use_mask.then(|| m.view()) };
+                let mask = AttentionMask { causal: false, keys: use_mask.then(|| m.view()), ..Default::default() };
                 h = layer.forward(&h, mask, &mut ctx).unwrap();
             }
             h

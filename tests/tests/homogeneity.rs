@@ -160,7 +160,7 @@ fn si_transformer(d_per_head: usize, heads: usize, layers: usize, seed: u64) -> 
 /// every attention row of every layer, between the tie set and the runner-up score.
 fn saturated_logits_and_min_gap(model: &DecoderLm<f64>, ids: &Array2<usize>) -> (Tensor<f64>, f64) {
     let mut ctx = ForwardCtx::eval().with_attention(AttentionMode::Saturated { tie_tol: TIE_TOL });
-    let mask = AttentionMask { causal: true, keys: None };
+    let mask = AttentionMask { causal: true, keys: None, ..Default::default() };
     let mut h = model.embed(ids.view()).unwrap();
     let mut min_gap = f64::INFINITY;
     for layer in &model.layers {

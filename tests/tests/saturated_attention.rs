@@ -175,7 +175,7 @@ proptest! {
         }
         let x = tokens_from_pool(&picks, pool, d, seed ^ 0x70c);
         let t = picks.len();
-        let mask = AttentionMask { causal, keys: None };
+        let mask = AttentionMask { causal, keys: None, ..Default::default() };
         let run = |layer: &MultiHeadAttention<f64>, mode| {
             layer.forward(&x, &x, mask, &mut ForwardCtx::eval().with_attention(mode), "attn").unwrap()
         };

@@ -72,8 +72,16 @@ fn homogeneity_and_saturation_training_write_curves() {
 #[test]
 fn head_experiments_write_class_tables() {
     let (dir, claims) = run("heads", &format!("steps = 20\nprobe_windows = 2\n{TINY_LM}"));
-    assert_eq!(claims.len(), 2);
-    has(&dir, &["heads.csv", "positions_attended.png", "classes_post-seed0.png"]);
+    assert_eq!(claims.len(), 3, "two claims of the paper and the reference-mask one");
+    has(
+        &dir,
+        &[
+            "heads.csv",
+            "positions_attended.png",
+            "classes_post-seed0.png",
+            "classes_post-zero-mask-seed0.png",
+        ],
+    );
     let (dir, claims) = run(
         "counting",
         "max_len = 6\nd_model = 16\nn_heads = 2\nd_ff = 32\ntest_samples = 100\nvalid_samples = 16\n\

@@ -63,6 +63,20 @@ pub fn saturated_softmax<T: Float>(scores: &Tensor<T>, tie_tol: f64) -> Result<T
     Ok(Tensor::constant(out))
 }
 
+/// What a blocked score becomes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MaskFill {
+    /// −∞: blocked keys get weight exactly 0 (the correct mask).
+    #[default]
+    NegInfinity,
+    /// 0: the norm-growth reference code's `scores = mask * scores` (PAPERS.md §1.4, quirk 2).
+    /// Blocked keys keep the weight e⁰ / Z — a causal LM sees the future — and under saturation
+    /// they are tied at score 0 and win every row whose visible scores are all negative. Only
+    /// for comparing with that code.
+    Zero,
+}
+
 /// Which keys each query may see.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AttentionMask<'a> {
@@ -70,6 +84,8 @@ pub struct AttentionMask<'a> {
     pub causal: bool,
     /// [B, T_key], true for a real token: keys that are false are hidden from every query.
     pub keys: Option<ArrayView2<'a, bool>>,
+    /// What blocked scores become (−∞ unless reproducing the reference code's bug).
+    pub fill: MaskFill,
 }
 
 impl AttentionMask<'_> {
@@ -159,7 +175,13 @@ impl<T: Float> MultiHeadAttention<T> {
         let v = self.v.forward(x_kv)?.reshape(&[b, tk, h, dh])?.permute(&[0, 2, 1, 3])?;
         let scores = q.matmul(&k_t)?;
         let score_scale = if self.scale_scores { 1.0 / (dh as f64).sqrt() } else { 1.0 };
-        let blocked = mask.blocked(b, tq, tk)?;
+        let (scores, blocked, score_scale) = match (mask.fill, mask.blocked(b, tq, tk)?) {
+            (MaskFill::NegInfinity, blocked) => (scores, blocked, score_scale),
+            // the reference code's bug: scaled scores times the 0/1 mask, nothing is hidden
+            (MaskFill::Zero, blocked) => {
+                (fill(scores.mul_scalar(score_scale), blocked.as_ref(), 0.0)?, None, 1.0)
+            }
+        };
         // Softmax modes go through the fused masked softmax (one pass, one graph node); the
         // saturated mode needs the masked scores themselves.
         let probs = match ctx.attention {
@@ -168,10 +190,12 @@ impl<T: Float> MultiHeadAttention<T> {
                 scores.masked_softmax(blocked.as_ref(), score_scale * c)?
             }
             AttentionMode::Scaled { c } => {
-                masked(scores.mul_scalar(score_scale), blocked.as_ref())?.mul_scalar(c).softmax(-1)?
+                fill(scores.mul_scalar(score_scale), blocked.as_ref(), f64::NEG_INFINITY)?
+                    .mul_scalar(c)
+                    .softmax(-1)?
             }
             AttentionMode::Saturated { tie_tol } => saturated_softmax(
-                &masked(scores.mul_scalar(score_scale), blocked.as_ref())?,
+                &fill(scores.mul_scalar(score_scale), blocked.as_ref(), f64::NEG_INFINITY)?,
                 tie_tol,
             )?,
         };
@@ -183,10 +207,14 @@ impl<T: Float> MultiHeadAttention<T> {
     }
 }
 
-/// Scores with −∞ where `blocked` is true (no mask: the scores unchanged).
-fn masked<T: Float>(scores: Tensor<T>, blocked: Option<&ArrayD<bool>>) -> Result<Tensor<T>> {
+/// Scores with `value` where `blocked` is true (no mask: the scores unchanged).
+fn fill<T: Float>(
+    scores: Tensor<T>,
+    blocked: Option<&ArrayD<bool>>,
+    value: f64,
+) -> Result<Tensor<T>> {
     match blocked {
-        Some(m) => Ok(scores.masked_fill(m, f64::NEG_INFINITY)?),
+        Some(m) => Ok(scores.masked_fill(m, value)?),
         None => Ok(scores),
     }
 }
@@ -236,7 +264,8 @@ mod tests {
                 q: Linear { weight: p[1].clone(), bias: Some(p[2].clone()) },
                 ..attn.clone()
             };
-            let mask = AttentionMask { causal: true, keys: Some(keys.view()) };
+            let mask =
+                AttentionMask { causal: true, keys: Some(keys.view()), ..Default::default() };
             Ok(a.forward(&p[0], &p[0], mask, &mut ForwardCtx::eval(), "a")?.0)
         };
         let params = [x, attn.q.weight.clone(), attn.q.bias.clone().unwrap()];
@@ -252,7 +281,7 @@ mod tests {
             .forward(
                 &x,
                 &x,
-                AttentionMask { causal: true, keys: None },
+                AttentionMask { causal: true, keys: None, ..Default::default() },
                 &mut ForwardCtx::eval(),
                 "a",
             )
@@ -300,7 +329,7 @@ mod tests {
     fn saturated_mode_of_a_layer_matches_a_huge_scale() {
         let attn = mha(5, 4, 2);
         let x = input(6, &[1, 4, 4]).mul_scalar(3.0);
-        let mask = AttentionMask { causal: true, keys: None };
+        let mask = AttentionMask { causal: true, keys: None, ..Default::default() };
         let run = |mode| {
             attn.forward(&x, &x, mask, &mut ForwardCtx::eval().with_attention(mode), "a").unwrap()
         };
@@ -312,12 +341,35 @@ mod tests {
         assert!(sat_out.to_vec().iter().zip(big_out.to_vec()).all(|(a, b)| (a - b).abs() < 1e-8));
     }
 
+    /// The reference code's multiplicative mask: a blocked score becomes 0 (after 1/√d_h), so
+    /// query 0's weights are softmax(s₀₀, 0, 0, …) — future keys keep weight — while the −∞ mask
+    /// gives query 0 all its weight on key 0.
+    #[test]
+    fn the_zero_fill_mask_keeps_weight_on_the_future() {
+        let attn = mha(5, 4, 2);
+        let x = input(6, &[1, 3, 4]);
+        let probs = |fill| {
+            let mask = AttentionMask { causal: true, keys: None, fill };
+            attn.forward(&x, &x, mask, &mut ForwardCtx::eval(), "a").unwrap().1
+        };
+        let (correct, buggy) = (probs(MaskFill::NegInfinity), probs(MaskFill::Zero));
+        let q = attn.q.forward(&x).unwrap().to_vec();
+        let k = attn.k.forward(&x).unwrap().to_vec();
+        // head 0 (d_head 2), query 0: s₀₀ = q₀·k₀/√2
+        let s00 = (q[0] * k[0] + q[1] * k[1]) / 2f64.sqrt();
+        let z = s00.exp() + 2.0;
+        let expected = [s00.exp() / z, 1.0 / z, 1.0 / z];
+        let row = &buggy.to_vec()[..3];
+        assert!(row.iter().zip(expected).all(|(a, b)| (a - b).abs() < 1e-12), "{row:?}");
+        assert_eq!(&correct.to_vec()[..3], &[1.0, 0.0, 0.0]);
+    }
+
     #[test]
     fn a_mask_of_the_wrong_shape_is_an_error() {
         let attn = mha(0, 4, 2);
         let x = input(0, &[2, 3, 4]);
         let keys = Array2::from_elem((2, 4), true);
-        let mask = AttentionMask { causal: false, keys: Some(keys.view()) };
+        let mask = AttentionMask { causal: false, keys: Some(keys.view()), ..Default::default() };
         assert!(attn.forward(&x, &x, mask, &mut ForwardCtx::eval(), "a").is_err());
         assert!(
             MultiHeadAttention::<f64>::new(

@@ -33,7 +33,9 @@ pub mod norm;
 pub mod residual;
 
 pub use admin::{admin_profile, set_admin_omegas};
-pub use attention::{AttentionMask, AttentionMode, MultiHeadAttention, saturated_softmax};
+pub use attention::{
+    AttentionMask, AttentionMode, MaskFill, MultiHeadAttention, saturated_softmax,
+};
 pub use block::{DecoderLayer, EncoderLayer, LayerSpec};
 pub use ctx::{AttentionTrace, ForwardCtx, SublayerTrace, Trace};
 pub use embedding::{Embedding, PositionKind, Positions};

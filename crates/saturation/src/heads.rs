@@ -336,7 +336,7 @@ pub fn analyze_heads<T: Float, M: Layered<T>>(
                 saturated: &sat[i].probs,
                 soft: Some(&soft[i].probs),
                 visibility: Visibility {
-                    causal: model.causal(),
+                    causal: model.sees_only_the_past(),
                     keys: batch.real.as_ref().map(|m| m.view()),
                     queries: batch.analysed.as_ref().map(|m| m.view()),
                 },

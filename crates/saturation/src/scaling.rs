@@ -29,7 +29,7 @@ use std::collections::BTreeMap;
 
 use saturn_layers::{
     AttentionMask, AttentionMode, AttentionTrace, Bert, DecoderLm, EncoderLayer, ForwardCtx,
-    Module, SublayerTrace, Trace,
+    MaskFill, Module, SublayerTrace, Trace,
 };
 use saturn_tensor::ndarray::{Array2, Ix3};
 use saturn_tensor::{Data, Float, Tensor, no_grad};
@@ -165,6 +165,15 @@ pub trait Layered<T: Float>: Module<T> {
     fn layer_stack(&self) -> &[EncoderLayer<T>];
     /// Whether attention is causal.
     fn causal(&self) -> bool;
+    /// What the mask puts on blocked scores (−∞ unless the model reproduces the norm-growth
+    /// reference code's multiplicative mask, which hides nothing).
+    fn mask_fill(&self) -> MaskFill {
+        MaskFill::NegInfinity
+    }
+    /// Whether a query sees only the keys up to itself: causal, with a mask that hides.
+    fn sees_only_the_past(&self) -> bool {
+        self.causal() && self.mask_fill() == MaskFill::NegInfinity
+    }
 }
 
 /// Runs `f` with a trace in `ctx` and returns the sublayer traces it added, leaving `ctx`'s own
@@ -208,6 +217,10 @@ impl<T: Float> Layered<T> for DecoderLm<T> {
 
     fn causal(&self) -> bool {
         true
+    }
+
+    fn mask_fill(&self) -> MaskFill {
+        self.config.mask_fill
     }
 }
 
@@ -498,10 +511,13 @@ pub fn saturated_limit_check<T: Float, M: Layered<T>>(
 ) -> Result<Vec<LimitCheck>> {
     let saturated = AttentionMode::Saturated { tie_tol };
     let inputs = probe(model, batch, 1.0, saturated)?.representations.layers;
-    let mask =
-        AttentionMask { causal: model.causal(), keys: batch.real.as_ref().map(|m| m.view()) };
-    let vis = Visibility {
+    let mask = AttentionMask {
         causal: model.causal(),
+        keys: batch.real.as_ref().map(|m| m.view()),
+        fill: model.mask_fill(),
+    };
+    let vis = Visibility {
+        causal: model.sees_only_the_past(),
         keys: batch.real.as_ref().map(|m| m.view()),
         queries: batch.analysed.as_ref().map(|m| m.view()),
     };

@@ -288,12 +288,7 @@ mod tests {
     fn gradcheck_leaves_perturbs_in_place_and_restores() {
         let w = Tensor::<f64>::param_from_vec(vec![0.3, -0.8], &[2]).unwrap();
         assert!(
-            gradcheck_leaves(
-                || w.tanh().mul(&w),
-                &[w.clone()],
-                CheckOptions::FIRST_ORDER
-            )
-            .is_ok()
+            gradcheck_leaves(|| w.tanh().mul(&w), &[w.clone()], CheckOptions::FIRST_ORDER).is_ok()
         );
         assert_eq!(w.to_vec(), vec![0.3, -0.8]);
         let wrong = || w.mul(&w.detach());

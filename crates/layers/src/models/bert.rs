@@ -178,7 +178,7 @@ impl<T: Float> Bert<T> {
             .add(&self.position.weight.narrow(0, 0, t)?)?
             .add(&self.token_type.forward(types)?)?;
         let mut h = self.embed_norm.forward(&h)?;
-        let attn_mask = AttentionMask { causal: false, keys: mask };
+        let attn_mask = AttentionMask { causal: false, keys: mask, ..Default::default() };
         for layer in &self.layers {
             h = layer.forward(&h, attn_mask, ctx)?;
         }

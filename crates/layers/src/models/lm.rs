@@ -7,7 +7,7 @@ use saturn_tensor::ndarray::ArrayView2;
 use saturn_tensor::{CrossEntropy, Float, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::attention::AttentionMask;
+use crate::attention::{AttentionMask, MaskFill};
 use crate::block::{EncoderLayer, LayerSpec};
 use crate::ctx::ForwardCtx;
 use crate::embedding::{Embedding, PositionKind, Positions};
@@ -69,6 +69,10 @@ pub struct LmConfig {
     /// Admin's ω before profiling.
     #[serde(default = "one")]
     pub admin_omega: f64,
+    /// What the causal mask puts on future scores: −∞ (correct, the default), or 0 to reproduce
+    /// the norm-growth reference code's multiplicative mask (the LM then sees the future).
+    #[serde(default)]
+    pub mask_fill: MaskFill,
 }
 
 impl LmConfig {
@@ -100,6 +104,7 @@ impl LmConfig {
             init: InitScheme::XavierUniform,
             deepnorm_alpha: None,
             admin_omega: 1.0,
+            mask_fill: MaskFill::NegInfinity,
         }
     }
 
@@ -218,7 +223,7 @@ impl<T: Float> DecoderLm<T> {
         if let Some(p) = ctx.admin_profile.as_mut() {
             p.r = 1.0;
         }
-        let mask = AttentionMask { causal: true, keys: None };
+        let mask = AttentionMask { causal: true, keys: None, fill: self.config.mask_fill };
         for layer in &self.layers {
             h = layer.forward(&h, mask, ctx)?;
             hidden.push(h.clone());

@@ -238,7 +238,7 @@ impl<T: Float> Seq2Seq<T> {
         if let Some(p) = ctx.admin_profile.as_mut() {
             p.r = 1.0;
         }
-        let mask = AttentionMask { causal: false, keys: Some(src_mask) };
+        let mask = AttentionMask { causal: false, keys: Some(src_mask), ..Default::default() };
         for layer in &self.enc {
             h = layer.forward(&h, mask, ctx)?;
             hidden.push(h.clone());
@@ -264,8 +264,10 @@ impl<T: Float> Seq2Seq<T> {
         if let Some(p) = ctx.admin_profile.as_mut() {
             p.r = 1.0;
         }
-        let self_mask = AttentionMask { causal: true, keys: Some(batch.tgt_mask) };
-        let memory_mask = AttentionMask { causal: false, keys: Some(batch.src_mask) };
+        let self_mask =
+            AttentionMask { causal: true, keys: Some(batch.tgt_mask), ..Default::default() };
+        let memory_mask =
+            AttentionMask { causal: false, keys: Some(batch.src_mask), ..Default::default() };
         for layer in &self.dec {
             y = layer.forward(&y, &memory, self_mask, memory_mask, ctx)?;
             dec_hidden.push(y.clone());
