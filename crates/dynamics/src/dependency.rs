@@ -30,7 +30,8 @@
 
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use saturn_layers::{
-    DecoderLayer, EncoderLayer, NormKind, ResidualScheme, Sublayer, SublayerTrace,
+    DecoderLayer, EncoderLayer, ForwardCtx, NormKind, ResidualScheme, Seq2Seq, Sublayer,
+    SublayerTrace,
 };
 use saturn_tensor::{Float, Tensor};
 
@@ -68,6 +69,19 @@ pub fn encoder_sublayers<T: Float>(layers: &[EncoderLayer<T>]) -> Vec<&Sublayer<
 /// The sublayers of decoder layers in forward order (self-attention, cross-attention, FFN).
 pub fn decoder_sublayers<T: Float>(layers: &[DecoderLayer<T>]) -> Vec<&Sublayer<T>> {
     layers.iter().flat_map(|l| [&l.sub_self, &l.sub_cross, &l.sub_ffn]).collect()
+}
+
+/// β_{i,j} of an encoder–decoder's encoder on one source batch: a traced forward pass in eval
+/// mode without gradients, token averages over the real (unpadded) tokens.
+pub fn encoder_dependency<T: Float>(
+    model: &Seq2Seq<T>,
+    src: ArrayView2<'_, usize>,
+    src_mask: ArrayView2<'_, bool>,
+) -> Result<Dependency> {
+    let mut ctx = ForwardCtx::eval().with_trace();
+    saturn_tensor::no_grad(|| model.encode(src, src_mask, &mut ctx))?;
+    let trace = ctx.trace.take().unwrap_or_default();
+    residual_dependency(&trace.sublayers, &encoder_sublayers(&model.enc), Some(src_mask))
 }
 
 /// β_{i,j} of one residual stack from its forward trace (`trace[k]` made by `sublayers[k]`, in

@@ -56,7 +56,9 @@ pub use admin::OmegaProfile;
 pub use amplification::{
     OutputChange, is_weight_matrix, output_change, output_change_along_gradient,
 };
-pub use dependency::{Dependency, decoder_sublayers, encoder_sublayers, residual_dependency};
+pub use dependency::{
+    Dependency, decoder_sublayers, encoder_dependency, encoder_sublayers, residual_dependency,
+};
 pub use error::{DynamicsError, Result};
 pub use fit::{LinearFit, linear_fit};
 pub use gradients::{GradientNorm, frobenius_norm, gradient_norms};

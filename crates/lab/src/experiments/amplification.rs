@@ -11,7 +11,7 @@
 //! makes the change proportional to.
 
 use saturn_dynamics::{
-    encoder_sublayers, linear_fit, output_change, output_change_along_gradient, residual_dependency,
+    encoder_dependency, linear_fit, output_change, output_change_along_gradient,
 };
 use saturn_layers::{ForwardCtx, Module, ResidualScheme, Seq2Seq};
 use saturn_tensor::{Tensor, grad};
@@ -265,16 +265,7 @@ fn measure(
         }
         None => None,
     };
-    let mut trace_ctx = ForwardCtx::eval().with_trace();
-    saturn_tensor::no_grad(|| {
-        model.encode(batch.src.view(), batch.src_mask.view(), &mut trace_ctx)
-    })?;
-    let trace = trace_ctx.trace.take().unwrap_or_default();
-    let dep = residual_dependency(
-        &trace.sublayers,
-        &encoder_sublayers(&model.enc),
-        Some(batch.src_mask.view()),
-    )?;
+    let dep = encoder_dependency(&model, batch.src.view(), batch.src_mask.view())?;
     Ok(Row {
         scheme,
         sublayers,

@@ -7,8 +7,8 @@
 //! roughly as 1/√(i+1) (log-log slope in [−0.75, −0.25], and β_{N,N} ≤ 0.35); Admin's diagonal
 //! stays within ±0.1 of Pre-LN's.
 
-use saturn_dynamics::{Dependency, encoder_sublayers, linear_fit, residual_dependency};
-use saturn_layers::{ForwardCtx, ResidualScheme, Seq2Seq};
+use saturn_dynamics::{Dependency, encoder_dependency, linear_fit};
+use saturn_layers::{ResidualScheme, Seq2Seq};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -71,16 +71,7 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
         for &seed in &ctx.seeds {
             let model = Seq2Seq::<f64>::new(cfg.model.config(scheme, cfg.layers, 1, &data), seed)?;
             init_admin(&model, &batch)?;
-            let mut tctx = ForwardCtx::eval().with_trace();
-            saturn_tensor::no_grad(|| {
-                model.encode(batch.src.view(), batch.src_mask.view(), &mut tctx)
-            })?;
-            let trace = tctx.trace.take().unwrap_or_default();
-            let dep = residual_dependency(
-                &trace.sublayers,
-                &encoder_sublayers(&model.enc),
-                Some(batch.src_mask.view()),
-            )?;
+            let dep = encoder_dependency(&model, batch.src.view(), batch.src_mask.view())?;
             results.push((scheme, seed, dep));
         }
     }
