@@ -41,6 +41,7 @@ mod error;
 mod float;
 pub mod io;
 mod ops;
+mod simd_math;
 mod tensor;
 
 pub use autograd::{grad, grad_with, hvp};
