@@ -26,6 +26,10 @@ pub enum InitScheme {
     XavierUniform,
     /// Every weight and embedding N(0, std²), zero biases.
     Normal { std: f64 },
+    /// PyTorch's module defaults (`nn.Linear.reset_parameters`, `nn.Embedding`): Linear weights
+    /// and biases U(−1/√fan_in, 1/√fan_in) (kaiming-uniform with a = √5), embeddings N(0, 1).
+    /// The only scheme with non-zero biases at init, as in code that keeps PyTorch's defaults.
+    TorchDefault,
 }
 
 /// Draws parameters from one seeded, portable RNG (PCG-64), in a fixed order.
@@ -53,6 +57,22 @@ impl Initializer {
                 self.draw(&[out, inp], Uniform::new_inclusive(-a, a).expect("finite bound"))
             }
             InitScheme::Normal { std } => self.normal(&[out, inp], gain * std),
+            InitScheme::TorchDefault => {
+                let a = gain / (inp.max(1) as f64).sqrt();
+                self.draw(&[out, inp], Uniform::new_inclusive(-a, a).expect("finite bound"))
+            }
+        }
+    }
+
+    /// A Linear bias [out] for `inp` inputs under the scheme: U(−1/√inp, 1/√inp) for
+    /// [`InitScheme::TorchDefault`], zeros otherwise (drawn after the weight).
+    pub fn linear_bias<T: Float>(&mut self, out: usize, inp: usize) -> Tensor<T> {
+        match self.scheme {
+            InitScheme::TorchDefault => {
+                let a = 1.0 / (inp.max(1) as f64).sqrt();
+                self.draw(&[out], Uniform::new_inclusive(-a, a).expect("finite bound"))
+            }
+            InitScheme::XavierUniform | InitScheme::Normal { .. } => filled(&[out], 0.0),
         }
     }
 
@@ -66,6 +86,7 @@ impl Initializer {
         let std = match self.scheme {
             InitScheme::XavierUniform => (d.max(1) as f64).powf(-0.5),
             InitScheme::Normal { std } => std,
+            InitScheme::TorchDefault => 1.0,
         };
         self.normal(&[n, d], std)
     }
@@ -145,6 +166,26 @@ mod tests {
         let (ad, _) =
             deepnorm_constants(DeepNormArch::Seq2SeqDecoder { enc_layers: 3, dec_layers: 2 });
         assert!((ae - 1.1132).abs() < 1e-4 && (ad - 1.5651).abs() < 1e-4);
+    }
+
+    /// PyTorch's nn.Linear defaults: weights and biases in [−1/√fan_in, 1/√fan_in], spread over
+    /// the interval (variance (1/√fan_in)²/3), biases non-zero; the other schemes' biases are 0.
+    #[test]
+    fn torch_default_draws_weights_and_biases_within_one_over_sqrt_fan_in() {
+        let (out, inp) = (64, 100);
+        let mut init = Initializer::new(InitScheme::TorchDefault, 3);
+        let w: Tensor<f64> = init.linear_weight(out, inp, 1.0);
+        let b: Tensor<f64> = init.linear_bias(out, inp);
+        let bound = 0.1;
+        let w = w.to_vec();
+        assert!(w.iter().chain(&b.to_vec()).all(|v| v.abs() <= bound));
+        let var = w.iter().map(|v| v * v).sum::<f64>() / w.len() as f64;
+        assert!((var / (bound * bound / 3.0) - 1.0).abs() < 0.1, "variance {var}");
+        assert!(b.to_vec().iter().all(|&v| v != 0.0));
+        for scheme in [InitScheme::XavierUniform, InitScheme::Normal { std: 0.1 }] {
+            let zero: Tensor<f64> = Initializer::new(scheme, 3).linear_bias(out, inp);
+            assert!(zero.to_vec().iter().all(|&v| v == 0.0));
+        }
     }
 
     #[test]

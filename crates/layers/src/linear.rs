@@ -21,10 +21,8 @@ pub struct Linear<T: Float> {
 impl<T: Float> Linear<T> {
     /// A layer `inp → out`, weight from the initializer (scaled by `gain`), bias zero.
     pub fn new(init: &mut Initializer, inp: usize, out: usize, bias: bool, gain: f64) -> Self {
-        Linear {
-            weight: init.linear_weight(out, inp, gain),
-            bias: bias.then(|| crate::init::filled(&[out], 0.0)),
-        }
+        let weight = init.linear_weight(out, inp, gain);
+        Linear { weight, bias: bias.then(|| init.linear_bias(out, inp)) }
     }
 
     /// The input size.

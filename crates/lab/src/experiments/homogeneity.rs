@@ -6,9 +6,16 @@
 //!
 //! Claims: the curve is monotone in c for every variant; branch-LN ≥ Post-LN at every c; and at
 //! c = 1000 the softmax network is the exactly saturated one (per-token cosine ≥ 0.999).
+//!
+//! The models are drawn as the reference code draws them: it keeps PyTorch's module defaults
+//! (`InitScheme::TorchDefault`: Linear weights and biases U(±1/√fan_in), embeddings N(0, 1)).
+//! Under fairseq's Xavier init with zero biases the with/without-bias variants coincide at init
+//! and the curves sit far from the paper's (measured, quick preset: Post-LN 0.17 at c = 1, and
+//! branch-LN below Post-LN at c = 3); `init = { kind = "xavier_uniform" }` brings that back.
+//! `mask_fill = "zero"` reproduces the reference's multiplicative causal mask as well.
 
 use saturn_datasets::rng::{below, seeded_rng};
-use saturn_layers::{Activation, DecoderLm, InitScheme, LmConfig, ResidualScheme};
+use saturn_layers::{Activation, DecoderLm, InitScheme, LmConfig, MaskFill, ResidualScheme};
 use saturn_saturation::{SATURATION_SCALE, TokenBatch, distance_to_saturated, homogeneity_curve};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -44,6 +51,14 @@ pub struct HomogeneityConfig {
     pub limit_cs: Vec<f64>,
     /// Relative tie tolerance of the exactly saturated attention.
     pub tie_tol: f64,
+    /// The causal mask's fill: −∞ (correct), or `zero` for the reference code's `mask * scores`
+    /// (PAPERS.md §1.4 quirk 2), to compare with its curves.
+    #[serde(default)]
+    pub mask_fill: MaskFill,
+    /// How parameters are drawn; `torch_default` is the reference code's (it keeps PyTorch's
+    /// module defaults: non-zero Linear biases, N(0, 1) embeddings).
+    #[serde(default)]
+    pub init: InitScheme,
 }
 
 impl HomogeneityConfig {
@@ -64,12 +79,14 @@ impl HomogeneityConfig {
             seq_len: 10,
             sentences: 10,
             schemes: vec![ResidualScheme::PostLn, ResidualScheme::PreLn, ResidualScheme::BranchLn],
-            // biases start at 0 (fairseq init), so with and without biases coincide at init
-            biases: vec![true],
+            // the reference's init (PyTorch defaults) draws non-zero biases, so the two differ
+            biases: vec![true, false],
             cs: (0..19).map(|i| 1.0 + 0.5 * i as f64).collect(),
             c_ref: SATURATION_SCALE,
             limit_cs: vec![30.0, 100.0, 300.0, 1000.0],
             tie_tol: saturn_layers::attention::DEFAULT_TIE_TOL,
+            mask_fill: MaskFill::NegInfinity,
+            init: InitScheme::TorchDefault,
         }
     }
 }
@@ -106,7 +123,8 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
                     residual: scheme,
                     act: cfg.act,
                     bias,
-                    init: InitScheme::XavierUniform,
+                    init: cfg.init,
+                    mask_fill: cfg.mask_fill,
                     ..LmConfig::new(
                         cfg.vocab,
                         cfg.d_model,
@@ -179,19 +197,26 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     Ok(claims(&cfg, &curves))
 }
 
+/// How far a curve may dip between neighbouring c and still count as monotone (round-off and
+/// the sixth-digit wobble of a converged curve, measured ≤ 2e-5).
+const MONOTONE_TOL: f64 = 1e-4;
+
 fn claims(cfg: &HomogeneityConfig, curves: &[Curve]) -> Claims {
     let mut claims = Claims::default();
     let per = |f: &dyn Fn(&Curve) -> serde_json::Value| {
         serde_json::Value::Object(curves.iter().map(|c| (c.label.clone(), f(c))).collect())
     };
-    let monotone = |c: &Curve| c.cos.windows(2).all(|w| w[1] >= w[0]);
+    // a curve that has converged sits on a plateau where the cosine moves in the 6th digit
+    let monotone = |c: &Curve| c.cos.windows(2).all(|w| w[1] >= w[0] - MONOTONE_TOL);
+    let largest_drop = |c: &Curve| c.cos.windows(2).map(|w| w[0] - w[1]).fold(0.0, f64::max);
     claims.add(
         "monotone-in-c",
         "At random init, cos(f(x; cθ), f(x; 1000θ)) rises monotonically with c for every variant",
         "Merrill et al. 2021, §4, plot_trans_scale.py (scales.pdf); PAPERS.md §6 target 10",
-        "every variant and seed: the cosine at each c in linspace(1, 10, 19) is ≥ the one before",
+        "every variant and seed: the cosine at each c in linspace(1, 10, 19) is ≥ the one before − 1e-4",
         [
             ("monotone", per(&|c| json!(monotone(c)))),
+            ("largest_drop", per(&|c| json!(largest_drop(c)))),
             ("cos_at_c1", per(&|c| json!(c.cos[0]))),
             ("cos_at_c3", per(&|c| json!(at(cfg, c, 3.0)))),
             ("cos_at_c10", per(&|c| json!(c.cos[c.cos.len() - 1]))),
