@@ -3,7 +3,7 @@
 //! constant lr 1e-2 with no weight decay (the reference code's defaults, PAPERS.md §1.3) — on
 //! the shipped tiny-shakespeare, and the fixed validation windows that probes read.
 
-use saturn_layers::{DecoderLm, InitScheme, LmConfig, ResidualScheme};
+use saturn_layers::{DecoderLm, LmConfig, ResidualScheme};
 use saturn_optim::{AdamConfig, OptimizerConfig, Schedule};
 use saturn_saturation::TokenBatch;
 use serde::{Deserialize, Serialize};
@@ -23,7 +23,7 @@ pub struct LmData {
     pub eval_batches: usize,
 }
 
-/// The LM config of one scheme (dropout 0, Xavier-uniform, learned positions, biases).
+/// The LM config of one scheme (dropout 0, the shape's init, learned positions, biases).
 pub fn lm_config(
     shape: &ModelShape,
     scheme: ResidualScheme,
@@ -33,7 +33,7 @@ pub fn lm_config(
     LmConfig {
         residual: scheme,
         act: shape.act,
-        init: InitScheme::XavierUniform,
+        init: shape.init,
         ..LmConfig::new(vocab, shape.d_model, shape.n_heads, shape.d_ff, shape.n_layers, seq_len)
     }
 }

@@ -67,6 +67,7 @@ impl HeadsConfig {
                 d_ff: 4 * d,
                 n_layers: layers,
                 act: saturn_layers::Activation::Relu,
+                init: Default::default(),
             },
             data: LmData { batch_size: batch, seq_len: seq, eval_batches: 4 },
             steps,
@@ -330,7 +331,9 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
                 ("classes_with_zero_mask", serde_json::Value::Object(
                     reference.iter().map(|(l, s, ..)| (l.clone(), class_json(s))).collect(),
                 )),
+                // below the −∞-mask loss when the LM learns to read the next character
                 ("valid_loss_with_zero_mask", valid_loss(&reference)),
+                ("valid_loss_with_neg_inf_mask", valid_loss(&correct)),
             ],
             with_zero.iter().all(|(_, c)| !c.is_empty()) && with_neg_inf.iter().all(|(_, c)| c.is_empty()),
         );

@@ -26,6 +26,10 @@ pub struct ModelShape {
     pub d_ff: usize,
     pub n_layers: usize,
     pub act: Activation,
+    /// How parameters are drawn (fairseq's Xavier-uniform unless set; `torch_default` is what
+    /// the norm-growth reference code's modules use).
+    #[serde(default)]
+    pub init: InitScheme,
 }
 
 /// The config of `lm-baseline`.
@@ -55,6 +59,7 @@ impl LmBaselineConfig {
                 d_ff: ff,
                 n_layers: 2,
                 act: Activation::Relu,
+                init: Default::default(),
             },
             schemes: vec![ResidualScheme::PostLn, ResidualScheme::PreLn],
             batch_size: batch,
@@ -82,7 +87,7 @@ impl LmBaselineConfig {
         LmConfig {
             residual: scheme,
             act: m.act,
-            init: InitScheme::XavierUniform,
+            init: m.init,
             ..LmConfig::new(vocab, m.d_model, m.n_heads, m.d_ff, m.n_layers, self.seq_len)
         }
     }

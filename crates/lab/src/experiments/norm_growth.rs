@@ -72,6 +72,7 @@ impl NormGrowthConfig {
                 d_ff: 4 * d,
                 n_layers: layers,
                 act: saturn_layers::Activation::Relu,
+                init: Default::default(),
             },
             data: LmData { batch_size: batch, seq_len: seq, eval_batches: 4 },
             steps,

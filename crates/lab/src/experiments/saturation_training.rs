@@ -62,6 +62,7 @@ impl SaturationTrainingConfig {
                 d_ff: 4 * d,
                 n_layers: layers,
                 act: saturn_layers::Activation::Relu,
+                init: Default::default(),
             },
             data: LmData { batch_size: batch, seq_len: seq, eval_batches: 4 },
             steps,
