@@ -25,6 +25,33 @@ pub fn gather(results: &Path) -> Result<Vec<(std::path::PathBuf, Summary)>> {
     Ok(out)
 }
 
+/// The table at the top of the report: one row per experiment with its preset, seeds, the
+/// number of claims holding, and the ids of those that do not.
+fn overview(runs: &[(std::path::PathBuf, Summary)]) -> String {
+    let mut md = String::from(
+        "| experiment | preset | seeds | claims holding | not holding |\n|---|---|---|---|---|\n",
+    );
+    let (mut held_all, mut total) = (0, 0);
+    for (_, s) in runs {
+        let held = s.claims.iter().filter(|c| c.holds).count();
+        let failing: Vec<String> =
+            s.claims.iter().filter(|c| !c.holds).map(|c| format!("`{}`", c.id)).collect();
+        held_all += held;
+        total += s.claims.len();
+        let _ = writeln!(
+            md,
+            "| [{e}](#{e}) | {} | {} | {held} of {} | {} |",
+            s.preset.name(),
+            s.seeds.len(),
+            s.claims.len(),
+            failing.join(", "),
+            e = s.experiment,
+        );
+    }
+    let _ = writeln!(md, "\nIn all: {held_all} of {total} claims hold.\n");
+    md
+}
+
 /// Writes `docs/RESULTS.md` and `docs/figures/*` from the runs under `results`.
 pub fn write_report(results: &Path, docs: &Path) -> Result<usize> {
     let runs = gather(results)?;
@@ -37,6 +64,7 @@ pub fn write_report(results: &Path, docs: &Path) -> Result<usize> {
         "{}`. Every number is computed by the run; `holds` is computed from `measured` by the experiment's code.\n",
         results.display()
     );
+    md.push_str(&overview(&runs));
     for (dir, s) in &runs {
         let held = s.claims.iter().filter(|c| c.holds).count();
         let _ = writeln!(md, "## {}\n", s.experiment);
