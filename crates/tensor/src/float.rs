@@ -38,16 +38,16 @@ pub trait Float:
     fn tanh_via_exp(self) -> Self {
         num_traits::Float::tanh(self)
     }
-    /// tanh x as the hot loops (`tanh`, `gelu_tanh`) compute it. `f32`: the branch-free,
-    /// vectorizable kernel of `simd_math` (odd polynomial below |x| = 0.625, 1 − 2/(e^{2|x|} + 1)
-    /// above; **within 1.5 ulp** of the exact tanh on [−20, 20], tested). `f64`: the accurate
+    /// tanh x as `Tensor::tanh` computes it. `f32`: the branch-free, vectorizable kernel of
+    /// `simd_math` (odd polynomial below |x| = 0.625, 1 − 2/(e^{2|x|} + 1) above; **within
+    /// 1.5 ulp** of the exact tanh on [−20, 20], tested). `f64`: the accurate
     /// [`tanh_via_exp`](Float::tanh_via_exp) (gradient checks run in `f64`).
     fn tanh_fast(self) -> Self {
         self.tanh_via_exp()
     }
-    /// eˣ as the hot loops (`exp`, `sigmoid`, GELU's slope) compute it. `f32`: the branch-free,
-    /// vectorizable kernel of `simd_math` (**within 1 ulp** of the exact eˣ, tested; +∞ / 0
-    /// beyond the range, NaN stays NaN). `f64`: libm's `exp`.
+    /// eˣ as the hot loops (`exp`, `sigmoid`, `gelu_tanh`, GELU's slope) compute it. `f32`: the
+    /// branch-free, vectorizable kernel of `simd_math` (**within 1 ulp** of the exact eˣ,
+    /// tested; +∞ / 0 beyond the range, NaN stays NaN). `f64`: libm's `exp`.
     fn exp_fast(self) -> Self {
         num_traits::Float::exp(self)
     }
