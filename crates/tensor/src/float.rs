@@ -51,6 +51,14 @@ pub trait Float:
     fn exp_fast(self) -> Self {
         num_traits::Float::exp(self)
     }
+    /// Φ(x), the standard normal CDF, as GELU computes it. `f32`: the branch-free, vectorizable
+    /// kernel of `simd_math` (erf's odd polynomial near 0, e^{−z²}·R(1/(1 + z/2)) for erfc in
+    /// the tails, so the lower tail keeps its relative accuracy; tested in `ops/gelu.rs`).
+    /// `f64`: ½(1 + erf(x/√2)) with libm's erf.
+    fn normal_cdf(self) -> Self {
+        let half = Self::cast(0.5);
+        half * (Self::one() + (self * Self::cast(std::f64::consts::FRAC_1_SQRT_2)).erf())
+    }
 }
 
 /// tanh through `exp`/`expm1` in the precision of `F`, saturating to ±1 for |x| > `one_above`.
@@ -93,6 +101,10 @@ impl Float for f32 {
     #[inline(always)]
     fn exp_fast(self) -> Self {
         crate::simd_math::exp_f32(self)
+    }
+    #[inline(always)]
+    fn normal_cdf(self) -> Self {
+        crate::simd_math::normal_cdf_f32(self)
     }
 }
 
