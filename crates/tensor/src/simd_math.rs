@@ -1,5 +1,5 @@
-//! Branch-free `f32` kernels (tanh, exp) and the contiguous-slice loops that let LLVM vectorize
-//! them.
+//! Branch-free `f32` kernels (tanh, exp, the normal CDF) and the contiguous-slice loops that let
+//! LLVM vectorize them.
 //!
 //! libm's `tanhf`/`expm1f`/`expf` are opaque calls with branches: a loop over them runs one
 //! element at a time (≈ 4–8 ns each). The kernels here are straight-line arithmetic — a
@@ -18,17 +18,21 @@
 //!   tanh x: 1.33 ulp at worst over every `f32` of [−20, 20] (the ignored exhaustive test),
 //!   1.26 on the 2·10⁶-point grid plus a logarithmic grid down to 10⁻⁴⁰ that the unit test
 //!   asserts; ±0 → ±0, ±∞ and |x| ≥ 9.02 → ±1, NaN → NaN.
+//! - [`normal_cdf_f32`]: Φ(x) = ½·erfc(−x/√2) for GELU (erf form), erf's odd polynomial near 0
+//!   and e^{−z²}·R(1/(1 + z/2)) for erfc in the tails (no cancellation in the lower tail).
 //!
 //! The coefficients were fitted for this file (Lawson's iteratively reweighted least squares on
-//! 1500 points, then rounded to `f32`); the method is the textbook one of Cephes' `expf` and
-//! Eigen's `ptanh_float`, not their code.
+//! 1200–1500 points, then rounded to `f32`); the method is the textbook one of Cephes' `expf`
+//! and Eigen's `ptanh_float`, not their code.
 //!
 //! **Determinism.** No fused multiply-add, no reassociation (Rust never contracts `a*b + c`):
 //! every path — the scalar call, SSE2, AVX2, AVX-512 — performs the same IEEE-754 operations in
 //! the same order, so results are bit-identical across instruction sets and machines
 //! (`map_is_bit_identical_to_the_scalar_kernel`).
 //!
-//! [`map`] and [`zip_map`] run a per-element function over standard-layout arrays as a slice loop,
+//! [`map`] and [`zip_map`] run a per-element function ([`Elementwise`], [`Elementwise2`]: a
+//! closure, or a unit struct with an `#[inline(always)]` `apply` for bodies too large for LLVM
+//! to inline through a closure's call shim) over standard-layout arrays as a slice loop,
 //! compiled three times — for the x86-64 baseline (SSE2), AVX2 and AVX-512F — and chosen at run
 //! time by CPU feature detection; the workspace keeps the portable baseline target (no
 //! `-C target-cpu=native`). Other layouts fall back to ndarray's `mapv` / `Zip` with the same
