@@ -18,6 +18,11 @@
 //! `malloc_tuned` (whether `saturn_tensor::alloc::tune_malloc` was applied; `--no-tune-malloc`
 //! turns it off); lines with `gflops` also carry `peak_fraction` = gflops / (`--peak-gflops` × threads). Inputs come from a PCG64 generator with
 //! a fixed seed, so every run sees the same numbers.
+//!
+//! `--compare-torch` ([`torch_ref`]) runs `shared/bench/torch_ref.py` after each `step` case for the
+//! same config, variant and threads, and prints a `step_vs_torch` line: `saturn_ms`, `torch_ms`
+//! (medians of the whole step), `ratio` = saturn_ms / torch_ms, the per-phase medians of both,
+//! both peak RSS, `torch_bg_cores` and `loadavg_1m`.
 
 mod blas;
 mod elementwise;
@@ -26,6 +31,7 @@ mod matmul;
 mod mlp;
 mod step;
 mod timing;
+mod torch_ref;
 
 use std::error::Error;
 use std::io::Write;
@@ -115,6 +121,13 @@ struct Cli {
     /// `saturn_tensor::alloc::tune_malloc` at startup (to measure what the tuning buys).
     #[arg(long)]
     no_tune_malloc: bool,
+
+    /// After each `step` case, run PyTorch's reference (shared/bench/torch_ref.py, same config,
+    /// variant, threads, warm-up and timed steps) and print a `step_vs_torch` line with both
+    /// medians and their ratio. Needs a Python with torch ($SATURN_TORCH_PYTHON,
+    /// $HOME/.venv-torch/bin/python or python3); fails if there is none.
+    #[arg(long)]
+    compare_torch: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -200,6 +213,8 @@ pub type CaseFn = Box<dyn Fn(&Ctx) -> BenchResult<Vec<Record>>>;
 pub struct Case {
     pub name: String,
     pub run: CaseFn,
+    /// The (config, variant) of torch_ref.py that measures the same thing, for `--compare-torch`.
+    pub torch_cell: Option<(&'static str, &'static str)>,
 }
 
 impl Case {
@@ -207,7 +222,13 @@ impl Case {
         name: impl Into<String>,
         run: impl Fn(&Ctx) -> BenchResult<Vec<Record>> + 'static,
     ) -> Case {
-        Case { name: name.into(), run: Box::new(run) }
+        Case { name: name.into(), run: Box::new(run), torch_cell: None }
+    }
+
+    /// Marks the case as comparable with torch_ref.py's `--config config --variant variant`.
+    pub fn with_torch_cell(mut self, config: &'static str, variant: &'static str) -> Case {
+        self.torch_cell = Some((config, variant));
+        self
     }
 }
 
@@ -268,6 +289,26 @@ fn run(cli: Cli) -> BenchResult<()> {
         return Ok(());
     }
 
+    // find torch before measuring anything, so a missing one fails fast
+    let torch = if cli.compare_torch {
+        let python = torch_ref::find_python(&torch_ref::PythonSearch::from_env())?;
+        let script = torch_ref::script_path()?;
+        eprintln!(
+            "saturn-bench: comparing with {} (torch {}) run by {}",
+            script.display(),
+            python.torch_version,
+            python.python.display()
+        );
+        if !cases.iter().any(|c| c.torch_cell.is_some()) {
+            eprintln!(
+                "saturn-bench: warning: --compare-torch, but no selected case is a `step` case"
+            );
+        }
+        Some((python, script))
+    } else {
+        None
+    };
+
     let malloc_tuned = !cli.no_tune_malloc && saturn_tensor::alloc::tune_malloc();
     let threads = blas::configure_threads();
     let commit = git_commit();
@@ -286,6 +327,7 @@ fn run(cli: Cli) -> BenchResult<()> {
         eprintln!("[{:>3}/{}] {}", i + 1, cases.len(), case.name);
         let records =
             (case.run)(&ctx).map_err(|e| format!("benchmark case {} failed: {e}", case.name))?;
+        let saturn_lines: Vec<Record> = records.clone();
         for r in records {
             let mut r = r.with("threads", threads);
             if let Some(g) = r.get("gflops").and_then(Value::as_f64) {
@@ -303,9 +345,67 @@ fn run(cli: Cli) -> BenchResult<()> {
             writeln!(stdout, "{}", r.to_json())?;
         }
         stdout.flush()?;
+        if let (Some((python, script)), Some((config, variant))) = (&torch, case.torch_cell) {
+            eprintln!("[{:>3}/{}] torch_ref.py {config}/{variant}", i + 1, cases.len());
+            let t = torch_ref::run(python, script, config, variant, threads, ctx.plan)
+                .map_err(|e| format!("--compare-torch, {config}/{variant}: {e}"))?;
+            let mut r = compare_record(&saturn_lines, &t)?.with("threads", threads);
+            if let Some(c) = &commit {
+                r = r.with("git_commit", c.as_str());
+            }
+            r = r.with("cpu", cpu.as_str()).with("malloc_tuned", malloc_tuned);
+            writeln!(stdout, "{}", r.to_json())?;
+            stdout.flush()?;
+        }
     }
     eprintln!("saturn-bench: done in {:.1} s", start.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// The `step_vs_torch` line: Saturn's phase medians (from the case's `step` lines) next to
+/// torch_ref.py's, with ratio = saturn_ms / torch_ms of the whole step.
+fn compare_record(saturn: &[Record], torch: &torch_ref::TorchRun) -> BenchResult<Record> {
+    let phase_ms = |phase: &str| {
+        saturn
+            .iter()
+            .find(|r| r.get("phase").and_then(Value::as_str) == Some(phase))
+            .and_then(|r| r.get("ms_per_step").and_then(Value::as_f64))
+            .ok_or_else(|| format!("the Saturn case gave no `{phase}` line to compare"))
+    };
+    let t = &torch.step;
+    let saturn_ms = phase_ms("step")?;
+    let mut r = Record::new("step_vs_torch")
+        .with("config", t.config.as_str())
+        .with("variant", t.variant.as_str())
+        .with("phase", "step")
+        .num("saturn_ms", saturn_ms)
+        .num("torch_ms", t.ms_per_step)
+        .num("ratio", saturn_ms / t.ms_per_step)
+        .num("saturn_forward_ms", phase_ms("forward")?)
+        .num("torch_forward_ms", t.forward_ms)
+        .num("saturn_backward_ms", phase_ms("backward")?)
+        .num("torch_backward_ms", t.backward_ms)
+        .num("saturn_optimizer_ms", phase_ms("optimizer")?)
+        .num("torch_optimizer_ms", t.optimizer_ms)
+        .with("torch_steps", t.steps)
+        .with("torch_threads", t.threads);
+    let saturn_rss = saturn.iter().find_map(|r| r.get("peak_rss_mb").and_then(Value::as_f64));
+    if let Some(mb) = saturn_rss {
+        r = r.num("saturn_peak_rss_mb", mb);
+    }
+    if let Some(mb) = torch.peak_rss_mb {
+        r = r.num("torch_peak_rss_mb", mb);
+    }
+    if let Some(bg) = t.bg_cores {
+        r = r.num("torch_bg_cores", bg);
+    }
+    if let Some(load) = torch_ref::loadavg_1m() {
+        r = r.num("loadavg_1m", load);
+    }
+    if let Some(v) = &t.torch_version {
+        r = r.with("torch", v.as_str());
+    }
+    Ok(r)
 }
 
 fn main() -> ExitCode {

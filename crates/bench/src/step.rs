@@ -11,14 +11,24 @@
 //! (Adam step + zero_grad) and `step` (their sum, timed as one), each the median over the
 //! timed steps, with `ms_per_step`, `tokens_per_s` = B·T / phase time, `gflops` (PaLM's count:
 //! 6·N·tokens + 12·L·T·d·tokens per step, N the matmul weights; forward ⅓ of it, backward ⅔;
-//! none for the optimizer), `peak_fraction` (added by main) and `peak_rss_mb` (VmHWM).
+//! 0 for the optimizer, which has no matmul), `peak_fraction` (added by main) and `peak_rss_mb`
+//! (VmHWM of the whole bench process so far, so it grows with the largest case run before).
+//!
+//! `step/{tiny,small}/{variant}/hvp/f32` time, alternately on the same batches, one gradient
+//! (phase `grad`: forward + `saturn_tensor::grad(loss, all parameters, create_graph = false)`)
+//! and one exact Hessian-vector product (phase `hvp`: forward + `saturn_tensor::hvp`, double
+//! backward) of the same loss, v a fixed U(−1, 1) direction over every parameter; the `hvp` line
+//! carries `hvp_over_grad` (issue 10's target: ≤ 4) and `vhv` = ⟨v, Hv⟩. `gflops` of `grad` is
+//! the step's PaLM count; of `hvp` 3× it (nominal: the second backward runs through the forward
+//! and the recorded backward, twice the work of both).
 
 use std::time::Instant;
 
 use rand::RngExt;
 use saturn_layers::{DecoderLm, ForwardCtx, LmConfig, Module, ResidualScheme};
 use saturn_optim::{Adam, AdamConfig, Optimizer};
-use saturn_tensor::ndarray::{Array2, s};
+use saturn_tensor::ndarray::{Array2, ArrayD, IxDyn, s};
+use saturn_tensor::{Tensor, grad, hvp};
 
 use crate::timing::{Stats, gflops, ms_since};
 use crate::{BenchResult, Case, Ctx, Record};
@@ -119,12 +129,59 @@ pub fn cases(ctx: &Ctx) -> Vec<Case> {
             if ctx.quick && size.name == "medium" && variant != "post" {
                 continue;
             }
-            cases.push(Case::new(format!("step/{}/{variant}/f32", size.name), move |ctx| {
-                run(ctx, size, variant, residual)
+            cases.push(
+                Case::new(format!("step/{}/{variant}/f32", size.name), move |ctx| {
+                    run(ctx, size, variant, residual)
+                })
+                .with_torch_cell(size.name, variant),
+            );
+        }
+    }
+    // after every training step, so their memory does not show in the step lines' peak_rss_mb
+    for size in &SIZES[..2] {
+        let size = *size;
+        for (variant, residual) in VARIANTS {
+            if ctx.quick && variant != "post" {
+                continue;
+            }
+            cases.push(Case::new(format!("step/{}/{variant}/hvp/f32", size.name), move |ctx| {
+                run_hvp(ctx, size, variant, residual)
             }));
         }
     }
     cases
+}
+
+/// `n` random token batches [B, T + 1] (inputs are the first T columns, targets the last T).
+fn token_batches(size: LmSize, n: usize) -> Vec<Array2<usize>> {
+    let mut rng = crate::rng();
+    (0..n)
+        .map(|_| {
+            Array2::from_shape_fn((size.batch, size.seq_len + 1), |_| {
+                rng.random_range(0..size.vocab)
+            })
+        })
+        .collect()
+}
+
+/// A line of the step bench with the fields every phase carries (main adds `threads` and
+/// `peak_fraction`).
+fn record(size: LmSize, variant: &str, phase: &str, stats: &Stats, flops: f64) -> Record {
+    let ms = stats.median_ms;
+    let mut r = Record::new("step")
+        .with("config", size.name)
+        .with("variant", variant)
+        .with("act", "gelu_tanh")
+        .with("dtype", "f32")
+        .with("phase", phase)
+        .num("ms_per_step", ms)
+        .stats(stats)
+        .num("tokens_per_s", size.tokens() as f64 / (ms * 1e-3))
+        .num("gflops", gflops(flops, ms));
+    if let Some(mb) = peak_rss_mb() {
+        r = r.num("peak_rss_mb", mb);
+    }
+    r
 }
 
 fn run(
@@ -135,14 +192,7 @@ fn run(
 ) -> BenchResult<Vec<Record>> {
     let model = DecoderLm::<f32>::new(size.config(residual), crate::SEED)?;
     let mut opt = Adam::new(model.named_parameters(), AdamConfig::default())?;
-    let mut rng = crate::rng();
-    let batches: Vec<Array2<usize>> = (0..4)
-        .map(|_| {
-            Array2::from_shape_fn((size.batch, size.seq_len + 1), |_| {
-                rng.random_range(0..size.vocab)
-            })
-        })
-        .collect();
+    let batches = token_batches(size, 4);
     // [forward, backward, optimizer, step] per timed step
     let mut samples: [Vec<f64>; 4] = Default::default();
     let plan = ctx.plan;
@@ -174,29 +224,70 @@ fn run(
         ("optimizer", 0.0),
         ("step", flops),
     ];
-    let rss = peak_rss_mb();
-    let mut records = Vec::new();
-    for ((phase, phase_flops), s) in phases.into_iter().zip(samples) {
-        let stats = Stats::from_ms(s);
-        let ms = stats.median_ms;
-        let mut r = Record::new("step")
-            .with("config", size.name)
-            .with("variant", variant)
-            .with("act", "gelu_tanh")
-            .with("dtype", "f32")
-            .with("phase", phase)
-            .num("ms_per_step", ms)
-            .stats(&stats)
-            .num("tokens_per_s", size.tokens() as f64 / (ms * 1e-3));
-        if phase_flops > 0.0 {
-            r = r.num("gflops", gflops(phase_flops, ms));
+    Ok(phases
+        .into_iter()
+        .zip(samples)
+        .map(|((phase, phase_flops), s)| {
+            record(size, variant, phase, &Stats::from_ms(s), phase_flops)
+        })
+        .collect())
+}
+
+/// One gradient against one exact Hessian-vector product of the LM's loss over every parameter,
+/// timed alternately (grad, hvp, grad, hvp, …) so both see the same load.
+fn run_hvp(
+    ctx: &Ctx,
+    size: LmSize,
+    variant: &'static str,
+    residual: ResidualScheme,
+) -> BenchResult<Vec<Record>> {
+    let model = DecoderLm::<f32>::new(size.config(residual), crate::SEED)?;
+    let params = model.parameters();
+    let mut rng = crate::rng();
+    let v: Vec<Tensor<f32>> = params
+        .iter()
+        .map(|p| {
+            Tensor::constant(ArrayD::from_shape_fn(IxDyn(&p.shape()), |_| {
+                rng.random_range(-1.0f32..1.0)
+            }))
+        })
+        .collect();
+    let batches = token_batches(size, 4);
+    let plan = ctx.plan;
+    let (mut grad_ms, mut hvp_ms) = (Vec::new(), Vec::new());
+    let mut vhv = 0.0;
+    for i in 0..plan.warmup + plan.runs {
+        let tokens = &batches[i % batches.len()];
+        let (inputs, targets) = (tokens.slice(s![.., ..-1]), tokens.slice(s![.., 1..]));
+        let start = Instant::now();
+        let loss = model.loss(inputs, targets, &mut ForwardCtx::train(i as u64))?;
+        std::hint::black_box(grad(&[loss], &params, false)?);
+        let g = ms_since(start);
+        let start = Instant::now();
+        let loss = model.loss(inputs, targets, &mut ForwardCtx::train(i as u64))?;
+        let hv = hvp(&loss, &params, &v)?;
+        let h = ms_since(start);
+        if i == 0 {
+            for (a, b) in v.iter().zip(&hv) {
+                vhv += a.dot(b)?.item()? as f64;
+            }
+            if !vhv.is_finite() {
+                return Err(format!("⟨v, Hv⟩ = {vhv} is not finite").into());
+            }
         }
-        if let Some(mb) = rss {
-            r = r.num("peak_rss_mb", mb);
+        drop(hv);
+        if i >= plan.warmup {
+            grad_ms.push(g);
+            hvp_ms.push(h);
         }
-        records.push(r);
     }
-    Ok(records)
+    let (g, h) = (Stats::from_ms(grad_ms), Stats::from_ms(hvp_ms));
+    let flops = size.step_flops();
+    let ratio = h.median_ms / g.median_ms;
+    Ok(vec![
+        record(size, variant, "grad", &g, flops),
+        record(size, variant, "hvp", &h, 3.0 * flops).num("hvp_over_grad", ratio).with("vhv", vhv),
+    ])
 }
 
 #[cfg(test)]
