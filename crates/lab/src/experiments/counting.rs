@@ -107,7 +107,7 @@ impl CountingConfig {
                 clip: Some(1.0),
                 eval_every: (steps / 10).max(1),
                 log_every: (steps / 50).max(1),
-                checkpoint_every: 0,
+                checkpoint_every: (steps / 10).max(1),
             },
             valid_samples: 256,
             test_samples: 2000,

@@ -81,7 +81,7 @@ impl DepthStabilityConfig {
                 clip: None,
                 eval_every,
                 log_every: (steps / 50).max(1),
-                checkpoint_every: 0,
+                checkpoint_every: (steps / 10).max(1),
             },
             vocab: 2000,
             max_len: 64,

@@ -82,7 +82,7 @@ impl WarmupConfig {
             clip: None,
             eval_every: self.eval_every,
             log_every: (self.steps / 50).max(1),
-            checkpoint_every: 0,
+            checkpoint_every: (self.steps / 10).max(1),
         })
     }
 }
