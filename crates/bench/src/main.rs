@@ -7,7 +7,8 @@
 //! - [`mlp`]: forward, backward and forward+backward of a 2-layer MLP with a cross-entropy loss;
 //! - [`hvp`]: one gradient against one exact Hessian-vector product of that MLP, f64 and f32;
 //! - [`step`]: a training step (forward, backward, Adam) of the decoder LM of
-//!   `shared/bench/torch_ref.py`, every config × residual variant, to compare with PyTorch;
+//!   `shared/bench/torch_ref.py`, every config × residual variant, to compare with PyTorch, and
+//!   one exact HVP against one gradient of that LM's loss;
 //! - [`elementwise`]: single non-GEMM operations (add, tanh, gelu, softmax, …) against plain
 //!   loops, and the fixed cost of one operation with and without graph recording.
 //!

@@ -14,13 +14,15 @@
 //! 0 for the optimizer, which has no matmul), `peak_fraction` (added by main) and `peak_rss_mb`
 //! (VmHWM of the whole bench process so far, so it grows with the largest case run before).
 //!
-//! `step/{tiny,small}/{variant}/hvp/f32` time, alternately on the same batches, one gradient
-//! (phase `grad`: forward + `saturn_tensor::grad(loss, all parameters, create_graph = false)`)
-//! and one exact Hessian-vector product (phase `hvp`: forward + `saturn_tensor::hvp`, double
-//! backward) of the same loss, v a fixed U(−1, 1) direction over every parameter; the `hvp` line
-//! carries `hvp_over_grad` (issue 10's target: ≤ 4) and `vhv` = ⟨v, Hv⟩. `gflops` of `grad` is
-//! the step's PaLM count; of `hvp` 3× it (nominal: the second backward runs through the forward
-//! and the recorded backward, twice the work of both).
+//! `step/{tiny,small}/{variant}/hvp/f32` and `step/medium/post/hvp/f32` time, alternately on
+//! the same batches, one gradient (phase `grad`: forward + `saturn_tensor::grad(loss, all
+//! parameters, create_graph = false)`) and one exact Hessian-vector product (phase `hvp`:
+//! forward + `saturn_tensor::hvp`, double backward) of the same loss, v a fixed U(−1, 1)
+//! direction over every parameter; the `hvp` line carries `hvp_over_grad` (issue 10's target:
+//! ≤ 4) and `vhv` = ⟨v, Hv⟩. `gflops` of `grad` is the step's PaLM count; of `hvp` 3× it
+//! (nominal: the second backward runs through the forward and the recorded backward, twice the
+//! work of both). They run after every training step case, so their memory does not show in the
+//! training lines' `peak_rss_mb`.
 
 use std::time::Instant;
 
@@ -138,10 +140,12 @@ pub fn cases(ctx: &Ctx) -> Vec<Case> {
         }
     }
     // after every training step, so their memory does not show in the step lines' peak_rss_mb
-    for size in &SIZES[..2] {
-        let size = *size;
+    // tiny and small in every variant, medium Post-LN only (≈ 5 s per HVP); `--quick`: Post-LN
+    // tiny and small
+    for size in SIZES {
         for (variant, residual) in VARIANTS {
-            if ctx.quick && variant != "post" {
+            let medium = size.name == "medium";
+            if (ctx.quick && (medium || variant != "post")) || (medium && variant != "post") {
                 continue;
             }
             cases.push(Case::new(format!("step/{}/{variant}/hvp/f32", size.name), move |ctx| {
