@@ -22,12 +22,13 @@ struct Cli {
 enum Command {
     /// Run an experiment: `list`, a NAME, or `all` (then the report).
     Experiment(ExperimentArgs),
-    /// Gather every run's summary into docs/RESULTS.md (figures to docs/figures/).
+    /// Fold the runs into the committed record (docs/results/, docs/figures/) and render
+    /// docs/RESULTS.md from it.
     Report {
         /// Where the runs are.
         #[arg(long, default_value = "runs")]
         results: PathBuf,
-        /// Where RESULTS.md and figures/ go.
+        /// Where RESULTS.md, results/ and figures/ are.
         #[arg(long, default_value = "docs")]
         docs: PathBuf,
     },

@@ -183,7 +183,15 @@ fn the_summary_follows_the_schema() {
     let report_dir = out.join("docs");
     assert_eq!(saturn_lab::report(&out, &report_dir).unwrap(), 1);
     let md = std::fs::read_to_string(report_dir.join("RESULTS.md")).unwrap();
-    assert!(md.contains("## lm-baseline") && md.contains("figures/lm-baseline-valid_loss.png"));
+    assert!(md.contains("## lm-baseline") && md.contains("figures/lm-baseline/valid_loss.png"));
+    assert!(report_dir.join("results/lm-baseline.json").exists());
+    assert!(report_dir.join("figures/lm-baseline/valid_loss.png").exists());
+
+    // The record outlives the run directory: reporting again without it keeps the section.
+    std::fs::remove_dir_all(out.join("lm-baseline")).unwrap();
+    assert_eq!(saturn_lab::report(&out, &report_dir).unwrap(), 1);
+    let again = std::fs::read_to_string(report_dir.join("RESULTS.md")).unwrap();
+    assert_eq!(md, again);
 }
 
 #[test]
