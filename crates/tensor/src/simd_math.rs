@@ -247,6 +247,66 @@ dispatched_loop!(zip_map_slice, zip_map_slice_generic, zip_map_slice_avx2, zip_m
     out
 });
 
+dispatched_loop!(row_broadcast_slice, row_broadcast_slice_generic, row_broadcast_slice_avx2,
+row_broadcast_slice_avx512,
+(xs: &[T], row: &[T]), f: impl Elementwise2<T>, {
+    // out[i·m + j] = f(xs[i·m + j], row[j]): one inner slice loop per row, so it vectorizes
+    let (n, m) = (xs.len(), row.len());
+    let mut out = Vec::with_capacity(n);
+    let dst = &mut out.spare_capacity_mut()[..n];
+    for (d, x) in dst.chunks_exact_mut(m).zip(xs.chunks_exact(m)) {
+        for j in 0..m {
+            d[j].write(f.apply(x[j], row[j]));
+        }
+    }
+    // SAFETY: m divides n (the caller's contract, asserted by `row_broadcast`), so the chunks
+    // cover the first n elements and the loop initialized each
+    unsafe { out.set_len(n) };
+    out
+});
+
+dispatched_loop!(column_broadcast_slice, column_broadcast_slice_generic,
+column_broadcast_slice_avx2, column_broadcast_slice_avx512,
+(xs: &[T], column: &[T]), f: impl Elementwise2<T>, {
+    // out[i·b + k] = f(xs[i·b + k], column[i]) with b = n / column.len()
+    let n = xs.len();
+    let block = n / column.len();
+    let mut out = Vec::with_capacity(n);
+    let dst = &mut out.spare_capacity_mut()[..n];
+    for ((d, x), &c) in dst.chunks_exact_mut(block).zip(xs.chunks_exact(block)).zip(column) {
+        for k in 0..block {
+            d[k].write(f.apply(x[k], c));
+        }
+    }
+    // SAFETY: column.len() · block = n (the caller's contract, asserted by
+    // `column_broadcast`), so the chunks cover the first n elements and the loop initialized each
+    unsafe { out.set_len(n) };
+    out
+});
+
+/// f(x, row[j]) for every element x of `xs` read as rows of `row.len()` elements (a row vector
+/// broadcast over leading axes: a bias, an LN gain). `row.len()` must divide `xs.len()`.
+pub(crate) fn row_broadcast<T: Copy>(xs: &[T], row: &[T], f: impl Elementwise2<T>) -> Vec<T> {
+    assert!(!row.is_empty() && xs.len() % row.len() == 0, "row_broadcast: ragged rows");
+    row_broadcast_slice(xs, row, f)
+}
+
+/// f(x, column[i]) for every element x of the i-th of `column.len()` equal blocks of `xs` (a
+/// column broadcast over trailing axes: LN statistics). `column.len()` must divide `xs.len()`.
+pub(crate) fn column_broadcast<T: Copy>(xs: &[T], column: &[T], f: impl Elementwise2<T>) -> Vec<T> {
+    assert!(
+        !column.is_empty() && !xs.is_empty() && xs.len() % column.len() == 0,
+        "column_broadcast: ragged blocks"
+    );
+    column_broadcast_slice(xs, column, f)
+}
+
+/// f(a, b) for two slices of the same length; a vectorized loop.
+pub(crate) fn zip_slices<T: Copy>(xs: &[T], ys: &[T], f: impl Elementwise2<T>) -> Vec<T> {
+    assert_eq!(xs.len(), ys.len(), "zip_slices: callers pass slices of one length");
+    zip_map_slice(xs, ys, f)
+}
+
 /// |y − exact| in units in the last place of `f32` at `exact` (the spacing of the `f32`
 /// binade holding |exact|; subnormal spacing below 2⁻¹²⁶).
 #[cfg(test)]
@@ -391,5 +451,31 @@ mod tests {
         let m = ArrayD::from_shape_vec(ndarray::IxDyn(&[3, 5]), xs[..15].to_vec()).unwrap();
         let t = m.t();
         assert_eq!(map(t.view(), tanh_f32), t.mapv(tanh_f32));
+    }
+
+    #[test]
+    fn row_and_column_broadcasts_equal_the_indexed_loops() {
+        // 37 rows of 13: odd sizes, so that the vector loops' remainders run too
+        let (rows, cols) = (37, 13);
+        let xs: Vec<f32> = (0..rows * cols).map(|i| (i as f32).sin()).collect();
+        let row: Vec<f32> = (0..cols).map(|j| j as f32 - 6.5).collect();
+        let column: Vec<f32> = (0..rows).map(|i| 1.0 / (i as f32 + 1.0)).collect();
+        let f = |x: f32, y: f32| x * y + x;
+        let by_row = row_broadcast(&xs, &row, f);
+        let by_column = column_broadcast(&xs, &column, f);
+        for i in 0..rows {
+            for j in 0..cols {
+                let x = xs[i * cols + j];
+                assert_eq!(by_row[i * cols + j].to_bits(), f(x, row[j]).to_bits());
+                assert_eq!(by_column[i * cols + j].to_bits(), f(x, column[i]).to_bits());
+            }
+        }
+        assert_eq!(zip_slices(&xs, &xs, f), xs.iter().map(|&x| f(x, x)).collect::<Vec<_>>());
+    }
+
+    #[test]
+    #[should_panic(expected = "ragged")]
+    fn a_row_that_does_not_divide_the_input_is_refused() {
+        row_broadcast(&[1.0f32; 10], &[1.0; 3], |x, y| x + y);
     }
 }

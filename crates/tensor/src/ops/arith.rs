@@ -7,6 +7,7 @@
 use ndarray::{ArrayD, IxDyn, Zip};
 
 use super::broadcast_shape;
+use crate::simd_math;
 use crate::tensor::Data;
 use crate::{Float, Result, Tensor};
 
@@ -24,7 +25,7 @@ pub(crate) fn zip_broadcast<T: Float>(
 ) -> Result<ArrayD<T>> {
     let shape = broadcast_shape(op, a.shape(), b.shape())?;
     if let Some(out) = contiguous_fast_path(&shape, a, b, &f)
-        .or_else(|| contiguous_fast_path(&shape, b, a, &|y, x| f(x, y)))
+        .or_else(|| contiguous_fast_path(&shape, b, a, |y, x| f(x, y)))
     {
         return Ok(out);
     }
@@ -40,14 +41,14 @@ fn contiguous_fast_path<T: Float>(
     shape: &[usize],
     a: &Data<T>,
     b: &Data<T>,
-    f: &impl Fn(T, T) -> T,
+    f: impl Fn(T, T) -> T + Copy,
 ) -> Option<ArrayD<T>> {
     if a.shape() != shape {
         return None;
     }
     let (xs, ys) = (a.as_slice()?, b.as_slice()?);
     let out: Vec<T> = if xs.len() == ys.len() {
-        xs.iter().zip(ys).map(|(&x, &y)| f(x, y)).collect()
+        simd_math::zip_slices(xs, ys, f)
     } else if ys.is_empty() || xs.is_empty() {
         return None;
     } else {
@@ -57,9 +58,7 @@ fn contiguous_fast_path<T: Float>(
         let tail = &shape[shape.len() - bs.len()..];
         if bs == tail {
             // row broadcast: b repeats every ys.len() elements
-            xs.chunks_exact(ys.len())
-                .flat_map(|row| row.iter().zip(ys).map(|(&x, &y)| f(x, y)))
-                .collect()
+            simd_math::row_broadcast(xs, ys, f)
         } else {
             // column broadcast: b = a's shape with its last k axes set to 1
             let lead = bs.iter().rposition(|&s| s != 1).map_or(0, |i| i + 1);
@@ -69,14 +68,10 @@ fn contiguous_fast_path<T: Float>(
             if !same_lead || xs.len() % ys.len() != 0 {
                 return None;
             }
-            let block = xs.len() / ys.len();
             if shape[..offset].iter().product::<usize>() != 1 {
                 return None;
             }
-            xs.chunks_exact(block)
-                .zip(ys)
-                .flat_map(|(row, &y)| row.iter().map(move |&x| f(x, y)))
-                .collect()
+            simd_math::column_broadcast(xs, ys, f)
         }
     };
     Some(ArrayD::from_shape_vec(IxDyn(shape), out).expect("length matches the shape"))

@@ -9,7 +9,8 @@
 //! dx = r·(ĝ − mean(ĝ) − x̂·mean(ĝ ⊙ x̂)),  dγ = Σ_rows g ⊙ x̂,  dβ = Σ_rows g.
 //!
 //! The forward pass is two passes over each row and saves nothing but its inputs (μ and r are
-//! recomputed from x in the rule). The rule has two paths: first order (recording off) computes
+//! recomputed from x in the rule). Row sums are taken in 8 interleaved partial sums combined in
+//! a fixed order (`lane_sum`), so the loops vectorize and results stay deterministic. The rule has two paths: first order (recording off) computes
 //! the three gradients above row by row in one fused pass, as constants; under `create_graph`
 //! the same formulas are written with differentiable operations (mean, mul, powf, …), so second
 //! derivatives are exact. The composite form this replaces took ≈ 10 operations forward and
@@ -37,11 +38,54 @@ pub(crate) fn check_affine<T: Float>(
     }
 }
 
+/// Σⱼ f(xs[j]) in 8 interleaved partial sums (lane j mod 8, combined pairwise at the end), so
+/// the loop vectorizes; the order is fixed, so results are deterministic.
+#[inline(always)]
+fn lane_sum<T: Float>(xs: &[T], f: impl Fn(T) -> T) -> T {
+    let mut acc = [T::zero(); 8];
+    let chunks = xs.chunks_exact(8);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for k in 0..8 {
+            acc[k] += f(c[k]);
+        }
+    }
+    for (k, &v) in tail.iter().enumerate() {
+        acc[k] += f(v);
+    }
+    combine_lanes(acc)
+}
+
+/// Σⱼ xs[j]·ys[j] in 8 interleaved partial sums, as [`lane_sum`].
+#[inline(always)]
+fn lane_dot<T: Float>(xs: &[T], ys: &[T]) -> T {
+    let n = xs.len().min(ys.len());
+    let (xs, ys) = (&xs[..n], &ys[..n]);
+    let mut acc = [T::zero(); 8];
+    let (xc, yc) = (xs.chunks_exact(8), ys.chunks_exact(8));
+    let (xt, yt) = (xc.remainder(), yc.remainder());
+    for (a, b) in xc.zip(yc) {
+        for k in 0..8 {
+            acc[k] += a[k] * b[k];
+        }
+    }
+    for (k, (&a, &b)) in xt.iter().zip(yt).enumerate() {
+        acc[k] += a * b;
+    }
+    combine_lanes(acc)
+}
+
+/// The 8 partial sums added pairwise in a fixed order.
+#[inline(always)]
+fn combine_lanes<T: Float>(acc: [T; 8]) -> T {
+    ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]))
+}
+
 /// μ and r = 1/√(σ² + ε) of one row (two passes: the mean, then the centred squares).
 fn row_stats<T: Float>(row: &[T], eps: T) -> (T, T) {
     let n = T::cast(row.len() as f64);
-    let mu = row.iter().copied().sum::<T>() / n;
-    let var = row.iter().map(|&v| (v - mu) * (v - mu)).sum::<T>() / n;
+    let mu = lane_sum(row, |v| v) / n;
+    let var = lane_sum(row, |v| (v - mu) * (v - mu)) / n;
     (mu, (var + eps).sqrt().recip())
 }
 
@@ -67,20 +111,23 @@ impl<T: Float> Tensor<T> {
         let shape = self.shape();
         let d = *shape.last().expect("checked: at least one axis");
         let (g, b) = (gamma.map(row_major), beta.map(row_major));
-        let mut y = row_major(self);
+        let x = self.data();
+        let x = x.as_standard_layout();
+        let xs = x.as_slice().expect("standard layout");
+        let mut y = Vec::with_capacity(xs.len());
         let e = T::cast(eps);
         if d > 0 {
-            for row in y.chunks_exact_mut(d) {
-                let (mu, r) = row_stats(row, e);
-                for (j, v) in row.iter_mut().enumerate() {
-                    let mut out = (*v - mu) * r;
-                    if let Some(g) = &g {
-                        out *= g[j];
-                    }
-                    if let Some(b) = &b {
-                        out += b[j];
-                    }
-                    *v = out;
+            for xr in xs.chunks_exact(d) {
+                let (mu, r) = row_stats(xr, e);
+                // one plain slice loop per step, each vectorized
+                let start = y.len();
+                y.extend(xr.iter().map(|&v| (v - mu) * r));
+                let row = &mut y[start..];
+                if let Some(g) = &g {
+                    row.iter_mut().zip(g).for_each(|(v, &g)| *v *= g);
+                }
+                if let Some(b) = &b {
+                    row.iter_mut().zip(b).for_each(|(v, &b)| *v += b);
                 }
             }
         }
@@ -141,7 +188,9 @@ fn layer_norm_backward_fused<T: Float>(
 ) -> [Tensor<T>; 3] {
     let shape = x.shape();
     let d = *shape.last().expect("at least one axis");
-    let (xs, gs) = (row_major(x), row_major(g));
+    let (x, g) = (x.data(), g.data());
+    let (x, g) = (x.as_standard_layout(), g.as_standard_layout());
+    let (xs, gs) = (x.as_slice().expect("standard layout"), g.as_slice().expect("standard layout"));
     let gm = gamma.map(row_major);
     let mut dx = vec![T::zero(); xs.len()];
     let (mut dg, mut db) = (vec![T::zero(); d], vec![T::zero(); d]);
@@ -153,22 +202,22 @@ fn layer_norm_backward_fused<T: Float>(
             xs.chunks_exact(d).zip(gs.chunks_exact(d)).zip(dx.chunks_exact_mut(d))
         {
             let (mu, r) = row_stats(xr, e);
-            let (mut sum_gh, mut sum_gh_xhat) = (T::zero(), T::zero());
+            // x̂ goes into dxr for now; every loop here is a plain slice loop (vectorized)
             for j in 0..d {
-                let xhat = (xr[j] - mu) * r;
-                gh[j] = match &gm {
-                    Some(gm) => gr[j] * gm[j],
-                    None => gr[j],
-                };
-                sum_gh += gh[j];
-                sum_gh_xhat += gh[j] * xhat;
-                dg[j] += gr[j] * xhat;
+                dxr[j] = (xr[j] - mu) * r;
+            }
+            match &gm {
+                Some(gm) => (0..d).for_each(|j| gh[j] = gr[j] * gm[j]),
+                None => gh.copy_from_slice(gr),
+            }
+            for j in 0..d {
+                dg[j] += gr[j] * dxr[j];
                 db[j] += gr[j];
             }
-            let (mean_gh, mean_gh_xhat) = (sum_gh / n, sum_gh_xhat / n);
+            let mean_gh = lane_sum(&gh, |v| v) / n;
+            let mean_gh_xhat = lane_dot(&gh, dxr) / n;
             for j in 0..d {
-                let xhat = (xr[j] - mu) * r;
-                dxr[j] = r * (gh[j] - mean_gh - xhat * mean_gh_xhat);
+                dxr[j] = r * (gh[j] - mean_gh - dxr[j] * mean_gh_xhat);
             }
         }
     }

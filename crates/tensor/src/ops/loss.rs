@@ -14,6 +14,7 @@
 
 use ndarray::{ArrayD, IxDyn};
 
+use super::softmax::softmax_row_in_place;
 use crate::{Float, Result, Tensor, TensorError, is_grad_enabled};
 
 /// Options of [`Tensor::cross_entropy`].
@@ -65,10 +66,15 @@ impl<T: Float> Tensor<T> {
         let xs = self.data().as_standard_layout().into_owned();
         let xs = xs.as_slice().expect("standard layout");
         let mut total = 0.0;
+        let mut exps = vec![T::zero(); c];
         for ((row, &t), &k) in xs.chunks_exact(c.max(1)).zip(targets).zip(&kept) {
             if k {
                 let m = row_max(row);
-                let lse = row.iter().map(|&v| (v - m).exp()).sum::<T>().ln().as_f64();
+                // the exponentials in their own loop (vectorized), then the sum in order
+                for (e, &v) in exps.iter_mut().zip(row) {
+                    *e = (v - m).exp_fast();
+                }
+                let lse = exps.iter().fold(T::zero(), |acc, &e| acc + e).ln().as_f64();
                 let mean = row.iter().map(|&v| (v - m).as_f64()).sum::<f64>() / c as f64;
                 total += lse - (1.0 - eps) * (row[t] - m).as_f64() - eps * mean;
             }
@@ -88,7 +94,7 @@ impl<T: Float> Tensor<T> {
                 let rows = dx.as_slice_mut().expect("standard layout").chunks_exact_mut(c.max(1));
                 for (i, row) in rows.enumerate() {
                     let w = g * row_weight(i);
-                    softmax_in_place(row);
+                    softmax_row_in_place(row);
                     for (j, v) in row.iter_mut().enumerate() {
                         *v = w * (*v - target_dist(i, j));
                     }
@@ -108,20 +114,6 @@ impl<T: Float> Tensor<T> {
 /// The largest entry of a row (NaN if any is NaN, −∞ for an empty row).
 fn row_max<T: Float>(row: &[T]) -> T {
     row.iter().copied().fold(T::neg_infinity(), |m, v| if v > m || v.is_nan() { v } else { m })
-}
-
-/// Replaces a row by its softmax, max-subtracted.
-fn softmax_in_place<T: Float>(row: &mut [T]) {
-    let m =
-        row.iter().copied().fold(T::neg_infinity(), |m, v| if v > m || v.is_nan() { v } else { m });
-    let mut s = T::zero();
-    for v in row.iter_mut() {
-        *v = (*v - m).exp();
-        s += *v;
-    }
-    for v in row.iter_mut() {
-        *v /= s;
-    }
 }
 
 #[cfg(test)]
