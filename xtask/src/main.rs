@@ -1,5 +1,6 @@
 //! `cargo xtask <command>`: project tasks for Saturn (std only, builds in seconds).
 
+mod coretype;
 mod setup;
 
 use std::path::{Path, PathBuf};
@@ -11,7 +12,8 @@ usage: cargo xtask <command> [args...]
 
 commands:
   setup                   detect system OpenBLAS with LAPACK; install libopenblas-dev with
-                          apt-get if missing (as root, or with `sudo -n`)
+                          apt-get if missing (as root, or with `sudo -n`); every command
+                          below also sets OPENBLAS_CORETYPE from the CPU's flags unless set
   test [--full] [args]    setup, then `cargo test --workspace [args]`;
                           --full sets SATURN_FULL_TESTS=1 (long statistical tests)
   experiment [args]       setup, then run `saturn experiment [args]` from the lab (release),
@@ -36,7 +38,17 @@ fn main() -> ExitCode {
             print!("{USAGE}");
             Ok(ExitCode::SUCCESS)
         }
-        "setup" => setup::ensure(false).map(|_| ExitCode::SUCCESS),
+        "setup" => setup::ensure(false).map(|_| {
+            match coretype::for_this_machine() {
+                Some(core) => println!(
+                    "setup: OpenBLAS kernels: OPENBLAS_CORETYPE={core} (from the CPU's flags)"
+                ),
+                None => {
+                    println!("setup: OpenBLAS kernels: OpenBLAS's own choice or OPENBLAS_CORETYPE")
+                }
+            }
+            ExitCode::SUCCESS
+        }),
         "test" => test(rest),
         "experiment" => experiment(rest),
         "bench" => bench(rest),
@@ -62,10 +74,15 @@ fn workspace_root() -> PathBuf {
     manifest.parent().unwrap_or(manifest).to_path_buf()
 }
 
+/// A cargo command in the workspace root, with `OPENBLAS_CORETYPE` set from the CPU's flags
+/// (see `coretype`) unless the environment already sets it.
 fn cargo() -> Command {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(workspace_root());
+    if let Some(core) = coretype::for_this_machine() {
+        cmd.env("OPENBLAS_CORETYPE", core);
+    }
     cmd
 }
 

@@ -314,6 +314,9 @@ fn run(cli: Cli) -> BenchResult<()> {
     let threads = blas::configure_threads();
     let commit = git_commit();
     let core = blas::corename();
+    if let Some(warning) = blas::kernel_warning() {
+        eprintln!("saturn-bench: warning: {warning}");
+    }
     let cpu = cpu_model();
     eprintln!(
         "saturn-bench: {} cases, {runs} runs + {warmup} warm-up each; CPU {cpu} (peak taken as \

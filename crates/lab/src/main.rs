@@ -93,6 +93,9 @@ fn run(cli: Cli) -> saturn_lab::Result<ExitCode> {
                 }
                 return Ok(ExitCode::SUCCESS);
             }
+            if let Some(warning) = saturn_tensor::blas::kernel_warning() {
+                eprintln!("saturn: warning: {warning}");
+            }
             match args.threads {
                 Some(n) => saturn_tensor::blas::set_num_threads(n),
                 // OpenBLAS would otherwise take every core, and its idle threads spin

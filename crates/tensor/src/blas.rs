@@ -40,6 +40,43 @@ pub fn config() -> String {
     unsafe { c_string(openblas_get_config()) }
 }
 
+/// OpenBLAS kernels older than AVX2 (its generic fallbacks among them).
+const PRE_AVX2_CORES: [&str; 10] = [
+    "Prescott",
+    "Core2",
+    "Penryn",
+    "Dunnington",
+    "Nehalem",
+    "Sandybridge",
+    "Atom",
+    "Katmai",
+    "Northwood",
+    "Barcelona",
+];
+
+/// A one-line warning when OpenBLAS runs pre-AVX2 kernels on a CPU with AVX2 and FMA: what
+/// OpenBLAS 0.3.21 does on CPU models it does not know (e.g. Emerald Rapids falls back to
+/// `Prescott`, 4× slower GEMM). The fix is `OPENBLAS_CORETYPE` in the environment before the
+/// program starts (`cargo xtask` sets it from the CPU's flags). `None` when the kernels fit.
+pub fn kernel_warning() -> Option<String> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let core = corename();
+        let modern = std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma");
+        if modern && PRE_AVX2_CORES.iter().any(|c| core.eq_ignore_ascii_case(c)) {
+            let suggestion =
+                if std::arch::is_x86_feature_detected!("avx512f") { "SkylakeX" } else { "Haswell" };
+            return Some(format!(
+                "OpenBLAS chose its {core} kernels on a CPU with AVX2/FMA (it does not know this \
+                 CPU model): matrix products run several times slower; set \
+                 OPENBLAS_CORETYPE={suggestion} before starting (cargo xtask does this)"
+            ));
+        }
+    }
+    None
+}
+
 /// # Safety
 /// `p` is null or points to a NUL-terminated string that outlives the call.
 unsafe fn c_string(p: *const c_char) -> String {
@@ -57,5 +94,13 @@ mod tests {
         assert!(super::num_threads() >= 1);
         assert!(super::config().contains("OpenBLAS"), "{}", super::config());
         assert!(!super::corename().is_empty());
+    }
+
+    #[test]
+    fn the_kernel_warning_names_the_core_and_the_fix() {
+        // whichever kernels this machine runs, a warning (if any) says what to set
+        if let Some(w) = super::kernel_warning() {
+            assert!(w.contains(&super::corename()) && w.contains("OPENBLAS_CORETYPE="), "{w}");
+        }
     }
 }

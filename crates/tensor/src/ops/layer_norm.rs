@@ -9,14 +9,17 @@
 //! dx = r·(ĝ − mean(ĝ) − x̂·mean(ĝ ⊙ x̂)),  dγ = Σ_rows g ⊙ x̂,  dβ = Σ_rows g.
 //!
 //! The forward pass is two passes over each row and saves nothing but its inputs (μ and r are
-//! recomputed from x in the rule). Row sums are taken in 8 interleaved partial sums combined in
-//! a fixed order (`lane_sum`), so the loops vectorize and results stay deterministic. The rule has two paths: first order (recording off) computes
+//! recomputed from x in the rule). Row sums are taken in 8 interleaved lanes combined in a fixed
+//! order (`ops::lanes`), so the loops vectorize and results stay deterministic. The rule has two
+//! paths: first order (recording off) computes
 //! the three gradients above row by row in one fused pass, as constants; under `create_graph`
 //! the same formulas are written with differentiable operations (mean, mul, powf, …), so second
 //! derivatives are exact. The composite form this replaces took ≈ 10 operations forward and
 //! ≈ 25 backward.
 
 use ndarray::{ArrayD, IxDyn};
+
+use super::lanes;
 
 use crate::{Float, Result, Tensor, TensorError, is_grad_enabled};
 
@@ -38,54 +41,11 @@ pub(crate) fn check_affine<T: Float>(
     }
 }
 
-/// Σⱼ f(xs[j]) in 8 interleaved partial sums (lane j mod 8, combined pairwise at the end), so
-/// the loop vectorizes; the order is fixed, so results are deterministic.
-#[inline(always)]
-fn lane_sum<T: Float>(xs: &[T], f: impl Fn(T) -> T) -> T {
-    let mut acc = [T::zero(); 8];
-    let chunks = xs.chunks_exact(8);
-    let tail = chunks.remainder();
-    for c in chunks {
-        for k in 0..8 {
-            acc[k] += f(c[k]);
-        }
-    }
-    for (k, &v) in tail.iter().enumerate() {
-        acc[k] += f(v);
-    }
-    combine_lanes(acc)
-}
-
-/// Σⱼ xs[j]·ys[j] in 8 interleaved partial sums, as [`lane_sum`].
-#[inline(always)]
-fn lane_dot<T: Float>(xs: &[T], ys: &[T]) -> T {
-    let n = xs.len().min(ys.len());
-    let (xs, ys) = (&xs[..n], &ys[..n]);
-    let mut acc = [T::zero(); 8];
-    let (xc, yc) = (xs.chunks_exact(8), ys.chunks_exact(8));
-    let (xt, yt) = (xc.remainder(), yc.remainder());
-    for (a, b) in xc.zip(yc) {
-        for k in 0..8 {
-            acc[k] += a[k] * b[k];
-        }
-    }
-    for (k, (&a, &b)) in xt.iter().zip(yt).enumerate() {
-        acc[k] += a * b;
-    }
-    combine_lanes(acc)
-}
-
-/// The 8 partial sums added pairwise in a fixed order.
-#[inline(always)]
-fn combine_lanes<T: Float>(acc: [T; 8]) -> T {
-    ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]))
-}
-
 /// μ and r = 1/√(σ² + ε) of one row (two passes: the mean, then the centred squares).
 fn row_stats<T: Float>(row: &[T], eps: T) -> (T, T) {
     let n = T::cast(row.len() as f64);
-    let mu = lane_sum(row, |v| v) / n;
-    let var = lane_sum(row, |v| (v - mu) * (v - mu)) / n;
+    let mu = lanes::sum(row) / n;
+    let var = lanes::sum_map(row, |v| (v - mu) * (v - mu)) / n;
     (mu, (var + eps).sqrt().recip())
 }
 
@@ -214,8 +174,8 @@ fn layer_norm_backward_fused<T: Float>(
                 dg[j] += gr[j] * dxr[j];
                 db[j] += gr[j];
             }
-            let mean_gh = lane_sum(&gh, |v| v) / n;
-            let mean_gh_xhat = lane_dot(&gh, dxr) / n;
+            let mean_gh = lanes::sum(&gh) / n;
+            let mean_gh_xhat = lanes::dot(&gh, dxr) / n;
             for j in 0..d {
                 dxr[j] = r * (gh[j] - mean_gh - dxr[j] * mean_gh_xhat);
             }

@@ -14,7 +14,7 @@
 
 use ndarray::{ArrayD, IxDyn};
 
-use super::softmax::softmax_row_in_place;
+use super::softmax::masked_softmax_rows;
 use crate::{Float, Result, Tensor, TensorError, is_grad_enabled};
 
 /// Options of [`Tensor::cross_entropy`].
@@ -91,10 +91,10 @@ impl<T: Float> Tensor<T> {
             if !is_grad_enabled() && a.grad.shape().is_empty() {
                 let g = a.grad.data().iter().copied().next().expect("a scalar");
                 let mut dx = a.inputs[0].data().as_standard_layout().into_owned();
-                let rows = dx.as_slice_mut().expect("standard layout").chunks_exact_mut(c.max(1));
-                for (i, row) in rows.enumerate() {
+                let dx_rows = dx.as_slice_mut().expect("standard layout");
+                masked_softmax_rows(dx_rows, c, &[], T::one());
+                for (i, row) in dx_rows.chunks_exact_mut(c.max(1)).enumerate() {
                     let w = g * row_weight(i);
-                    softmax_row_in_place(row);
                     for (j, v) in row.iter_mut().enumerate() {
                         *v = w * (*v - target_dist(i, j));
                     }

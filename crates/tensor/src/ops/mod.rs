@@ -8,6 +8,7 @@ mod broadcast;
 mod dropout;
 mod gelu;
 mod index;
+mod lanes;
 mod layer_norm;
 mod layout;
 mod loss;

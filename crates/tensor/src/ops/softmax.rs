@@ -14,7 +14,7 @@
 
 use ndarray::{ArrayD, Axis, IxDyn, Zip};
 
-use super::normalize_axis;
+use super::{lanes, normalize_axis};
 use crate::tensor::Data;
 use crate::{Float, Result, Tensor, TensorError, is_grad_enabled};
 
@@ -58,29 +58,71 @@ impl<T: Float> Tensor<T> {
     }
 }
 
-/// Replaces `row` by softmax(s·row) with the positions where `blocked(j)` is true set to 0; a
-/// row blocked everywhere becomes NaN, as the softmax of a row of −∞ does.
-fn masked_softmax_row<T: Float>(row: &mut [T], blocked: impl Fn(usize) -> bool, s: T) {
-    let mut m = T::neg_infinity();
-    for (j, v) in row.iter_mut().enumerate() {
-        *v = if blocked(j) { T::neg_infinity() } else { s * *v };
-        if *v > m || v.is_nan() {
-            m = *v;
+/// Replaces `row` by softmax(s·row) with the positions where `blocked[j]` is true set to 0; a
+/// row blocked everywhere becomes NaN, as the softmax of a row of −∞ does, and so does a row
+/// holding a NaN. Every step is a plain slice loop (the maximum and the sum in `lanes`, the
+/// exponential [`Float::exp_fast`]), so the row vectorizes.
+#[inline(always)]
+fn masked_softmax_row<T: Float>(row: &mut [T], blocked: Option<&[bool]>, s: T) {
+    match blocked {
+        Some(blocked) => row
+            .iter_mut()
+            .zip(blocked)
+            .for_each(|(v, &b)| *v = if b { T::neg_infinity() } else { s * *v }),
+        None => row.iter_mut().for_each(|v| *v = s * *v),
+    }
+    // a NaN is skipped by the maximum but makes its e^(x − m), the total and so every entry NaN
+    let m = lanes::max(row);
+    row.iter_mut().for_each(|v| *v = (*v - m).exp_fast());
+    let total = lanes::sum(row);
+    row.iter_mut().for_each(|v| *v /= total);
+}
+
+/// [`masked_softmax_row`] over the rows of length `d` of `y`, row i blocked by `blocked[i]`.
+#[inline(always)]
+fn masked_softmax_rows_generic<T: Float>(y: &mut [T], d: usize, blocked: &[&[bool]], s: T) {
+    if blocked.is_empty() {
+        y.chunks_exact_mut(d).for_each(|row| masked_softmax_row(row, None, s));
+    } else {
+        for (row, b) in y.chunks_exact_mut(d).zip(blocked) {
+            masked_softmax_row(row, Some(b), s);
         }
-    }
-    // the exponentials in their own loop (vectorized), then the sum in order
-    for v in row.iter_mut() {
-        *v = (*v - m).exp_fast();
-    }
-    let total = row.iter().fold(T::zero(), |acc, &v| acc + v);
-    for v in row.iter_mut() {
-        *v /= total;
     }
 }
 
-/// Replaces `row` by its softmax (max-subtracted; the exponential is [`Float::exp_fast`]).
-pub(super) fn softmax_row_in_place<T: Float>(row: &mut [T]) {
-    masked_softmax_row(row, |_| false, T::one());
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn masked_softmax_rows_avx2<T: Float>(y: &mut [T], d: usize, blocked: &[&[bool]], s: T) {
+    masked_softmax_rows_generic(y, d, blocked, s)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn masked_softmax_rows_avx512<T: Float>(y: &mut [T], d: usize, blocked: &[&[bool]], s: T) {
+    masked_softmax_rows_generic(y, d, blocked, s)
+}
+
+/// Softmax of every row of length `d` of `y`, in place, scaled by `s`, row i masked by
+/// `blocked[i]` (no mask when `blocked` is empty); built for the CPU's widest vectors (runtime
+/// detection, as in `simd_math`). The kernels compute the same operations in the same order, so
+/// the bits do not depend on the vector width.
+pub(super) fn masked_softmax_rows<T: Float>(y: &mut [T], d: usize, blocked: &[&[bool]], s: T) {
+    if d == 0 {
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F (checked just above)
+            return unsafe { masked_softmax_rows_avx512(y, d, blocked, s) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU supports AVX2 and FMA (checked just above)
+            return unsafe { masked_softmax_rows_avx2(y, d, blocked, s) };
+        }
+    }
+    masked_softmax_rows_generic(y, d, blocked, s)
 }
 
 impl<T: Float> Tensor<T> {
@@ -108,19 +150,21 @@ impl<T: Float> Tensor<T> {
         let s = T::cast(scale);
         let mut y = x.as_standard_layout().into_owned();
         if d > 0 {
+            // each row's mask as a slice: borrowed when the mask's rows are contiguous (a
+            // broadcast [T, T] causal mask is), else copied once
             let last = Axis(shape.len() - 1);
-            match &mask {
+            let copied: Vec<Vec<bool>>;
+            let rows: Vec<&[bool]> = match &mask {
+                None => Vec::new(),
+                Some(mask) if mask.lanes(last).into_iter().all(|l| l.as_slice().is_some()) => {
+                    mask.lanes(last).into_iter().map(|l| l.to_slice().expect("checked")).collect()
+                }
                 Some(mask) => {
-                    Zip::from(y.lanes_mut(last)).and(mask.lanes(last)).for_each(|mut row, mrow| {
-                        let row = row.as_slice_mut().expect("rows of a standard layout");
-                        masked_softmax_row(row, |j| mrow[j], s);
-                    })
+                    copied = mask.lanes(last).into_iter().map(|l| l.to_vec()).collect();
+                    copied.iter().map(Vec::as_slice).collect()
                 }
-                None => {
-                    let rows = y.as_slice_mut().expect("standard layout").chunks_exact_mut(d);
-                    rows.for_each(|row| masked_softmax_row(row, |_| false, s));
-                }
-            }
+            };
+            masked_softmax_rows(y.as_slice_mut().expect("standard layout"), d, &rows, s);
         }
         Ok(Tensor::from_op(y.into_shared(), "masked_softmax", &[self], move |a| {
             let y = a.output;
@@ -131,7 +175,7 @@ impl<T: Float> Tensor<T> {
                 let ys = yd.as_slice().expect("made in standard layout");
                 let rows = dx.as_slice_mut().expect("standard layout").chunks_exact_mut(d);
                 for (g, y) in rows.zip(ys.chunks_exact(d)) {
-                    let dot = g.iter().zip(y).fold(T::zero(), |acc, (&g, &y)| acc + g * y);
+                    let dot = lanes::dot(g, y);
                     for (g, &y) in g.iter_mut().zip(y) {
                         *g = s * y * (*g - dot);
                     }
