@@ -287,7 +287,7 @@ column_broadcast_slice_avx2, column_broadcast_slice_avx512,
 /// f(x, row[j]) for every element x of `xs` read as rows of `row.len()` elements (a row vector
 /// broadcast over leading axes: a bias, an LN gain). `row.len()` must divide `xs.len()`.
 pub(crate) fn row_broadcast<T: Copy>(xs: &[T], row: &[T], f: impl Elementwise2<T>) -> Vec<T> {
-    assert!(!row.is_empty() && xs.len() % row.len() == 0, "row_broadcast: ragged rows");
+    assert!(!row.is_empty() && xs.len().is_multiple_of(row.len()), "row_broadcast: ragged rows");
     row_broadcast_slice(xs, row, f)
 }
 
@@ -295,7 +295,7 @@ pub(crate) fn row_broadcast<T: Copy>(xs: &[T], row: &[T], f: impl Elementwise2<T
 /// column broadcast over trailing axes: LN statistics). `column.len()` must divide `xs.len()`.
 pub(crate) fn column_broadcast<T: Copy>(xs: &[T], column: &[T], f: impl Elementwise2<T>) -> Vec<T> {
     assert!(
-        !column.is_empty() && !xs.is_empty() && xs.len() % column.len() == 0,
+        !column.is_empty() && !xs.is_empty() && xs.len().is_multiple_of(column.len()),
         "column_broadcast: ragged blocks"
     );
     column_broadcast_slice(xs, column, f)
