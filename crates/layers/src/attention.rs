@@ -89,8 +89,9 @@ pub struct AttentionMask<'a> {
 }
 
 impl AttentionMask<'_> {
-    /// The blocked positions as a [B, 1, T_q, T_k] boolean array (true = −∞), or None when
-    /// nothing is blocked.
+    /// The blocked positions as a boolean array (true = −∞) that broadcasts against the scores
+    /// [B, H, T_q, T_k]: [B, 1, T_q, T_k] with a key mask, [1, 1, T_q, T_k] for the causal mask
+    /// alone; None when nothing is blocked.
     fn blocked(&self, batch: usize, tq: usize, tk: usize) -> Result<Option<ArrayD<bool>>> {
         if let Some(keys) = self.keys.filter(|k| k.dim() != (batch, tk)) {
             return Err(batch_err(format!(
@@ -101,9 +102,17 @@ impl AttentionMask<'_> {
         if !self.causal && self.keys.is_none() {
             return Ok(None);
         }
-        Ok(Some(ArrayD::from_shape_fn(IxDyn(&[batch, 1, tq, tk]), |p| {
-            (self.causal && p[3] > p[2]) || self.keys.is_some_and(|k| !k[[p[0], p[3]]])
-        })))
+        let rows = if self.keys.is_some() { batch } else { 1 };
+        let mut blocked = Vec::with_capacity(rows * tq * tk);
+        for b in 0..rows {
+            for t in 0..tq {
+                blocked.extend((0..tk).map(|u| {
+                    (self.causal && u > t) || self.keys.is_some_and(|k| !k[[b, u]])
+                }));
+            }
+        }
+        let shape = IxDyn(&[rows, 1, tq, tk]);
+        Ok(Some(ArrayD::from_shape_vec(shape, blocked).expect("rows·T_q·T_k entries")))
     }
 }
 

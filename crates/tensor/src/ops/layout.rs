@@ -6,7 +6,7 @@
 //! Each backward is the inverse movement: reshape back, the inverse permutation, pad ↔ narrow,
 //! concat → narrow of each piece.
 
-use ndarray::{ArrayD, Axis, IxDyn, Slice};
+use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn, Slice};
 
 use super::normalize_axis;
 use crate::tensor::Data;
@@ -17,12 +17,29 @@ pub(crate) fn reshape_data<T: Float>(data: Data<T>, shape: &[usize]) -> Data<T> 
     if data.is_standard_layout() {
         data.into_shape_with_order(IxDyn(shape)).expect("element count checked")
     } else {
-        data.as_standard_layout()
-            .into_owned()
-            .into_shape_with_order(IxDyn(shape))
+        ArrayD::from_shape_vec(IxDyn(shape), row_major_copy(data.view()))
             .expect("element count checked")
             .into_shared()
     }
+}
+
+/// The elements of `view` in row-major order. When the last axis has unit stride (a permuted
+/// [B, T, H, d_h] → [B, H, T, d_h] view of attention heads, say) whole rows are copied as slices;
+/// otherwise through ndarray's strided copy.
+pub(crate) fn row_major_copy<T: Float>(view: ArrayViewD<'_, T>) -> Vec<T> {
+    if let Some(s) = view.as_slice() {
+        return s.to_vec();
+    }
+    let ndim = view.ndim();
+    if ndim == 0 || view.strides()[ndim - 1] != 1 {
+        // ndarray's own strided copy (a fold, much faster than pulling its element iterator)
+        return view.as_standard_layout().into_owned().into_raw_vec_and_offset().0;
+    }
+    let mut out = Vec::with_capacity(view.len());
+    for lane in view.lanes(Axis(ndim - 1)) {
+        out.extend_from_slice(lane.to_slice().expect("unit stride"));
+    }
+    out
 }
 
 impl<T: Float> Tensor<T> {
@@ -193,6 +210,19 @@ mod tests {
     use crate::Tensor;
     use crate::check::{gradcheck, gradgradcheck};
     use crate::ops::testing::{shape, uniform};
+
+    #[test]
+    fn row_major_copy_of_permuted_and_strided_views_is_the_standard_layout() {
+        let a = ndarray::ArrayD::from_shape_fn(ndarray::IxDyn(&[2, 3, 4, 5]), |p| {
+            (p[0] * 1000 + p[1] * 100 + p[2] * 10 + p[3]) as f64
+        });
+        let heads = a.view().permuted_axes(ndarray::IxDyn(&[0, 2, 1, 3])); // unit last stride
+        let transposed = a.view().permuted_axes(ndarray::IxDyn(&[3, 2, 1, 0])); // none
+        for v in [heads, transposed, a.view()] {
+            let expected: Vec<f64> = v.as_standard_layout().iter().copied().collect();
+            assert_eq!(super::row_major_copy(v), expected);
+        }
+    }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(24))]

@@ -63,7 +63,8 @@ impl<T: Float> Tensor<T> {
         let eps = opts.label_smoothing;
         // forward, row by row, in the max-shifted logits z = x − m (so large logits lose no
         // digits): ℓᵢ = ln Σ e^z − (1 − ε)·z_t − ε·mean z
-        let xs = self.data().as_standard_layout().into_owned();
+        let xd = self.data();
+        let xs = xd.as_standard_layout();
         let xs = xs.as_slice().expect("standard layout");
         let mut total = 0.0;
         let mut exps = vec![T::zero(); c];
