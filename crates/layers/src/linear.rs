@@ -43,11 +43,7 @@ impl<T: Float> Linear<T> {
             return Err(batch_err(format!("Linear expects inputs [..., {inp}], got {shape:?}")));
         }
         let rows = shape[..shape.len() - 1].iter().product();
-        let y = x.reshape(&[rows, inp])?.matmul(&self.weight.transpose(0, 1)?)?;
-        let y = match &self.bias {
-            Some(b) => y.add(b)?,
-            None => y,
-        };
+        let y = x.reshape(&[rows, inp])?.linear(&self.weight, self.bias.as_ref())?;
         let mut out_shape = shape;
         *out_shape.last_mut().expect("rank ≥ 1") = self.out_features();
         Ok(y.reshape(&out_shape)?)

@@ -11,6 +11,7 @@ mod index;
 mod lanes;
 mod layer_norm;
 mod layout;
+mod linear;
 mod loss;
 mod matmul;
 mod norm;
