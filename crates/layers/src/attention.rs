@@ -106,9 +106,10 @@ impl AttentionMask<'_> {
         let mut blocked = Vec::with_capacity(rows * tq * tk);
         for b in 0..rows {
             for t in 0..tq {
-                blocked.extend((0..tk).map(|u| {
-                    (self.causal && u > t) || self.keys.is_some_and(|k| !k[[b, u]])
-                }));
+                blocked.extend(
+                    (0..tk)
+                        .map(|u| (self.causal && u > t) || self.keys.is_some_and(|k| !k[[b, u]])),
+                );
             }
         }
         let shape = IxDyn(&[rows, 1, tq, tk]);

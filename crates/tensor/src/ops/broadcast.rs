@@ -4,7 +4,7 @@
 //! them is 1; missing leading axes count as 1. `broadcast_to` copies a tensor out to a larger
 //! shape; `sum_to` sums over the broadcast axes. Each is the other's backward.
 
-use ndarray::{Axis, IxDyn};
+use ndarray::{Axis, CowArray, IxDyn};
 
 use crate::{Float, Result, Tensor, TensorError};
 
@@ -63,16 +63,25 @@ impl<T: Float> Tensor<T> {
             });
         }
         let lead = from.len() - shape.len();
-        let mut out = data.to_owned();
-        for _ in 0..lead {
-            out = out.sum_axis(Axis(0));
+        // the first reduction reads the input in place (no copy of it)
+        let mut out = CowArray::from(data.view());
+        if lead > 0 {
+            out = match super::reduce::sum_leading_axes(&data.view(), lead) {
+                Some(summed) => summed.into(),
+                None => {
+                    for _ in 0..lead {
+                        out = out.sum_axis(Axis(0)).into();
+                    }
+                    out
+                }
+            };
         }
         for (ax, &s) in shape.iter().enumerate() {
             if s == 1 && out.shape()[ax] != 1 {
-                out = out.sum_axis(Axis(ax)).insert_axis(Axis(ax));
+                out = out.sum_axis(Axis(ax)).insert_axis(Axis(ax)).into();
             }
         }
-        Ok(Tensor::from_op(out.into_shared(), "sum_to", &[self], move |a| {
+        Ok(Tensor::from_op(out.into_owned().into_shared(), "sum_to", &[self], move |a| {
             Ok(vec![Some(a.grad.broadcast_to(&from)?)])
         }))
     }

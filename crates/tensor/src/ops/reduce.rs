@@ -10,6 +10,28 @@ use ndarray::{ArrayD, Axis};
 use super::normalize_axes;
 use crate::{Float, Result, Tensor, TensorError};
 
+/// Σ over the leading `lead` axes of a standard-layout array, as one pass over its rows (the
+/// gradient of a bias, of a broadcast LN gain): the rows are added in order (for one leading
+/// axis the bits equal ndarray's `sum_axis(Axis(0))`). `None` when the layout is not standard or
+/// an axis is empty.
+pub(crate) fn sum_leading_axes<T: Float>(
+    data: &ndarray::ArrayViewD<'_, T>,
+    lead: usize,
+) -> Option<ArrayD<T>> {
+    let xs = data.as_slice()?;
+    let tail = &data.shape()[lead..];
+    let cols: usize = tail.iter().product();
+    if xs.is_empty() || cols == 0 {
+        return None;
+    }
+    let mut rows = xs.chunks_exact(cols);
+    let mut acc = rows.next()?.to_vec();
+    for row in rows {
+        acc.iter_mut().zip(row).for_each(|(a, &x)| *a += x);
+    }
+    Some(ArrayD::from_shape_vec(ndarray::IxDyn(tail), acc).expect("the trailing shape"))
+}
+
 /// The shape with the reduced `axes` (sorted, in range) set to 1.
 fn kept_shape(shape: &[usize], axes: &[usize]) -> Vec<usize> {
     shape.iter().enumerate().map(|(i, &s)| if axes.contains(&i) { 1 } else { s }).collect()
@@ -26,10 +48,18 @@ impl<T: Float> Tensor<T> {
         let data = self.data();
         let in_shape = data.shape().to_vec();
         let axes = normalize_axes("sum", axes, in_shape.len())?;
-        let mut out: ArrayD<T> = data.to_owned();
+        // the first reduction reads the input in place (no copy of it)
+        let mut reduced: Option<ArrayD<T>> = None;
         for &ax in axes.iter().rev() {
-            out = out.sum_axis(Axis(ax));
+            reduced = Some(match reduced {
+                None if ax == 0 => {
+                    sum_leading_axes(&data.view(), 1).unwrap_or_else(|| data.sum_axis(Axis(0)))
+                }
+                None => data.sum_axis(Axis(ax)),
+                Some(r) => r.sum_axis(Axis(ax)),
+            });
         }
+        let out = reduced.unwrap_or_else(|| data.to_owned());
         let kept = kept_shape(&in_shape, &axes);
         let out_shape = if keepdim { kept.clone() } else { dropped_shape(&in_shape, &axes) };
         let out = out.into_shape_with_order(out_shape).expect("same element count");
