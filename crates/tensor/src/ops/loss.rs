@@ -14,7 +14,7 @@
 
 use ndarray::{ArrayD, IxDyn};
 
-use super::softmax::masked_softmax_rows;
+use super::softmax::{exp_floor, exp_or_zero, masked_softmax_rows};
 use crate::{Float, Result, Tensor, TensorError, is_grad_enabled};
 
 /// Options of [`Tensor::cross_entropy`].
@@ -68,12 +68,13 @@ impl<T: Float> Tensor<T> {
         let xs = xs.as_slice().expect("standard layout");
         let mut total = 0.0;
         let mut exps = vec![T::zero(); c];
+        let floor = exp_floor::<T>();
         for ((row, &t), &k) in xs.chunks_exact(c.max(1)).zip(targets).zip(&kept) {
             if k {
                 let m = row_max(row);
                 // the exponentials in their own loop (vectorized), then the sum in order
                 for (e, &v) in exps.iter_mut().zip(row) {
-                    *e = (v - m).exp_fast();
+                    *e = exp_or_zero(v - m, floor);
                 }
                 let lse = exps.iter().fold(T::zero(), |acc, &e| acc + e).ln().as_f64();
                 let mean = row.iter().map(|&v| (v - m).as_f64()).sum::<f64>() / c as f64;
