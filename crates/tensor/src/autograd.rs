@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use crate::tensor::{BackwardArgs, GradModeGuard};
+use crate::tensor::{BackwardArgs, GradModeGuard, is_grad_enabled};
 use crate::{Float, Result, Tensor, TensorError};
 
 /// Gradients of the sum of `outputs` (each a single-element tensor) with respect to `inputs`.
@@ -226,7 +226,10 @@ fn accumulate<T: Float>(
     g: Tensor<T>,
 ) -> Result<()> {
     let summed = match pending.remove(&node.id()) {
-        Some(old) => old.add(&g)?,
+        Some(mut old) => {
+            // first order: in place when the running sum is ours alone (no buffer per term)
+            if !is_grad_enabled() && old.try_add_assign(&g) { old } else { old.add(&g)? }
+        }
         None => g,
     };
     pending.insert(node.id(), summed);
@@ -248,6 +251,21 @@ mod tests {
         let y = x.mul(&x).unwrap().sum_all().add(&x.sum_all()).unwrap();
         let g = grad(&[y], &[x], false).unwrap();
         assert_eq!(g[0].to_vec(), vec![3.0, -3.0, 7.0]);
+    }
+
+    #[test]
+    fn in_place_accumulation_leaves_shared_gradients_and_seeds_alone() {
+        // add's rule hands the same gradient tensor to both inputs, and u is used three times;
+        // the seed is held by the caller too. Each sum must be formed without changing them.
+        let x = p(&[1.0, -2.0]);
+        let u = x.mul_scalar(3.0);
+        let w = u.mul_scalar(1.0);
+        let v = u.add(&u).unwrap().add(&w).unwrap().add(&w).unwrap();
+        let seed = Tensor::constant(ndarray::ArrayD::from_elem(ndarray::IxDyn(&[2]), 1.0));
+        let g = grad_with(&[v.clone()], &[seed.clone()], &[x.clone(), w.clone()], false).unwrap();
+        assert_eq!(g[0].to_vec(), vec![12.0, 12.0]);
+        assert_eq!(g[1].to_vec(), vec![2.0, 2.0]);
+        assert_eq!(seed.to_vec(), vec![1.0, 1.0]);
     }
 
     #[test]

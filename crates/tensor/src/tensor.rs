@@ -340,6 +340,26 @@ impl<T: Float> Tensor<T> {
         self.0.grad_fn.as_ref()
     }
 
+    /// Adds `other` into this tensor's values in place, when nobody can observe it: this is the
+    /// only handle to its node, the node records nothing (no gradient, no graph) and the shapes
+    /// are equal. The buffer itself is copy-on-write, so a buffer shared with another tensor is
+    /// copied first. Returns false, changing nothing, otherwise. Used by gradient accumulation
+    /// (a first-order backward sums contributions without allocating for each); the values are
+    /// those of `self.add(other)`, bit for bit.
+    pub(crate) fn try_add_assign(&mut self, other: &Tensor<T>) -> bool {
+        let Some(node) = Arc::get_mut(&mut self.0) else { return false };
+        if node.requires_grad || node.grad_fn.is_some() {
+            return false;
+        }
+        let data = node.data.get_mut().unwrap_or_else(|e| e.into_inner());
+        let other = other.data();
+        if data.shape() != other.shape() {
+            return false;
+        }
+        data.zip_mut_with(&other, |a, &b| *a += b);
+        true
+    }
+
     /// Converts to another element type (a constant: the cast is not differentiated).
     pub fn cast<U: Float>(&self) -> Tensor<U> {
         Tensor::constant(self.data().mapv(|x| U::cast(x.as_f64())))
