@@ -131,14 +131,14 @@ impl<T: Float> Tensor<T> {
 
     /// −a.
     pub fn neg(&self) -> Tensor<T> {
-        let out = self.data().mapv(|x| -x);
+        let out = simd_math::map(self.data().view(), |x: T| -x);
         Tensor::from_op(out.into_shared(), "neg", &[self], |a| Ok(vec![Some(a.grad.neg())]))
     }
 
     /// a + c for a scalar c.
     pub fn add_scalar(&self, c: f64) -> Tensor<T> {
         let c = T::cast(c);
-        let out = self.data().mapv(|x| x + c);
+        let out = simd_math::map(self.data().view(), move |x: T| x + c);
         Tensor::from_op(out.into_shared(), "add_scalar", &[self], |a| {
             Ok(vec![Some(a.grad.clone())])
         })
@@ -147,7 +147,7 @@ impl<T: Float> Tensor<T> {
     /// c · a for a scalar c.
     pub fn mul_scalar(&self, c: f64) -> Tensor<T> {
         let cf = T::cast(c);
-        let out = self.data().mapv(|x| x * cf);
+        let out = simd_math::map(self.data().view(), move |x: T| x * cf);
         Tensor::from_op(out.into_shared(), "mul_scalar", &[self], move |a| {
             Ok(vec![Some(a.grad.mul_scalar(c))])
         })

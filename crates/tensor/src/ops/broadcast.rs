@@ -4,7 +4,7 @@
 //! them is 1; missing leading axes count as 1. `broadcast_to` copies a tensor out to a larger
 //! shape; `sum_to` sums over the broadcast axes. Each is the other's backward.
 
-use ndarray::{Axis, CowArray, IxDyn};
+use ndarray::{ArrayD, Axis, CowArray, IxDyn};
 
 use crate::{Float, Result, Tensor, TensorError};
 
@@ -40,7 +40,9 @@ impl<T: Float> Tensor<T> {
                 rhs: shape.to_vec(),
             });
         }
-        let out = data.broadcast(IxDyn(shape)).expect("checked").to_owned();
+        let view = data.broadcast(IxDyn(shape)).expect("checked");
+        let out = ArrayD::from_shape_vec(IxDyn(shape), super::layout::row_major_copy(view))
+            .expect("the target shape");
         let in_shape = data.shape().to_vec();
         Ok(Tensor::from_op(out.into_shared(), "broadcast_to", &[self], move |a| {
             Ok(vec![Some(a.grad.sum_to(&in_shape)?)])

@@ -24,20 +24,30 @@ pub(crate) fn reshape_data<T: Float>(data: Data<T>, shape: &[usize]) -> Data<T> 
 }
 
 /// The elements of `view` in row-major order. When the last axis has unit stride (a permuted
-/// [B, T, H, d_h] → [B, H, T, d_h] view of attention heads, say) whole rows are copied as slices;
-/// otherwise through ndarray's strided copy.
+/// [B, T, H, d_h] → [B, H, T, d_h] view of attention heads, or a row broadcast) whole rows are
+/// copied as slices; a broadcast last axis repeats one value per row; otherwise ndarray's
+/// strided copy.
 pub(crate) fn row_major_copy<T: Float>(view: ArrayViewD<'_, T>) -> Vec<T> {
     if let Some(s) = view.as_slice() {
         return s.to_vec();
     }
     let ndim = view.ndim();
-    if ndim == 0 || view.strides()[ndim - 1] != 1 {
-        // ndarray's own strided copy (a fold, much faster than pulling its element iterator)
-        return view.as_standard_layout().into_owned().into_raw_vec_and_offset().0;
-    }
     let mut out = Vec::with_capacity(view.len());
-    for lane in view.lanes(Axis(ndim - 1)) {
-        out.extend_from_slice(lane.to_slice().expect("unit stride"));
+    match (ndim > 0).then(|| view.strides()[ndim - 1]) {
+        Some(1) => {
+            for lane in view.lanes(Axis(ndim - 1)) {
+                out.extend_from_slice(lane.to_slice().expect("unit stride"));
+            }
+        }
+        // a broadcast last axis (a column [N, 1] → [N, d]): each row repeats one value
+        Some(0) if view.shape()[ndim - 1] > 0 => {
+            let d = view.shape()[ndim - 1];
+            for lane in view.lanes(Axis(ndim - 1)) {
+                out.extend(std::iter::repeat_n(lane[0], d));
+            }
+        }
+        // ndarray's own strided copy (a fold, much faster than pulling its element iterator)
+        _ => return view.as_standard_layout().into_owned().into_raw_vec_and_offset().0,
     }
     out
 }
@@ -218,7 +228,9 @@ mod tests {
         });
         let heads = a.view().permuted_axes(ndarray::IxDyn(&[0, 2, 1, 3])); // unit last stride
         let transposed = a.view().permuted_axes(ndarray::IxDyn(&[3, 2, 1, 0])); // none
-        for v in [heads, transposed, a.view()] {
+        let column = ndarray::ArrayD::from_shape_fn(ndarray::IxDyn(&[3, 1]), |p| p[0] as f64);
+        let rows = column.broadcast(ndarray::IxDyn(&[2, 3, 4])).unwrap(); // last stride 0
+        for v in [heads, transposed, a.view(), rows] {
             let expected: Vec<f64> = v.as_standard_layout().iter().copied().collect();
             assert_eq!(super::row_major_copy(v), expected);
         }
