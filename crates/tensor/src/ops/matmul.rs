@@ -8,7 +8,9 @@
 //! Backward: for C = A·B, dA = dC·Bᵀ and dB = Aᵀ·dC, summed over broadcast batch axes.
 
 use ndarray::linalg::general_mat_mul;
-use ndarray::{ArrayD, ArrayView2, ArrayViewD, ArrayViewMutD, Axis, Dimension, Ix2, IxDyn};
+use ndarray::{
+    ArrayD, ArrayView2, ArrayViewD, ArrayViewMutD, Axis, Dimension, Ix2, Ix3, Ix4, IxDyn,
+};
 
 use super::broadcast_shape;
 use crate::tensor::Data;
@@ -53,6 +55,46 @@ pub(crate) fn matmul_data<T: Float>(a: &Data<T>, b: &Data<T>) -> Result<ArrayD<T
     }
     let av = a.broadcast(full(m, k)).expect("batch axes broadcast");
     let bv = b.broadcast(full(k, n)).expect("batch axes broadcast");
+    // one or two batch axes (attention's [B, H, …]): fixed-rank views, no IxDyn index per GEMM
+    match batch.len() {
+        1 => {
+            let a3 = av.into_dimensionality::<Ix3>().expect("three axes");
+            let b3 = bv.into_dimensionality::<Ix3>().expect("three axes");
+            let mut o3 = out.view_mut().into_dimensionality::<Ix3>().expect("three axes");
+            for i in 0..batch[0] {
+                let mut o = o3.index_axis_mut(Axis(0), i);
+                general_mat_mul(
+                    T::one(),
+                    &a3.index_axis(Axis(0), i),
+                    &b3.index_axis(Axis(0), i),
+                    T::zero(),
+                    &mut o,
+                );
+            }
+            return Ok(out);
+        }
+        2 => {
+            let a4 = av.into_dimensionality::<Ix4>().expect("four axes");
+            let b4 = bv.into_dimensionality::<Ix4>().expect("four axes");
+            let mut o4 = out.view_mut().into_dimensionality::<Ix4>().expect("four axes");
+            for i in 0..batch[0] {
+                let (ai, bi) = (a4.index_axis(Axis(0), i), b4.index_axis(Axis(0), i));
+                let mut oi = o4.index_axis_mut(Axis(0), i);
+                for j in 0..batch[1] {
+                    let mut o = oi.index_axis_mut(Axis(0), j);
+                    general_mat_mul(
+                        T::one(),
+                        &ai.index_axis(Axis(0), j),
+                        &bi.index_axis(Axis(0), j),
+                        T::zero(),
+                        &mut o,
+                    );
+                }
+            }
+            return Ok(out);
+        }
+        _ => {}
+    }
     for index in ndarray::indices(IxDyn(&batch)) {
         let index = index.slice();
         let mut o: ArrayViewMutD<'_, T> = out.view_mut();
