@@ -72,8 +72,9 @@ impl<T: Float> Tensor<T> {
 /// row blocked everywhere becomes NaN, as the softmax of a row of −∞ does, and so does a row
 /// holding a NaN. Every step is a plain slice loop (the maximum and the sum in `lanes`, the
 /// exponential [`Float::exp_fast`]), so the row vectorizes.
+/// `floor` is [`exp_floor`], passed in so that it is computed once per call, not per row.
 #[inline(always)]
-fn masked_softmax_row<T: Float>(row: &mut [T], blocked: Option<&[bool]>, s: T) {
+fn masked_softmax_row<T: Float>(row: &mut [T], blocked: Option<&[bool]>, s: T, floor: T) {
     match blocked {
         Some(blocked) => row
             .iter_mut()
@@ -83,7 +84,6 @@ fn masked_softmax_row<T: Float>(row: &mut [T], blocked: Option<&[bool]>, s: T) {
     }
     // a NaN is skipped by the maximum but makes its e^(x − m), the total and so every entry NaN
     let m = lanes::max(row);
-    let floor = exp_floor::<T>();
     row.iter_mut().for_each(|v| *v = exp_or_zero(*v - m, floor));
     let total = lanes::sum(row);
     row.iter_mut().for_each(|v| *v /= total);
@@ -109,11 +109,12 @@ pub(super) fn exp_or_zero<T: Float>(z: T, floor: T) -> T {
 /// [`masked_softmax_row`] over the rows of length `d` of `y`, row i blocked by `blocked[i]`.
 #[inline(always)]
 fn masked_softmax_rows_generic<T: Float>(y: &mut [T], d: usize, blocked: &[&[bool]], s: T) {
+    let floor = exp_floor::<T>();
     if blocked.is_empty() {
-        y.chunks_exact_mut(d).for_each(|row| masked_softmax_row(row, None, s));
+        y.chunks_exact_mut(d).for_each(|row| masked_softmax_row(row, None, s, floor));
     } else {
         for (row, b) in y.chunks_exact_mut(d).zip(blocked) {
-            masked_softmax_row(row, Some(b), s);
+            masked_softmax_row(row, Some(b), s, floor);
         }
     }
 }
