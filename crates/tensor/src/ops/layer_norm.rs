@@ -49,13 +49,9 @@ fn row_stats<T: Float>(row: &[T], eps: T) -> (T, T) {
     (mu, (var + eps).sqrt().recip())
 }
 
-/// The values of a tensor in row-major order (a copy only when the layout is not standard).
+/// The values of a tensor in row-major order (a copy).
 fn row_major<T: Float>(t: &Tensor<T>) -> Vec<T> {
-    let d = t.data();
-    match d.as_slice() {
-        Some(s) => s.to_vec(),
-        None => d.iter().copied().collect(),
-    }
+    super::layout::row_major_copy(t.data().view())
 }
 
 impl<T: Float> Tensor<T> {

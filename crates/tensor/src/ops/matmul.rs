@@ -9,7 +9,8 @@
 
 use ndarray::linalg::general_mat_mul;
 use ndarray::{
-    ArrayD, ArrayView2, ArrayViewD, ArrayViewMutD, Axis, Dimension, Ix2, Ix3, Ix4, IxDyn,
+    ArrayD, ArrayView2, ArrayView3, ArrayViewD, ArrayViewMut3, ArrayViewMutD, Axis, Dimension, Ix2,
+    Ix3, Ix4, IxDyn,
 };
 
 use super::broadcast_shape;
@@ -21,6 +22,13 @@ fn matrix<'a, T>(mut v: ArrayViewD<'a, T>, batch_index: &[usize]) -> ArrayView2<
         v = v.index_axis_move(Axis(0), i);
     }
     v.into_dimensionality::<Ix2>().expect("two axes remain")
+}
+
+/// o[i] = a[i]·b[i] for every i along the leading axis, one GEMM each.
+fn batched_3d<T: Float>(a: ArrayView3<'_, T>, b: ArrayView3<'_, T>, mut o: ArrayViewMut3<'_, T>) {
+    for ((a, b), mut o) in a.outer_iter().zip(b.outer_iter()).zip(o.outer_iter_mut()) {
+        general_mat_mul(T::one(), &a, &b, T::zero(), &mut o);
+    }
 }
 
 /// The product of `a` (…×m×k) and `b` (…×k×n) as a new array.
@@ -58,38 +66,17 @@ pub(crate) fn matmul_data<T: Float>(a: &Data<T>, b: &Data<T>) -> Result<ArrayD<T
     // one or two batch axes (attention's [B, H, …]): fixed-rank views, no IxDyn index per GEMM
     match batch.len() {
         1 => {
-            let a3 = av.into_dimensionality::<Ix3>().expect("three axes");
-            let b3 = bv.into_dimensionality::<Ix3>().expect("three axes");
-            let mut o3 = out.view_mut().into_dimensionality::<Ix3>().expect("three axes");
-            for i in 0..batch[0] {
-                let mut o = o3.index_axis_mut(Axis(0), i);
-                general_mat_mul(
-                    T::one(),
-                    &a3.index_axis(Axis(0), i),
-                    &b3.index_axis(Axis(0), i),
-                    T::zero(),
-                    &mut o,
-                );
-            }
+            let (a3, b3) = (av.into_dimensionality::<Ix3>(), bv.into_dimensionality::<Ix3>());
+            let o3 = out.view_mut().into_dimensionality::<Ix3>().expect("three axes");
+            batched_3d(a3.expect("three axes"), b3.expect("three axes"), o3);
             return Ok(out);
         }
         2 => {
             let a4 = av.into_dimensionality::<Ix4>().expect("four axes");
             let b4 = bv.into_dimensionality::<Ix4>().expect("four axes");
             let mut o4 = out.view_mut().into_dimensionality::<Ix4>().expect("four axes");
-            for i in 0..batch[0] {
-                let (ai, bi) = (a4.index_axis(Axis(0), i), b4.index_axis(Axis(0), i));
-                let mut oi = o4.index_axis_mut(Axis(0), i);
-                for j in 0..batch[1] {
-                    let mut o = oi.index_axis_mut(Axis(0), j);
-                    general_mat_mul(
-                        T::one(),
-                        &ai.index_axis(Axis(0), j),
-                        &bi.index_axis(Axis(0), j),
-                        T::zero(),
-                        &mut o,
-                    );
-                }
+            for ((a3, b3), o3) in a4.outer_iter().zip(b4.outer_iter()).zip(o4.outer_iter_mut()) {
+                batched_3d(a3, b3, o3);
             }
             return Ok(out);
         }
