@@ -1,6 +1,7 @@
 //! `cargo xtask <command>`: project tasks for Saturn (std only, builds in seconds).
 
 mod coretype;
+mod mkl;
 mod setup;
 
 use std::path::{Path, PathBuf};
@@ -11,14 +12,19 @@ const USAGE: &str = "\
 usage: cargo xtask <command> [args...]
 
 commands:
-  setup                   detect system OpenBLAS with LAPACK; install libopenblas-dev with
+  setup [--mkl]           detect system OpenBLAS with LAPACK; install libopenblas-dev with
                           apt-get if missing (as root, or with `sudo -n`); every command
-                          below also sets OPENBLAS_CORETYPE from the CPU's flags unless set
-  test [--full] [args]    setup, then `cargo test --workspace [args]`;
+                          below also sets OPENBLAS_CORETYPE from the CPU's flags unless set.
+                          --mkl also installs Intel oneMKL (PyPI wheel, ≈ 230 MB download)
+                          into target/mkl/lib, the optional GEMM backend (SATURN_BLAS=mkl)
+  test [--full] [args]    setup, then `cargo test --workspace [args]`; when MKL is installed,
+                          also saturn-tensor's tests on MKL;
                           --full sets SATURN_FULL_TESTS=1 (long statistical tests)
-  experiment [args]       setup, then run `saturn experiment [args]` from the lab (release),
-                          e.g. `cargo xtask experiment all --quick`
-  bench [args]            setup, then run the saturn-bench benchmarks (release)
+  experiment [--mkl] [args]
+                          setup, then run `saturn experiment [args]` from the lab (release),
+                          e.g. `cargo xtask experiment all --quick`; --mkl runs the matrix
+                          products on MKL (installing it first)
+  bench [--mkl] [args]    setup, then run the saturn-bench benchmarks (release); --mkl as above
   interop-export [args]   setup, then run `saturn-interop [args]` (release): export a model, a
                           batch and f64 gradients (or BERT outputs) for checking against
                           PyTorch, e.g. `cargo xtask interop-export --model lm --residual pre
@@ -38,17 +44,26 @@ fn main() -> ExitCode {
             print!("{USAGE}");
             Ok(ExitCode::SUCCESS)
         }
-        "setup" => setup::ensure(false).map(|_| {
-            match coretype::for_this_machine() {
-                Some(core) => println!(
-                    "setup: OpenBLAS kernels: OPENBLAS_CORETYPE={core} (from the CPU's flags)"
-                ),
-                None => {
-                    println!("setup: OpenBLAS kernels: OpenBLAS's own choice or OPENBLAS_CORETYPE")
+        "setup" => setup::ensure(false)
+            .and_then(|found| {
+                if rest.iter().any(|a| a == "--mkl") {
+                    mkl::ensure()?;
                 }
-            }
-            ExitCode::SUCCESS
-        }),
+                Ok(found)
+            })
+            .map(|_| {
+                match coretype::for_this_machine() {
+                    Some(core) => println!(
+                        "setup: OpenBLAS kernels: OPENBLAS_CORETYPE={core} (from the CPU's flags)"
+                    ),
+                    None => {
+                        println!(
+                            "setup: OpenBLAS kernels: OpenBLAS's own choice or OPENBLAS_CORETYPE"
+                        )
+                    }
+                }
+                ExitCode::SUCCESS
+            }),
         "test" => test(rest),
         "experiment" => experiment(rest),
         "bench" => bench(rest),
@@ -113,13 +128,32 @@ fn test(args: &[String]) -> Result<ExitCode, String> {
     if full {
         cmd.env("SATURN_FULL_TESTS", "1");
     }
-    let code = run(cmd, "cargo test");
+    let mut code = run(cmd, "cargo test")?;
+    if code == ExitCode::SUCCESS && mkl::installed() {
+        // the same tensor tests with every product on MKL (the backend's own checks among them)
+        let mut cmd = cargo();
+        cmd.args(["test", "--package", "saturn-tensor"]);
+        with_mkl(&mut cmd, mkl::lib_dir());
+        code = run(cmd, "cargo test (saturn-tensor on MKL)")?;
+    }
     eprintln!(
         "xtask: test{} finished in {:.1} s",
         if full { " --full" } else { "" },
         start.elapsed().as_secs_f64()
     );
-    code
+    Ok(code)
+}
+
+/// Runs the command's matrix products on the MKL in `lib` (see saturn_tensor::blas).
+fn with_mkl(cmd: &mut Command, lib: PathBuf) {
+    cmd.env("SATURN_BLAS", "mkl").env("SATURN_MKL_DIR", lib);
+}
+
+/// Splits off `--mkl`; when present, installs MKL and returns its directory.
+fn take_mkl_flag(args: &[String]) -> Result<(Vec<String>, Option<PathBuf>), String> {
+    let rest: Vec<String> = args.iter().filter(|a| *a != "--mkl").cloned().collect();
+    let lib = if rest.len() < args.len() { Some(mkl::ensure()?) } else { None };
+    Ok((rest, lib))
 }
 
 fn experiment(args: &[String]) -> Result<ExitCode, String> {
@@ -128,10 +162,14 @@ fn experiment(args: &[String]) -> Result<ExitCode, String> {
         println!("no experiments yet: the lab (crates/lab) has not landed");
         return Ok(ExitCode::SUCCESS);
     }
+    let (args, mkl_lib) = take_mkl_flag(args)?;
     let mut cmd = cargo();
     cmd.args(["run", "--release", "--package", "saturn-lab", "--bin", "saturn", "--"])
         .arg("experiment")
         .args(args);
+    if let Some(lib) = mkl_lib {
+        with_mkl(&mut cmd, lib);
+    }
     run(cmd, "saturn experiment")
 }
 
@@ -140,8 +178,12 @@ fn bench(args: &[String]) -> Result<ExitCode, String> {
     if !crate_exists("crates/bench") {
         return Err("no benchmarks yet: the bench crate (crates/bench) has not landed".into());
     }
+    let (args, mkl_lib) = take_mkl_flag(args)?;
     let mut cmd = cargo();
     cmd.args(["run", "--release", "--package", "saturn-bench", "--"]).args(args);
+    if let Some(lib) = mkl_lib {
+        with_mkl(&mut cmd, lib);
+    }
     run(cmd, "saturn-bench")
 }
 

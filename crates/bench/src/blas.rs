@@ -7,7 +7,7 @@
 //! with `openblas_set_num_threads(1)`, so the default is one thread either way. The count
 //! reported on every JSON line is what `openblas_get_num_threads()` says, not what was asked.
 
-pub use saturn_tensor::blas::{config, corename, kernel_warning};
+pub use saturn_tensor::blas::{corename, kernel_warning};
 
 /// Makes one thread the default when `OPENBLAS_NUM_THREADS` is unset, and returns the number of
 /// threads OpenBLAS will use.

@@ -15,7 +15,9 @@
 //! Output: one JSON object per line on stdout and nothing else there; progress and diagnostics
 //! go to stderr. Every line carries `bench`, `dtype`, `threads` (OpenBLAS threads, see [`blas`]),
 //! `ms` (median of `runs` timed runs after warm-up), `min_ms`, `max_ms`, `runs`, and
-//! `git_commit` when `git rev-parse --short HEAD` works, `blas_core` (OpenBLAS kernel) and `cpu`;
+//! `git_commit` when `git rev-parse --short HEAD` works, `blas_core` (OpenBLAS kernel), `blas`
+//! (the GEMM backend: `openblas`, or `mkl` with `SATURN_BLAS=mkl`, see `saturn_tensor::blas`) and
+//! `cpu`;
 //! `malloc_tuned` (whether `saturn_tensor::alloc::tune_malloc` was applied; `--no-tune-malloc`
 //! turns it off); lines with `gflops` also carry `peak_fraction` = gflops / (`--peak-gflops` × threads). Inputs come from a PCG64 generator with
 //! a fixed seed, so every run sees the same numbers.
@@ -312,6 +314,12 @@ fn run(cli: Cli) -> BenchResult<()> {
 
     let malloc_tuned = !cli.no_tune_malloc && saturn_tensor::alloc::tune_malloc();
     let threads = blas::configure_threads();
+    // after the thread count: MKL takes its threading layer from it when it loads
+    let backend = match saturn_tensor::blas::select_backend() {
+        Ok(saturn_tensor::blas::Backend::OpenBlas) => "openblas",
+        Ok(saturn_tensor::blas::Backend::Mkl(_)) => "mkl",
+        Err(e) => return Err(e.to_string().into()),
+    };
     let commit = git_commit();
     let core = blas::corename();
     if let Some(warning) = blas::kernel_warning() {
@@ -320,10 +328,10 @@ fn run(cli: Cli) -> BenchResult<()> {
     let cpu = cpu_model();
     eprintln!(
         "saturn-bench: {} cases, {runs} runs + {warmup} warm-up each; CPU {cpu} (peak taken as \
-         {} GFLOP/s/thread f32); OpenBLAS threads {threads} ({}); commit {}",
+         {} GFLOP/s/thread f32); BLAS threads {threads}; GEMM on {}; commit {}",
         cases.len(),
         cli.peak_gflops,
-        blas::config(),
+        saturn_tensor::blas::describe(),
         commit.as_deref().unwrap_or("unknown"),
     );
     let start = std::time::Instant::now();
@@ -344,6 +352,7 @@ fn run(cli: Cli) -> BenchResult<()> {
             }
             r = r
                 .with("blas_core", core.as_str())
+                .with("blas", backend)
                 .with("cpu", cpu.as_str())
                 .with("malloc_tuned", malloc_tuned);
             writeln!(stdout, "{}", r.to_json())?;
@@ -357,7 +366,10 @@ fn run(cli: Cli) -> BenchResult<()> {
             if let Some(c) = &commit {
                 r = r.with("git_commit", c.as_str());
             }
-            r = r.with("cpu", cpu.as_str()).with("malloc_tuned", malloc_tuned);
+            r = r
+                .with("blas", backend)
+                .with("cpu", cpu.as_str())
+                .with("malloc_tuned", malloc_tuned);
             writeln!(stdout, "{}", r.to_json())?;
             stdout.flush()?;
         }

@@ -14,11 +14,11 @@
 //!
 //! FLOPs = 2·batch·m·k·n for C[m, n] = A[m, k]·B[k, n] (`shape` is `m x k x n`, with the batch
 //! sides in front for batched products). `raw_ms` times the same products with
-//! `ndarray::linalg::general_mat_mul` into a preallocated output: the difference to `ms` is what
+//! `saturn_tensor::blas::gemm` (the selected backend's GEMM) into a preallocated output: the difference to `ms` is what
 //! the Tensor API adds (allocating and zeroing the output, dynamic-rank indexing).
 
 use rand::RngExt;
-use saturn_tensor::ndarray::linalg::general_mat_mul;
+use saturn_tensor::blas::gemm;
 use saturn_tensor::ndarray::{ArrayD, ArrayView2, ArrayViewD, Axis, Dimension, Ix2, IxDyn};
 use saturn_tensor::{Float, Tensor};
 
@@ -192,13 +192,7 @@ fn raw_matmul<T: Float>(a: &ArrayViewD<'_, T>, b: &ArrayViewD<'_, T>, out: &mut 
             o = o.index_axis_move(Axis(0), i);
         }
         let mut o = o.into_dimensionality::<Ix2>().expect("two axes remain");
-        general_mat_mul(
-            T::one(),
-            &matrix(a.view(), index),
-            &matrix(b.view(), index),
-            T::zero(),
-            &mut o,
-        );
+        gemm(T::one(), &matrix(a.view(), index), &matrix(b.view(), index), T::zero(), &mut o);
     }
 }
 

@@ -22,7 +22,7 @@
 use std::time::Instant;
 
 use rand::RngExt;
-use saturn_tensor::ndarray::linalg::general_mat_mul;
+use saturn_tensor::blas::gemm;
 use saturn_tensor::ndarray::{Array2, ArrayD, IxDyn};
 use saturn_tensor::{CrossEntropy, Float, Tensor, no_grad};
 
@@ -169,15 +169,15 @@ fn gemm_baseline<T: Float>(ctx: &Ctx, size: Size) -> BenchResult<(f64, f64)> {
         (Array2::<T>::zeros((b, i)), Array2::<T>::zeros((i, h)), Array2::<T>::zeros((h, o)));
     let (one, zero) = (T::one(), T::zero());
     let fwd = timing::time(ctx.plan, || {
-        general_mat_mul(one, &x, &w1, zero, &mut out_h);
-        general_mat_mul(one, &hid, &w2, zero, &mut out_l);
+        gemm(one, &x, &w1, zero, &mut out_h);
+        gemm(one, &hid, &w2, zero, &mut out_l);
         Ok::<_, saturn_tensor::TensorError>(())
     })?;
     let bwd = timing::time(ctx.plan, || {
-        general_mat_mul(one, &dl, &w2.t(), zero, &mut out_h); // dh = dlogits·W2ᵀ
-        general_mat_mul(one, &hid.t(), &dl, zero, &mut g_w2); // dW2 = hᵀ·dlogits
-        general_mat_mul(one, &dh, &w1.t(), zero, &mut g_x); // dx = dh·W1ᵀ
-        general_mat_mul(one, &x.t(), &dh, zero, &mut g_w1); // dW1 = xᵀ·dh
+        gemm(one, &dl, &w2.t(), zero, &mut out_h); // dh = dlogits·W2ᵀ
+        gemm(one, &hid.t(), &dl, zero, &mut g_w2); // dW2 = hᵀ·dlogits
+        gemm(one, &dh, &w1.t(), zero, &mut g_x); // dx = dh·W1ᵀ
+        gemm(one, &x.t(), &dh, zero, &mut g_w1); // dW1 = xᵀ·dh
         Ok::<_, saturn_tensor::TensorError>(())
     })?;
     Ok((fwd.median_ms, bwd.median_ms))

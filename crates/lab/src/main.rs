@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use saturn_lab::config::Preset;
 use saturn_lab::experiments::{EXPERIMENTS, find};
-use saturn_lab::{RunOptions, print_summary, report, run_experiment};
+use saturn_lab::{LabError, RunOptions, print_summary, report, run_experiment};
 
 /// Reproduce the findings on norm growth and saturation, Post-LN / Pre-LN / Admin, and
 /// layer-norm placement.
@@ -104,6 +104,8 @@ fn run(cli: Cli) -> saturn_lab::Result<ExitCode> {
                 }
                 None => {}
             }
+            // after the thread count: MKL takes its threading layer from it when it loads
+            saturn_tensor::blas::select_backend().map_err(|e| LabError::Config(e.to_string()))?;
             let opts = RunOptions {
                 preset: if args.full { Preset::Full } else { Preset::Quick },
                 seeds: args.seeds.clone().unwrap_or_else(|| vec![args.seed.unwrap_or(0)]),

@@ -1,4 +1,5 @@
-//! The facts a result depends on: git commit, OpenBLAS kernel and threads, seeds, wall time.
+//! The facts a result depends on: git commit, BLAS backend, OpenBLAS kernel and threads, seeds,
+//! wall time.
 
 use serde::{Deserialize, Serialize};
 
@@ -9,6 +10,10 @@ pub struct Metadata {
     pub git_commit: String,
     pub openblas_core: String,
     pub openblas_config: String,
+    /// The GEMM backend and its build (`saturn_tensor::blas::describe`); absent in records made
+    /// before backends could be chosen (they ran on OpenBLAS).
+    #[serde(default)]
+    pub blas: String,
     pub threads: usize,
     pub saturn_version: String,
     /// UTC start time, seconds since the Unix epoch.
@@ -22,6 +27,7 @@ impl Metadata {
             git_commit: git_commit(),
             openblas_core: saturn_tensor::blas::corename(),
             openblas_config: saturn_tensor::blas::config(),
+            blas: saturn_tensor::blas::describe(),
             threads: saturn_tensor::blas::num_threads(),
             saturn_version: env!("CARGO_PKG_VERSION").to_string(),
             started_unix: std::time::SystemTime::now()

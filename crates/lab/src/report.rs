@@ -203,6 +203,7 @@ mod tests {
                 git_commit: "abc".into(),
                 openblas_core: "core".into(),
                 openblas_config: "config".into(),
+                blas: "OpenBLAS".into(),
                 threads: 1,
                 saturn_version: "0".into(),
                 started_unix,

@@ -8,10 +8,10 @@
 //! Backward, with g = ∂L/∂y: dx = g·W, dW = gᵀ·x, db = Σ_rows g — written with `matmul`,
 //! `transpose` and `sum_axis`, so it differentiates again.
 
-use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayD, Ix2, IxDyn};
 
 use super::matmul::matmul_data;
+use crate::blas::gemm;
 use crate::{Float, Result, Tensor, TensorError};
 
 impl<T: Float> Tensor<T> {
@@ -39,7 +39,7 @@ impl<T: Float> Tensor<T> {
                     .expect("two axes");
                 let x2 = x.view().into_dimensionality::<Ix2>().expect("checked: two axes");
                 let wt2 = wt.into_dimensionality::<Ix2>().expect("checked: two axes");
-                general_mat_mul(T::one(), &x2, &wt2, T::one(), &mut y);
+                gemm(T::one(), &x2, &wt2, T::one(), &mut y);
                 y.into_dyn()
             }
             _ => {

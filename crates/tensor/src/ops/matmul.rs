@@ -1,19 +1,20 @@
 //! Matrix products: 2-D (m×k · k×n) and batched (…×m×k · …×k×n, batch axes broadcast as in
 //! numpy), through BLAS GEMM.
 //!
-//! Each 2-D product goes to `ndarray::linalg::general_mat_mul`, which calls OpenBLAS sgemm/dgemm
-//! for f32/f64 with the transpose flags of the operands' layouts, so a transposed view
-//! (`transpose(-2, -1)`) costs no copy. Batched products loop over the batch into GEMM calls.
+//! Each 2-D product goes to [`crate::blas::gemm`], which calls sgemm/dgemm of the selected BLAS
+//! backend (OpenBLAS or MKL) for f32/f64 with the transpose flags of the operands' layouts, so a
+//! transposed view (`transpose(-2, -1)`) costs no copy. Batched products loop over the batch into
+//! GEMM calls.
 //!
 //! Backward: for C = A·B, dA = dC·Bᵀ and dB = Aᵀ·dC, summed over broadcast batch axes.
 
-use ndarray::linalg::general_mat_mul;
 use ndarray::{
     ArrayD, ArrayView2, ArrayView3, ArrayViewD, ArrayViewMut3, ArrayViewMutD, Axis, Dimension, Ix2,
     Ix3, Ix4, IxDyn,
 };
 
 use super::broadcast_shape;
+use crate::blas::gemm;
 use crate::tensor::Data;
 use crate::{Float, Result, Tensor, TensorError};
 
@@ -27,7 +28,7 @@ fn matrix<'a, T>(mut v: ArrayViewD<'a, T>, batch_index: &[usize]) -> ArrayView2<
 /// o[i] = a[i]·b[i] for every i along the leading axis, one GEMM each.
 fn batched_3d<T: Float>(a: ArrayView3<'_, T>, b: ArrayView3<'_, T>, mut o: ArrayViewMut3<'_, T>) {
     for ((a, b), mut o) in a.outer_iter().zip(b.outer_iter()).zip(o.outer_iter_mut()) {
-        general_mat_mul(T::one(), &a, &b, T::zero(), &mut o);
+        gemm(T::one(), &a, &b, T::zero(), &mut o);
     }
 }
 
@@ -89,13 +90,7 @@ pub(crate) fn matmul_data<T: Float>(a: &Data<T>, b: &Data<T>) -> Result<ArrayD<T
             o = o.index_axis_move(Axis(0), i);
         }
         let mut o = o.into_dimensionality::<Ix2>().expect("two axes remain");
-        general_mat_mul(
-            T::one(),
-            &matrix(av.view(), index),
-            &matrix(bv.view(), index),
-            T::zero(),
-            &mut o,
-        );
+        gemm(T::one(), &matrix(av.view(), index), &matrix(bv.view(), index), T::zero(), &mut o);
     }
     Ok(out)
 }

@@ -1,11 +1,79 @@
-//! The OpenBLAS thread count and build, through OpenBLAS's own C API.
+//! BLAS: the OpenBLAS thread count and build (through OpenBLAS's own C API), and the choice of
+//! GEMM backend.
 //!
 //! OpenBLAS reads `OPENBLAS_NUM_THREADS` when the library loads (before `main`); a program that
 //! takes a `--threads` flag calls [`set_num_threads`] instead. Bits of sgemm results depend on
 //! the thread count and on the CPU kernel ([`corename`]): log both with every run
-//! (DEPENDENCIES.md, trap 6).
+//! (DEPENDENCIES.md, trap 6), and the backend ([`describe`]).
+//!
+//! Backends: OpenBLAS, linked, is the default and serves everything. `SATURN_BLAS=mkl` routes
+//! the matrix products ([`gemm`]) to Intel oneMKL, loaded at run time ([`mkl`]): on this
+//! project's Xeon it runs the transformer's GEMM shapes ≈ 25 % faster than Debian's OpenBLAS
+//! 0.3.21 (docs/PERFORMANCE.md §9). The choice is made once, on the first product or by
+//! [`select_backend`], which a program calls at start to turn a bad setting into an error.
+
+mod gemm;
+pub mod mkl;
+
+pub use gemm::gemm;
 
 use std::ffi::{CStr, c_char, c_int};
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+/// Why the requested BLAS backend cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum BlasError {
+    /// `SATURN_BLAS` names no backend.
+    #[error("SATURN_BLAS={0:?} is not a BLAS backend (use `openblas` or `mkl`)")]
+    UnknownBackend(String),
+    /// MKL was asked for but could not be opened or set up.
+    #[error("MKL backend ({}): {reason}", path.display())]
+    Mkl { path: PathBuf, reason: String },
+}
+
+/// Where the matrix products run.
+pub enum Backend {
+    /// The linked OpenBLAS (through ndarray's `general_mat_mul`).
+    OpenBlas,
+    /// Intel oneMKL's cblas_?gemm, opened at run time.
+    Mkl(mkl::Mkl),
+}
+
+static BACKEND: OnceLock<Result<Backend, BlasError>> = OnceLock::new();
+
+fn load_backend() -> Result<Backend, BlasError> {
+    match std::env::var("SATURN_BLAS").ok().as_deref().map(str::trim) {
+        None | Some("") | Some("openblas") => Ok(Backend::OpenBlas),
+        Some("mkl") => mkl::Mkl::load(num_threads()).map(Backend::Mkl),
+        Some(other) => Err(BlasError::UnknownBackend(other.to_string())),
+    }
+}
+
+/// Chooses the backend from `SATURN_BLAS` (once per process; later calls return the same
+/// answer). Programs call this at start so that a misconfigured backend stops them with a clear
+/// message instead of silently running on OpenBLAS.
+pub fn select_backend() -> Result<&'static Backend, &'static BlasError> {
+    BACKEND.get_or_init(load_backend).as_ref()
+}
+
+/// The backend in use. A library caller that never called [`select_backend`] gets OpenBLAS when
+/// the requested backend failed to load, with the reason printed once to stderr.
+pub fn backend() -> &'static Backend {
+    static WARNED: OnceLock<()> = OnceLock::new();
+    select_backend().unwrap_or_else(|e| {
+        WARNED.get_or_init(|| eprintln!("warning: {e}; using OpenBLAS"));
+        &Backend::OpenBlas
+    })
+}
+
+/// One line naming the GEMM backend and its build, for run metadata.
+pub fn describe() -> String {
+    match backend() {
+        Backend::OpenBlas => format!("OpenBLAS ({}, {})", corename(), config()),
+        Backend::Mkl(mkl) => mkl.version().to_string(),
+    }
+}
 
 // Provided by libopenblas, which this crate links through blas-src / openblas-src.
 unsafe extern "C" {
@@ -16,10 +84,14 @@ unsafe extern "C" {
 }
 
 /// Sets the number of threads OpenBLAS uses from now on (at least 1).
+/// With MKL selected, MKL gets the same count (its threading layer was fixed when it loaded).
 pub fn set_num_threads(n: usize) {
     let n = n.clamp(1, c_int::MAX as usize) as c_int;
     // SAFETY: a plain C call with a positive count.
     unsafe { openblas_set_num_threads(n) };
+    if let Some(Ok(Backend::Mkl(mkl))) = BACKEND.get() {
+        mkl.set_num_threads(n as usize);
+    }
 }
 
 /// The number of threads OpenBLAS uses.
@@ -94,6 +166,20 @@ mod tests {
         assert!(super::num_threads() >= 1);
         assert!(super::config().contains("OpenBLAS"), "{}", super::config());
         assert!(!super::corename().is_empty());
+    }
+
+    /// `SATURN_BLAS=mkl cargo test` (what `cargo xtask test` runs when MKL is installed) must
+    /// really run on MKL, not fall back silently.
+    #[test]
+    fn the_selected_backend_is_the_requested_one() {
+        match std::env::var("SATURN_BLAS").as_deref() {
+            Ok("mkl") => {
+                let chosen = super::select_backend();
+                assert!(matches!(chosen, Ok(super::Backend::Mkl(_))), "{:?}", chosen.err());
+                assert!(super::describe().contains("Math Kernel Library"), "{}", super::describe());
+            }
+            _ => assert!(matches!(super::backend(), super::Backend::OpenBlas)),
+        }
     }
 
     #[test]

@@ -1,0 +1,227 @@
+//! C ← α·A·B + β·C for 2-D views, on the selected BLAS backend.
+//!
+//! With OpenBLAS (the default) this is `ndarray::linalg::general_mat_mul`, which calls
+//! cblas_sgemm/dgemm of the linked OpenBLAS. With MKL, operands whose layouts CBLAS can take
+//! directly (unit stride along one axis: row-major, or column-major read as a transpose) go to
+//! MKL's cblas_?gemm; anything else (broadcast or negative strides, a non-row-major output,
+//! empty or oversized dimensions, element types other than f32/f64) falls back to
+//! `general_mat_mul`, so every product is computed either way.
+
+use std::any::TypeId;
+use std::ffi::c_int;
+
+use ndarray::linalg::general_mat_mul;
+use ndarray::{ArrayBase, ArrayView2, ArrayViewMut2, Data, DataMut, Ix2};
+
+use super::Backend;
+use crate::Float;
+
+/// CBLAS enum values (cblas.h).
+const ROW_MAJOR: c_int = 101;
+const NO_TRANS: c_int = 111;
+const TRANS: c_int = 112;
+
+/// How CBLAS sees a row-major-addressed matrix: its transpose flag and leading dimension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Operand {
+    trans: c_int,
+    ld: c_int,
+}
+
+/// The CBLAS description of a rows×cols view with element strides `strides`, if there is one.
+///
+/// Row-major (unit column stride, row stride ≥ cols) is `NoTrans` with ld = the row stride;
+/// column-major (unit row stride, column stride ≥ rows) is the row-major transpose: `Trans` with
+/// ld = the column stride. A unit-length axis may have any stride.
+fn operand(rows: usize, cols: usize, strides: [isize; 2]) -> Option<Operand> {
+    let fits = |n: usize| c_int::try_from(n).ok();
+    let [s0, s1] = strides;
+    let row_major = (cols == 1 || s1 == 1) && (rows == 1 || s0 >= cols.max(1) as isize);
+    if row_major {
+        let ld = if rows == 1 { cols.max(1) } else { s0 as usize };
+        return fits(ld).map(|ld| Operand { trans: NO_TRANS, ld });
+    }
+    let col_major = (rows == 1 || s0 == 1) && (cols == 1 || s1 >= rows.max(1) as isize);
+    if col_major {
+        let ld = if cols == 1 { rows.max(1) } else { s1 as usize };
+        return fits(ld).map(|ld| Operand { trans: TRANS, ld });
+    }
+    None
+}
+
+/// The whole CBLAS call, when all three views and the dimensions allow one.
+#[derive(Debug, PartialEq, Eq)]
+struct Call {
+    m: c_int,
+    n: c_int,
+    k: c_int,
+    a: Operand,
+    b: Operand,
+    ldc: c_int,
+}
+
+fn plan<T>(a: &ArrayView2<'_, T>, b: &ArrayView2<'_, T>, c: &ArrayViewMut2<'_, T>) -> Option<Call> {
+    let ((m, k), n) = (a.dim(), b.ncols());
+    if m == 0 || n == 0 || k == 0 {
+        return None;
+    }
+    let as_int = |x: usize| c_int::try_from(x).ok();
+    let (sa, sb, sc) = (a.strides(), b.strides(), c.strides());
+    let out = operand(m, n, [sc[0], sc[1]]).filter(|o| o.trans == NO_TRANS)?;
+    Some(Call {
+        m: as_int(m)?,
+        n: as_int(n)?,
+        k: as_int(k)?,
+        a: operand(m, k, [sa[0], sa[1]])?,
+        b: operand(k, n, [sb[0], sb[1]])?,
+        ldc: out.ld,
+    })
+}
+
+/// C ← α·A·B + β·C, a drop-in for `ndarray::linalg::general_mat_mul` that runs on the selected
+/// backend. Panics, as `general_mat_mul` does, when the shapes do not agree (m×k · k×n into m×n).
+pub fn gemm<T, A, B, C>(
+    alpha: T,
+    a: &ArrayBase<A, Ix2>,
+    b: &ArrayBase<B, Ix2>,
+    beta: T,
+    c: &mut ArrayBase<C, Ix2>,
+) where
+    T: Float,
+    A: Data<Elem = T>,
+    B: Data<Elem = T>,
+    C: DataMut<Elem = T>,
+{
+    let (a, b, mut c) = (a.view(), b.view(), c.view_mut());
+    let c = &mut c;
+    let agree = a.ncols() == b.nrows() && a.nrows() == c.nrows() && b.ncols() == c.ncols();
+    if let Backend::Mkl(mkl) = super::backend()
+        && agree
+        && let Some(call) = plan(&a, &b, c)
+    {
+        let [pa, pb, pc] = [a.as_ptr(), b.as_ptr(), c.as_mut_ptr() as *const T];
+        let Call { m, n, k, a: oa, b: ob, ldc } = call;
+        // SAFETY: `plan` checked that each view is addressable as a CBLAS matrix with the given
+        // transpose flag and leading dimension (positive strides, ld ≥ the row length), so MKL
+        // reads and writes only elements of the three views; T is f32 or f64 as the TypeId says,
+        // so the pointer casts are to the same type.
+        unsafe {
+            if TypeId::of::<T>() == TypeId::of::<f32>() {
+                let (alpha, beta) = (alpha.as_f64() as f32, beta.as_f64() as f32);
+                (mkl.sgemm)(
+                    ROW_MAJOR,
+                    oa.trans,
+                    ob.trans,
+                    m,
+                    n,
+                    k,
+                    alpha,
+                    pa.cast(),
+                    oa.ld,
+                    pb.cast(),
+                    ob.ld,
+                    beta,
+                    pc.cast_mut().cast(),
+                    ldc,
+                );
+                return;
+            }
+            if TypeId::of::<T>() == TypeId::of::<f64>() {
+                let (alpha, beta) = (alpha.as_f64(), beta.as_f64());
+                (mkl.dgemm)(
+                    ROW_MAJOR,
+                    oa.trans,
+                    ob.trans,
+                    m,
+                    n,
+                    k,
+                    alpha,
+                    pa.cast(),
+                    oa.ld,
+                    pb.cast(),
+                    ob.ld,
+                    beta,
+                    pc.cast_mut().cast(),
+                    ldc,
+                );
+                return;
+            }
+        }
+    }
+    general_mat_mul(alpha, &a, &b, beta, c);
+}
+
+#[cfg(test)]
+mod tests {
+    use ndarray::{Array2, ShapeBuilder, s};
+
+    use super::*;
+
+    #[test]
+    fn row_and_column_major_views_map_to_cblas_flags() {
+        let a = Array2::<f32>::zeros((3, 5));
+        assert_eq!(operand(3, 5, [5, 1]), Some(Operand { trans: NO_TRANS, ld: 5 }));
+        let t = a.t();
+        let st = t.strides();
+        assert_eq!(operand(5, 3, [st[0], st[1]]), Some(Operand { trans: TRANS, ld: 5 }));
+        // a column slice of a wider matrix keeps the parent's row stride
+        let wide = Array2::<f32>::zeros((4, 10));
+        let v = wide.slice(s![.., 2..6]);
+        assert_eq!(operand(4, 4, [v.strides()[0], v.strides()[1]]).map(|o| o.ld), Some(10));
+        // every other column: neither layout
+        let every_other = wide.slice(s![.., ..;2]);
+        let so = every_other.strides();
+        assert_eq!(operand(4, 5, [so[0], so[1]]), None);
+        // broadcast rows (stride 0) and reversed axes are not CBLAS matrices
+        assert_eq!(operand(4, 5, [0, 1]), None);
+        assert_eq!(operand(4, 5, [-5, 1]), None);
+        // unit-length axes take any stride
+        assert_eq!(operand(1, 5, [0, 1]), Some(Operand { trans: NO_TRANS, ld: 5 }));
+        assert_eq!(operand(5, 1, [1, 0]), Some(Operand { trans: NO_TRANS, ld: 1 }));
+    }
+
+    #[test]
+    fn a_plan_needs_a_row_major_output_and_nonempty_dimensions() {
+        let a = Array2::<f64>::zeros((3, 4));
+        let b = Array2::<f64>::zeros((4, 2));
+        let mut c = Array2::<f64>::zeros((3, 2));
+        let call = plan(&a.view(), &b.view(), &c.view_mut()).expect("plain row-major");
+        assert_eq!((call.m, call.n, call.k, call.ldc), (3, 2, 4, 2));
+        let mut cf = Array2::<f64>::zeros((3, 2).f());
+        assert_eq!(plan(&a.view(), &b.view(), &cf.view_mut()), None);
+        let empty = Array2::<f64>::zeros((3, 0));
+        let b0 = Array2::<f64>::zeros((0, 2));
+        assert_eq!(plan(&empty.view(), &b0.view(), &c.view_mut()), None);
+    }
+
+    /// Every layout pair through `gemm` (whichever backend is selected) against a plain triple
+    /// loop in f64, with α and β other than 1 and 0.
+    #[test]
+    fn gemm_matches_the_definition_for_every_layout() {
+        let (m, k, n) = (5, 7, 3);
+        let value = |i: usize, j: usize, salt: usize| ((i * 31 + j * 17 + salt) % 13) as f64 - 6.0;
+        let a_rm = Array2::from_shape_fn((m, k), |(i, j)| value(i, j, 1));
+        let b_rm = Array2::from_shape_fn((k, n), |(i, j)| value(i, j, 2));
+        let a_cm = Array2::from_shape_fn((m, k).f(), |(i, j)| value(i, j, 1));
+        let b_cm = Array2::from_shape_fn((k, n).f(), |(i, j)| value(i, j, 2));
+        let c0 = Array2::from_shape_fn((m, n), |(i, j)| value(i, j, 3));
+        let (alpha, beta) = (0.5, -2.0);
+        let mut want = c0.clone() * beta;
+        for i in 0..m {
+            for j in 0..n {
+                want[[i, j]] += alpha * (0..k).map(|p| a_rm[[i, p]] * b_rm[[p, j]]).sum::<f64>();
+            }
+        }
+        for a in [a_rm.view(), a_cm.view()] {
+            for b in [b_rm.view(), b_cm.view()] {
+                let mut c = c0.clone();
+                gemm(alpha, &a, &b, beta, &mut c);
+                assert_eq!(c, want, "f64, strides {:?} · {:?}", a.strides(), b.strides());
+                let (a32, b32) = (a.mapv(|x| x as f32), b.mapv(|x| x as f32));
+                let mut c32 = c0.mapv(|x| x as f32);
+                gemm(alpha as f32, &a32, &b32, beta as f32, &mut c32);
+                assert_eq!(c32, want.mapv(|x| x as f32), "f32");
+            }
+        }
+    }
+}
