@@ -160,6 +160,24 @@ impl<T: Float> Optimizer<T> for Adam<T> {
     }
 }
 
+/// The constants of one update, in the parameter's type.
+#[derive(Clone, Copy)]
+struct Coefficients<T> {
+    b1: T,
+    one_minus_b1: T,
+    b2: T,
+    one_minus_b2: T,
+    /// −γ/(1 − β₁ᵗ)
+    neg_step_size: T,
+    /// √(1 − β₂ᵗ)
+    bias_correction2_sqrt: T,
+    eps: T,
+    /// λ of Adam's L2 term (used when `L2`)
+    l2: T,
+    /// 1 − γλ of AdamW's decoupled decay (used when `DECAY`)
+    decay: T,
+}
+
 /// One Adam / AdamW update of one parameter; returns Σ(Δθ)².
 fn adam_update<T: Float>(
     s: ParamStep<'_, T>,
@@ -172,40 +190,99 @@ fn adam_update<T: Float>(
     let t = s.t as f64;
     let bias_correction1 = 1.0 - beta1.powf(t);
     let bias_correction2 = 1.0 - beta2.powf(t);
-    let neg_step_size = T::cast(-(s.lr / bias_correction1));
-    let bias_correction2_sqrt = T::cast(bias_correction2.sqrt());
-    let (b1, one_minus_b1) = (T::cast(beta1), T::cast(1.0 - beta1));
-    let (b2, one_minus_b2) = (T::cast(beta2), T::cast(1.0 - beta2));
-    let eps = T::cast(eps);
-    let l2 = (!decoupled && s.weight_decay != 0.0).then(|| T::cast(s.weight_decay));
-    let decay = (decoupled && s.weight_decay != 0.0).then(|| T::cast(1.0 - s.lr * s.weight_decay));
+    let c = Coefficients {
+        b1: T::cast(beta1),
+        one_minus_b1: T::cast(1.0 - beta1),
+        b2: T::cast(beta2),
+        one_minus_b2: T::cast(1.0 - beta2),
+        neg_step_size: T::cast(-(s.lr / bias_correction1)),
+        bias_correction2_sqrt: T::cast(bias_correction2.sqrt()),
+        eps: T::cast(eps),
+        l2: T::cast(s.weight_decay),
+        decay: T::cast(1.0 - s.lr * s.weight_decay),
+    };
+    let l2 = !decoupled && s.weight_decay != 0.0;
+    let decay = decoupled && s.weight_decay != 0.0;
 
     if s.buffers.is_empty() {
         *s.buffers = vec![ArrayD::zeros(theta.raw_dim()); 2];
     }
     let (m, v) = s.buffers.split_at_mut(1);
+    let (m, v) = (&mut m[0], &mut v[0]);
+    // the switches as type parameters: the element loop has no branches and vectorizes
+    match (l2, decay) {
+        (false, false) => update_all::<T, false, false>(theta, s.grad, m, v, &c),
+        (true, false) => update_all::<T, true, false>(theta, s.grad, m, v, &c),
+        (false, true) => update_all::<T, false, true>(theta, s.grad, m, v, &c),
+        (true, true) => update_all::<T, true, true>(theta, s.grad, m, v, &c),
+    }
+}
+
+/// Updates every element; Σ(Δθ)² in 8 running sums (fixed order) over contiguous buffers, so
+/// that the f64 additions do not serialize the loop.
+fn update_all<T: Float, const L2: bool, const DECAY: bool>(
+    theta: &mut Data<T>,
+    grad: &Data<T>,
+    m: &mut ArrayD<T>,
+    v: &mut ArrayD<T>,
+    c: &Coefficients<T>,
+) -> f64 {
+    const LANES: usize = 8;
+    if let (Some(p), Some(g), Some(m), Some(v)) =
+        (theta.as_slice_mut(), grad.as_slice(), m.as_slice_mut(), v.as_slice_mut())
+    {
+        let mut sums = [0.0f64; LANES];
+        let body = p.len() / LANES * LANES;
+        let (p_body, p_tail) = p.split_at_mut(body);
+        let (m_body, m_tail) = m.split_at_mut(body);
+        let (v_body, v_tail) = v.split_at_mut(body);
+        let chunks = p_body
+            .chunks_exact_mut(LANES)
+            .zip(g[..body].chunks_exact(LANES))
+            .zip(m_body.chunks_exact_mut(LANES).zip(v_body.chunks_exact_mut(LANES)));
+        for ((p, g), (m, v)) in chunks {
+            for l in 0..LANES {
+                sums[l] += update_one::<T, L2, DECAY>(&mut p[l], g[l], &mut m[l], &mut v[l], c);
+            }
+        }
+        let mut sum_sq = sums.iter().sum::<f64>();
+        for (((p, &g), m), v) in p_tail.iter_mut().zip(&g[body..]).zip(m_tail).zip(v_tail) {
+            sum_sq += update_one::<T, L2, DECAY>(p, g, m, v, c);
+        }
+        return sum_sq;
+    }
     let mut sum_sq = 0.0;
-    Zip::from(theta.view_mut()).and(s.grad).and(&mut m[0]).and(&mut v[0]).for_each(
-        |p, &g, m, v| {
-            let old = *p;
-            let mut theta = old;
-            let mut g = g;
-            if let Some(wd) = l2 {
-                g += wd * theta;
-            }
-            if let Some(decay) = decay {
-                theta *= decay;
-            }
-            *m = b1 * *m + one_minus_b1 * g;
-            *v = b2 * *v + one_minus_b2 * g * g;
-            let denom = v.sqrt() / bias_correction2_sqrt + eps;
-            theta += neg_step_size * *m / denom;
-            let d = theta.as_f64() - old.as_f64();
-            sum_sq += d * d;
-            *p = theta;
-        },
-    );
+    Zip::from(theta.view_mut()).and(grad.view()).and(m).and(v).for_each(|p, &g, m, v| {
+        sum_sq += update_one::<T, L2, DECAY>(p, g, m, v, c);
+    });
     sum_sq
+}
+
+/// The update of one element (module docs, PyTorch's order of operations); returns (Δθ)².
+#[inline(always)]
+fn update_one<T: Float, const L2: bool, const DECAY: bool>(
+    p: &mut T,
+    g: T,
+    m: &mut T,
+    v: &mut T,
+    c: &Coefficients<T>,
+) -> f64 {
+    let old = *p;
+    let mut theta = old;
+    let mut g = g;
+    if L2 {
+        g += c.l2 * theta;
+    }
+    if DECAY {
+        theta *= c.decay;
+    }
+    *m = c.b1 * *m + c.one_minus_b1 * g;
+    *v = c.b2 * *v + c.one_minus_b2 * g * g;
+    let denom = v.sqrt() / c.bias_correction2_sqrt + c.eps;
+    theta += c.neg_step_size * *m / denom;
+    *p = theta;
+    let d = theta.as_f64() - old.as_f64();
+    d * d
 }
 
 #[cfg(test)]
