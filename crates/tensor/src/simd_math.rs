@@ -38,7 +38,11 @@
 //! `-C target-cpu=native`). Other layouts fall back to ndarray's `mapv` / `Zip` with the same
 //! function, hence the same values.
 
+use std::mem::MaybeUninit;
+
 use ndarray::{ArrayD, ArrayViewD, Zip};
+
+use crate::parallel;
 
 const LOG2E: f32 = std::f32::consts::LOG2_E;
 /// ln 2 = LN2_HI + LN2_LO; LN2_HI = 355/512 has 9 significant bits, so n·LN2_HI is exact.
@@ -136,11 +140,11 @@ pub(crate) fn normal_cdf_f32(x: f32) -> f32 {
 /// `Fn`, but they are called through a shim that is not `#[inline(always)]`: a large body (the
 /// GELU-erf kernel) then stays an out-of-line scalar call and the loop does not vectorize. Such a
 /// kernel implements the trait on a unit struct with an `#[inline(always)]` `apply` instead.
-pub(crate) trait Elementwise<T>: Copy {
+pub(crate) trait Elementwise<T>: Copy + Send + Sync {
     fn apply(self, x: T) -> T;
 }
 
-impl<T, F: Fn(T) -> T + Copy> Elementwise<T> for F {
+impl<T, F: Fn(T) -> T + Copy + Send + Sync> Elementwise<T> for F {
     #[inline(always)]
     fn apply(self, x: T) -> T {
         self(x)
@@ -148,11 +152,11 @@ impl<T, F: Fn(T) -> T + Copy> Elementwise<T> for F {
 }
 
 /// A function of two elements, applied by [`zip_map`]; see [`Elementwise`].
-pub(crate) trait Elementwise2<T>: Copy {
+pub(crate) trait Elementwise2<T>: Copy + Send + Sync {
     fn apply(self, x: T, y: T) -> T;
 }
 
-impl<T, F: Fn(T, T) -> T + Copy> Elementwise2<T> for F {
+impl<T, F: Fn(T, T) -> T + Copy + Send + Sync> Elementwise2<T> for F {
     #[inline(always)]
     fn apply(self, x: T, y: T) -> T {
         self(x, y)
@@ -160,7 +164,10 @@ impl<T, F: Fn(T, T) -> T + Copy> Elementwise2<T> for F {
 }
 
 /// f(x) for every element of `x`; a vectorizable slice loop when `x` is in standard layout.
-pub(crate) fn map<T: Copy>(x: ArrayViewD<'_, T>, f: impl Elementwise<T>) -> ArrayD<T> {
+pub(crate) fn map<T: Copy + Send + Sync>(
+    x: ArrayViewD<'_, T>,
+    f: impl Elementwise<T>,
+) -> ArrayD<T> {
     match x.as_slice() {
         Some(xs) => ArrayD::from_shape_vec(x.raw_dim(), map_slice(xs, f))
             .expect("map_slice returns one element per input"),
@@ -170,7 +177,7 @@ pub(crate) fn map<T: Copy>(x: ArrayViewD<'_, T>, f: impl Elementwise<T>) -> Arra
 
 /// f(a, b) elementwise for two arrays of the same shape; a vectorizable slice loop when both are
 /// in standard layout.
-pub(crate) fn zip_map<T: Copy>(
+pub(crate) fn zip_map<T: Copy + Send + Sync>(
     a: ArrayViewD<'_, T>,
     b: ArrayViewD<'_, T>,
     f: impl Elementwise2<T>,
@@ -183,27 +190,27 @@ pub(crate) fn zip_map<T: Copy>(
     }
 }
 
-/// Generates a slice loop (`$generic`, inlined into each caller) and its AVX2 / AVX-512 builds,
-/// and a dispatcher `$name` choosing among them by runtime CPU feature detection.
+/// Generates a slice loop (`$generic`, inlined into each caller) writing into `dst`, its AVX2 /
+/// AVX-512 builds, and a dispatcher `$name` choosing among them by runtime CPU feature detection.
 macro_rules! dispatched_loop {
     ($name:ident, $generic:ident, $avx2:ident, $avx512:ident,
      ($($arg:ident: $ty:ty),*), $f:ident: $fty:ty, $body:block) => {
         #[inline(always)]
-        fn $generic<T: Copy>($($arg: $ty,)* $f: $fty) -> Vec<T> $body
+        fn $generic<T: Copy>($($arg: $ty,)* $f: $fty) $body
 
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx2")]
-        fn $avx2<T: Copy>($($arg: $ty,)* $f: $fty) -> Vec<T> {
+        fn $avx2<T: Copy>($($arg: $ty,)* $f: $fty) {
             $generic($($arg,)* $f)
         }
 
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx512f")]
-        fn $avx512<T: Copy>($($arg: $ty,)* $f: $fty) -> Vec<T> {
+        fn $avx512<T: Copy>($($arg: $ty,)* $f: $fty) {
             $generic($($arg,)* $f)
         }
 
-        fn $name<T: Copy>($($arg: $ty,)* $f: $fty) -> Vec<T> {
+        fn $name<T: Copy>($($arg: $ty,)* $f: $fty) {
             #[cfg(target_arch = "x86_64")]
             {
                 if std::arch::is_x86_feature_detected!("avx512f") {
@@ -220,89 +227,107 @@ macro_rules! dispatched_loop {
     };
 }
 
-dispatched_loop!(map_slice, map_slice_generic, map_slice_avx2, map_slice_avx512,
-(xs: &[T]), f: impl Elementwise<T>, {
-    let n = xs.len();
-    let mut out = Vec::with_capacity(n);
-    let dst = &mut out.spare_capacity_mut()[..n];
+dispatched_loop!(map_into, map_into_generic, map_into_avx2, map_into_avx512,
+(xs: &[T], dst: &mut [MaybeUninit<T>]), f: impl Elementwise<T>, {
+    let n = dst.len();
+    let xs = &xs[..n];
     for i in 0..n {
         dst[i].write(f.apply(xs[i]));
     }
-    // SAFETY: the loop above initialized the first n elements
-    unsafe { out.set_len(n) };
-    out
 });
 
-dispatched_loop!(zip_map_slice, zip_map_slice_generic, zip_map_slice_avx2, zip_map_slice_avx512,
-(xs: &[T], ys: &[T]), f: impl Elementwise2<T>, {
-    let n = xs.len().min(ys.len());
+dispatched_loop!(zip_map_into, zip_map_into_generic, zip_map_into_avx2, zip_map_into_avx512,
+(xs: &[T], ys: &[T], dst: &mut [MaybeUninit<T>]), f: impl Elementwise2<T>, {
+    let n = dst.len();
     let (xs, ys) = (&xs[..n], &ys[..n]);
-    let mut out = Vec::with_capacity(n);
-    let dst = &mut out.spare_capacity_mut()[..n];
     for i in 0..n {
         dst[i].write(f.apply(xs[i], ys[i]));
     }
-    // SAFETY: the loop above initialized the first n elements
-    unsafe { out.set_len(n) };
-    out
 });
 
-dispatched_loop!(row_broadcast_slice, row_broadcast_slice_generic, row_broadcast_slice_avx2,
-row_broadcast_slice_avx512,
-(xs: &[T], row: &[T]), f: impl Elementwise2<T>, {
-    // out[i·m + j] = f(xs[i·m + j], row[j]): one inner slice loop per row, so it vectorizes
-    let (n, m) = (xs.len(), row.len());
-    let mut out = Vec::with_capacity(n);
-    let dst = &mut out.spare_capacity_mut()[..n];
+dispatched_loop!(row_broadcast_into, row_broadcast_into_generic, row_broadcast_into_avx2,
+row_broadcast_into_avx512,
+(xs: &[T], row: &[T], dst: &mut [MaybeUninit<T>]), f: impl Elementwise2<T>, {
+    // dst[i·m + j] = f(xs[i·m + j], row[j]): one inner slice loop per row, so it vectorizes
+    let m = row.len();
     for (d, x) in dst.chunks_exact_mut(m).zip(xs.chunks_exact(m)) {
         for j in 0..m {
             d[j].write(f.apply(x[j], row[j]));
         }
     }
-    // SAFETY: m divides n (the caller's contract, asserted by `row_broadcast`), so the chunks
-    // cover the first n elements and the loop initialized each
-    unsafe { out.set_len(n) };
-    out
 });
 
-dispatched_loop!(column_broadcast_slice, column_broadcast_slice_generic,
-column_broadcast_slice_avx2, column_broadcast_slice_avx512,
-(xs: &[T], column: &[T]), f: impl Elementwise2<T>, {
-    // out[i·b + k] = f(xs[i·b + k], column[i]) with b = n / column.len()
-    let n = xs.len();
-    let block = n / column.len();
-    let mut out = Vec::with_capacity(n);
-    let dst = &mut out.spare_capacity_mut()[..n];
+dispatched_loop!(column_broadcast_into, column_broadcast_into_generic,
+column_broadcast_into_avx2, column_broadcast_into_avx512,
+(xs: &[T], column: &[T], block: usize, dst: &mut [MaybeUninit<T>]), f: impl Elementwise2<T>, {
+    // dst[i·b + k] = f(xs[i·b + k], column[i]) with b = block
     for ((d, x), &c) in dst.chunks_exact_mut(block).zip(xs.chunks_exact(block)).zip(column) {
         for k in 0..block {
             d[k].write(f.apply(x[k], c));
         }
     }
-    // SAFETY: column.len() · block = n (the caller's contract, asserted by
-    // `column_broadcast`), so the chunks cover the first n elements and the loop initialized each
+});
+
+/// A vector of `n` elements filled by `fill(first_unit, part)` over parts made of whole `unit`s
+/// (in parallel on large outputs: [`parallel::for_each_part`]); `fill` must write every element
+/// of its part.
+fn filled<T: Send>(
+    n: usize,
+    unit: usize,
+    fill: impl Fn(usize, &mut [MaybeUninit<T>]) + Sync,
+) -> Vec<T> {
+    let mut out = Vec::with_capacity(n);
+    parallel::for_each_part(&mut out.spare_capacity_mut()[..n], unit, fill);
+    // SAFETY: the parts cover the first n elements (unit divides n, the callers' contract) and
+    // every part was written by the kernels above, which write each element of `dst`
     unsafe { out.set_len(n) };
     out
-});
+}
+
+fn map_slice<T: Copy + Send + Sync>(xs: &[T], f: impl Elementwise<T>) -> Vec<T> {
+    filled(xs.len(), 1, |first, dst| map_into(&xs[first..], dst, f))
+}
+
+fn zip_map_slice<T: Copy + Send + Sync>(xs: &[T], ys: &[T], f: impl Elementwise2<T>) -> Vec<T> {
+    let n = xs.len().min(ys.len());
+    filled(n, 1, |first, dst| zip_map_into(&xs[first..], &ys[first..], dst, f))
+}
 
 /// f(x, row[j]) for every element x of `xs` read as rows of `row.len()` elements (a row vector
 /// broadcast over leading axes: a bias, an LN gain). `row.len()` must divide `xs.len()`.
-pub(crate) fn row_broadcast<T: Copy>(xs: &[T], row: &[T], f: impl Elementwise2<T>) -> Vec<T> {
+pub(crate) fn row_broadcast<T: Copy + Send + Sync>(
+    xs: &[T],
+    row: &[T],
+    f: impl Elementwise2<T>,
+) -> Vec<T> {
     assert!(!row.is_empty() && xs.len().is_multiple_of(row.len()), "row_broadcast: ragged rows");
-    row_broadcast_slice(xs, row, f)
+    let m = row.len();
+    filled(xs.len(), m, |first, dst| row_broadcast_into(&xs[first * m..], row, dst, f))
 }
 
 /// f(x, column[i]) for every element x of the i-th of `column.len()` equal blocks of `xs` (a
 /// column broadcast over trailing axes: LN statistics). `column.len()` must divide `xs.len()`.
-pub(crate) fn column_broadcast<T: Copy>(xs: &[T], column: &[T], f: impl Elementwise2<T>) -> Vec<T> {
+pub(crate) fn column_broadcast<T: Copy + Send + Sync>(
+    xs: &[T],
+    column: &[T],
+    f: impl Elementwise2<T>,
+) -> Vec<T> {
     assert!(
         !column.is_empty() && !xs.is_empty() && xs.len().is_multiple_of(column.len()),
         "column_broadcast: ragged blocks"
     );
-    column_broadcast_slice(xs, column, f)
+    let block = xs.len() / column.len();
+    filled(xs.len(), block, |first, dst| {
+        column_broadcast_into(&xs[first * block..], &column[first..], block, dst, f)
+    })
 }
 
 /// f(a, b) for two slices of the same length; a vectorized loop.
-pub(crate) fn zip_slices<T: Copy>(xs: &[T], ys: &[T], f: impl Elementwise2<T>) -> Vec<T> {
+pub(crate) fn zip_slices<T: Copy + Send + Sync>(
+    xs: &[T],
+    ys: &[T],
+    f: impl Elementwise2<T>,
+) -> Vec<T> {
     assert_eq!(xs.len(), ys.len(), "zip_slices: callers pass slices of one length");
     zip_map_slice(xs, ys, f)
 }
@@ -322,6 +347,36 @@ pub(crate) fn ulp_error(y: f32, exact: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The slice loops give the same bits on 1, 2 and 3 threads (outputs large enough to be
+    /// split), and ragged part boundaries keep whole rows and blocks.
+    #[test]
+    fn element_wise_loops_are_bitwise_the_same_on_any_thread_count() {
+        let n = parallel::MIN_PART * 3 + 384;
+        let xs: Vec<f32> = (0..n).map(|i| ((i * 7919) % 1000) as f32 * 0.013 - 6.0).collect();
+        let ys: Vec<f32> = (0..n).map(|i| ((i * 104_729) % 997) as f32 * 0.007 - 3.0).collect();
+        let row: Vec<f32> = (0..384).map(|j| j as f32 * 0.25 - 1.0).collect();
+        let column: Vec<f32> = (0..n / 384).map(|i| i as f32 * 0.5).collect();
+        let run = || {
+            let view = ArrayViewD::from_shape(ndarray::IxDyn(&[n]), &xs).unwrap();
+            (
+                map(view.view(), |x: f32| exp_f32(x) * 0.5),
+                zip_slices(&xs, &ys, |x: f32, y: f32| x * y + tanh_f32(x)),
+                row_broadcast(&xs, &row, |x: f32, r: f32| x - r),
+                column_broadcast(&xs, &column, |x: f32, c: f32| x / (c + 1.0)),
+            )
+        };
+        let one = parallel::with_threads(1, run);
+        for threads in [2, 3] {
+            let many = parallel::with_threads(threads, run);
+            assert_eq!(one.0, many.0, "map on {threads}");
+            assert_eq!(one.1, many.1, "zip on {threads}");
+            assert_eq!(one.2, many.2, "row broadcast on {threads}");
+            assert_eq!(one.3, many.3, "column broadcast on {threads}");
+        }
+        assert_eq!(one.2[385], xs[385] - row[1]);
+        assert_eq!(one.3[384 * 5 + 2], xs[384 * 5 + 2] / (column[5] + 1.0));
+    }
 
     /// 2·10⁶ + 1 evenly spaced points of [lo, hi], rounded to `f32`.
     fn dense_grid(lo: f64, hi: f64) -> impl Iterator<Item = f32> {

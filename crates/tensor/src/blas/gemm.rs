@@ -11,7 +11,9 @@ use std::any::TypeId;
 use std::ffi::c_int;
 
 use ndarray::linalg::general_mat_mul;
-use ndarray::{ArrayBase, ArrayView2, ArrayViewMut2, Data, DataMut, Ix2};
+use ndarray::{
+    ArrayBase, ArrayView2, ArrayView3, ArrayViewMut2, ArrayViewMut3, Axis, Data, DataMut, Ix2,
+};
 
 use super::Backend;
 use crate::Float;
@@ -78,6 +80,10 @@ fn plan<T>(a: &ArrayView2<'_, T>, b: &ArrayView2<'_, T>, c: &ArrayViewMut2<'_, T
     })
 }
 
+/// Products below this many flops (2·m·n·k) run MKL on one thread: waking OpenMP threads costs
+/// more than they save (attention's per-head 128×32×128 products ran 4× slower on 2 threads).
+const MKL_THREADED_MIN_FLOPS: f64 = 8e6;
+
 /// C ← α·A·B + β·C, a drop-in for `ndarray::linalg::general_mat_mul` that runs on the selected
 /// backend. Panics, as `general_mat_mul` does, when the shapes do not agree (m×k · k×n into m×n).
 pub fn gemm<T, A, B, C>(
@@ -92,63 +98,131 @@ pub fn gemm<T, A, B, C>(
     B: Data<Elem = T>,
     C: DataMut<Elem = T>,
 {
-    let (a, b, mut c) = (a.view(), b.view(), c.view_mut());
-    let c = &mut c;
+    gemm_on(Threads::Backend, alpha, &a.view(), &b.view(), beta, &mut c.view_mut());
+}
+
+/// How many threads one product may use.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Threads {
+    /// The backend's setting ([`super::num_threads`]), for products large enough to split.
+    Backend,
+    /// One: the product runs inside a parallel part of Saturn's own.
+    One,
+}
+
+fn gemm_on<T: Float>(
+    threads: Threads,
+    alpha: T,
+    a: &ArrayView2<'_, T>,
+    b: &ArrayView2<'_, T>,
+    beta: T,
+    c: &mut ArrayViewMut2<'_, T>,
+) {
     let agree = a.ncols() == b.nrows() && a.nrows() == c.nrows() && b.ncols() == c.ncols();
     if let Backend::Mkl(mkl) = super::backend()
         && agree
-        && let Some(call) = plan(&a, &b, c)
+        && let Some(call) = plan(a, b, c)
     {
-        let [pa, pb, pc] = [a.as_ptr(), b.as_ptr(), c.as_mut_ptr() as *const T];
-        let Call { m, n, k, a: oa, b: ob, ldc } = call;
-        // SAFETY: `plan` checked that each view is addressable as a CBLAS matrix with the given
-        // transpose flag and leading dimension (positive strides, ld ≥ the row length), so MKL
-        // reads and writes only elements of the three views; T is f32 or f64 as the TypeId says,
-        // so the pointer casts are to the same type.
-        unsafe {
-            if TypeId::of::<T>() == TypeId::of::<f32>() {
-                let (alpha, beta) = (alpha.as_f64() as f32, beta.as_f64() as f32);
-                (mkl.sgemm)(
-                    ROW_MAJOR,
-                    oa.trans,
-                    ob.trans,
-                    m,
-                    n,
-                    k,
-                    alpha,
-                    pa.cast(),
-                    oa.ld,
-                    pb.cast(),
-                    ob.ld,
-                    beta,
-                    pc.cast_mut().cast(),
-                    ldc,
-                );
-                return;
-            }
-            if TypeId::of::<T>() == TypeId::of::<f64>() {
-                let (alpha, beta) = (alpha.as_f64(), beta.as_f64());
-                (mkl.dgemm)(
-                    ROW_MAJOR,
-                    oa.trans,
-                    ob.trans,
-                    m,
-                    n,
-                    k,
-                    alpha,
-                    pa.cast(),
-                    oa.ld,
-                    pb.cast(),
-                    ob.ld,
-                    beta,
-                    pc.cast_mut().cast(),
-                    ldc,
-                );
-                return;
-            }
+        let flops = 2.0 * call.m as f64 * call.n as f64 * call.k as f64;
+        if threads == Threads::One || flops < MKL_THREADED_MIN_FLOPS {
+            mkl.on_one_thread(|| mkl_gemm(mkl, &call, alpha, a, b, beta, c));
+        } else {
+            mkl_gemm(mkl, &call, alpha, a, b, beta, c);
+        }
+        return;
+    }
+    general_mat_mul(alpha, a, b, beta, c);
+}
+
+/// o[i] ← a[i]·b[i] for every i along the leading axis. With MKL on several threads and an
+/// output in standard layout, the batch is split into parts over Saturn's threads
+/// ([`crate::parallel`]), each product on one thread (the per-head products of attention are
+/// too small to split one by one); otherwise one product after another.
+pub(crate) fn gemm_batched<T: Float>(
+    a: ArrayView3<'_, T>,
+    b: ArrayView3<'_, T>,
+    mut o: ArrayViewMut3<'_, T>,
+) {
+    let (_, m, n) = o.dim();
+    let mkl = matches!(super::backend(), Backend::Mkl(_));
+    if mkl && crate::parallel::threads() > 1 && m * n > 0 {
+        let (a, b) = (&a, &b);
+        if let Some(out) = o.as_slice_mut() {
+            crate::parallel::for_each_part(out, m * n, |first, part| {
+                let mut part = ArrayViewMut3::from_shape((part.len() / (m * n), m, n), part)
+                    .expect("whole matrices");
+                for (i, mut oi) in part.outer_iter_mut().enumerate() {
+                    let (ai, bi) =
+                        (a.index_axis(Axis(0), first + i), b.index_axis(Axis(0), first + i));
+                    gemm_on(Threads::One, T::one(), &ai, &bi, T::zero(), &mut oi);
+                }
+            });
+            return;
         }
     }
-    general_mat_mul(alpha, &a, &b, beta, c);
+    for ((a, b), mut o) in a.outer_iter().zip(b.outer_iter()).zip(o.outer_iter_mut()) {
+        gemm_on(Threads::Backend, T::one(), &a, &b, T::zero(), &mut o);
+    }
+}
+
+/// One cblas_?gemm call on MKL, as planned.
+fn mkl_gemm<T: Float>(
+    mkl: &super::mkl::Mkl,
+    call: &Call,
+    alpha: T,
+    a: &ArrayView2<'_, T>,
+    b: &ArrayView2<'_, T>,
+    beta: T,
+    c: &mut ArrayViewMut2<'_, T>,
+) {
+    let [pa, pb] = [a.as_ptr(), b.as_ptr()];
+    let pc = c.as_mut_ptr();
+    let &Call { m, n, k, a: oa, b: ob, ldc } = call;
+    // SAFETY: `plan` checked that each view is addressable as a CBLAS matrix with the given
+    // transpose flag and leading dimension (positive strides, ld ≥ the row length), so MKL reads
+    // and writes only elements of the three views; T is f32 or f64 as the TypeId says, so the
+    // pointer casts are to the same type.
+    unsafe {
+        if TypeId::of::<T>() == TypeId::of::<f32>() {
+            let (alpha, beta) = (alpha.as_f64() as f32, beta.as_f64() as f32);
+            (mkl.sgemm)(
+                ROW_MAJOR,
+                oa.trans,
+                ob.trans,
+                m,
+                n,
+                k,
+                alpha,
+                pa.cast(),
+                oa.ld,
+                pb.cast(),
+                ob.ld,
+                beta,
+                pc.cast(),
+                ldc,
+            );
+        } else if TypeId::of::<T>() == TypeId::of::<f64>() {
+            let (alpha, beta) = (alpha.as_f64(), beta.as_f64());
+            (mkl.dgemm)(
+                ROW_MAJOR,
+                oa.trans,
+                ob.trans,
+                m,
+                n,
+                k,
+                alpha,
+                pa.cast(),
+                oa.ld,
+                pb.cast(),
+                ob.ld,
+                beta,
+                pc.cast(),
+                ldc,
+            );
+        } else {
+            general_mat_mul(alpha, a, b, beta, c);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -192,6 +266,29 @@ mod tests {
         let empty = Array2::<f64>::zeros((3, 0));
         let b0 = Array2::<f64>::zeros((0, 2));
         assert_eq!(plan(&empty.view(), &b0.view(), &c.view_mut()), None);
+    }
+
+    /// A batch of products (split into parallel parts on MKL with several threads) gives the
+    /// bits of one `gemm` per matrix, on 1 and 2 threads.
+    #[test]
+    fn batched_products_match_one_product_per_matrix_on_any_thread_count() {
+        use ndarray::Array3;
+        let (batch, m, k, n) = (24, 64, 16, 64);
+        let value = |i: usize, salt: usize| ((i * 7919 + salt) % 101) as f32 * 0.03 - 1.5;
+        let a = Array3::from_shape_fn((batch, m, k), |(b, i, j)| value(b * 1000 + i * 31 + j, 1));
+        let b = Array3::from_shape_fn((batch, k, n), |(b, i, j)| value(b * 1000 + i * 17 + j, 2));
+        let mut want = Array3::<f32>::zeros((batch, m, n));
+        for i in 0..batch {
+            let mut oi = want.index_axis_mut(Axis(0), i);
+            gemm(1.0, &a.index_axis(Axis(0), i), &b.index_axis(Axis(0), i), 0.0, &mut oi);
+        }
+        for threads in [1, 2] {
+            let mut o = Array3::<f32>::zeros((batch, m, n));
+            crate::parallel::with_threads(threads, || {
+                gemm_batched(a.view(), b.view(), o.view_mut())
+            });
+            assert!(o == want, "{threads} thread(s)");
+        }
     }
 
     /// Every layout pair through `gemm` (whichever backend is selected) against a plain triple

@@ -58,6 +58,8 @@ pub struct Mkl {
     pub(super) sgemm: GemmFn<f32>,
     pub(super) dgemm: GemmFn<f64>,
     set_num_threads: unsafe extern "C" fn(c_int),
+    /// `MKL_Set_Num_Threads_Local`: this thread's count (0 = the global one); returns the old.
+    set_num_threads_local: unsafe extern "C" fn(c_int) -> c_int,
     version: String,
     path: PathBuf,
     /// Kept open for the life of the process: the function pointers above point into it.
@@ -88,6 +90,9 @@ impl Mkl {
             let set_num_threads = *library
                 .get::<unsafe extern "C" fn(c_int)>(b"MKL_Set_Num_Threads\0")
                 .map_err(|e| symbol_error("MKL_Set_Num_Threads", e))?;
+            let set_num_threads_local = *library
+                .get::<unsafe extern "C" fn(c_int) -> c_int>(b"MKL_Set_Num_Threads_Local\0")
+                .map_err(|e| symbol_error("MKL_Set_Num_Threads_Local", e))?;
             let cbwr_set = *library
                 .get::<unsafe extern "C" fn(c_int) -> c_int>(b"MKL_CBWR_Set\0")
                 .map_err(|e| symbol_error("MKL_CBWR_Set", e))?;
@@ -110,7 +115,15 @@ impl Mkl {
             let mut buffer = [0 as c_char; 256];
             version_string(buffer.as_mut_ptr(), buffer.len() as c_int);
             let version = super::c_string(buffer.as_ptr());
-            Ok(Mkl { sgemm, dgemm, set_num_threads, version, path, _library: library })
+            Ok(Mkl {
+                sgemm,
+                dgemm,
+                set_num_threads,
+                set_num_threads_local,
+                version,
+                path,
+                _library: library,
+            })
         }
     }
 
@@ -122,6 +135,16 @@ impl Mkl {
     /// The file that was opened.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Runs `f` with MKL on one thread in the calling thread (small products, where waking
+    /// OpenMP threads costs more than the product; products inside Saturn's own parallel parts).
+    pub(super) fn on_one_thread<R>(&self, f: impl FnOnce() -> R) -> R {
+        // SAFETY: plain C calls; the previous local count (0 = none) is restored
+        let previous = unsafe { (self.set_num_threads_local)(1) };
+        let r = f();
+        unsafe { (self.set_num_threads_local)(previous) };
+        r
     }
 
     pub(super) fn set_num_threads(&self, n: usize) {

@@ -16,6 +16,7 @@ mod gemm;
 pub mod mkl;
 
 pub use gemm::gemm;
+pub(crate) use gemm::gemm_batched;
 
 use std::ffi::{CStr, c_char, c_int};
 use std::path::PathBuf;

@@ -21,10 +21,10 @@ pub(crate) fn zip_broadcast<T: Float>(
     op: &'static str,
     a: &Data<T>,
     b: &Data<T>,
-    f: impl Fn(T, T) -> T,
+    f: impl Fn(T, T) -> T + Copy + Send + Sync,
 ) -> Result<ArrayD<T>> {
     let shape = broadcast_shape(op, a.shape(), b.shape())?;
-    if let Some(out) = contiguous_fast_path(&shape, a, b, &f)
+    if let Some(out) = contiguous_fast_path(&shape, a, b, f)
         .or_else(|| contiguous_fast_path(&shape, b, a, |y, x| f(x, y)))
     {
         return Ok(out);
@@ -41,7 +41,7 @@ fn contiguous_fast_path<T: Float>(
     shape: &[usize],
     a: &Data<T>,
     b: &Data<T>,
-    f: impl Fn(T, T) -> T + Copy,
+    f: impl Fn(T, T) -> T + Copy + Send + Sync,
 ) -> Option<ArrayD<T>> {
     if a.shape() != shape {
         return None;

@@ -21,7 +21,7 @@ use ndarray::{ArrayD, IxDyn};
 
 use super::lanes;
 
-use crate::{Float, Result, Tensor, TensorError, is_grad_enabled};
+use crate::{Float, Result, Tensor, TensorError, is_grad_enabled, parallel};
 
 /// Checks that an optional gain or bias has shape [d], d the last side of `x`.
 pub(crate) fn check_affine<T: Float>(
@@ -73,19 +73,40 @@ impl<T: Float> Tensor<T> {
         let mut y = Vec::with_capacity(xs.len());
         let e = T::cast(eps);
         if d > 0 {
-            for xr in xs.chunks_exact(d) {
-                let (mu, r) = row_stats(xr, e);
-                // one plain slice loop per step, each vectorized
-                let start = y.len();
-                y.extend(xr.iter().map(|&v| (v - mu) * r));
-                let row = &mut y[start..];
-                if let Some(g) = &g {
-                    row.iter_mut().zip(g).for_each(|(v, &g)| *v *= g);
+            // rows in parallel parts (the same bits on any thread count); per row one plain
+            // slice loop, vectorized, computing ((x − μ)·r)·γ + β in that order
+            let dst = &mut y.spare_capacity_mut()[..xs.len()];
+            parallel::for_each_part(dst, d, |first, part| {
+                let rows = xs[first * d..].chunks_exact(d);
+                for (xr, out) in rows.zip(part.chunks_exact_mut(d)) {
+                    let (mu, r) = row_stats(xr, e);
+                    let xo = out.iter_mut().zip(xr);
+                    match (&g, &b) {
+                        (Some(g), Some(b)) => {
+                            for ((o, &x), (&g, &b)) in xo.zip(g.iter().zip(b)) {
+                                o.write((x - mu) * r * g + b);
+                            }
+                        }
+                        (Some(g), None) => {
+                            for ((o, &x), &g) in xo.zip(g) {
+                                o.write((x - mu) * r * g);
+                            }
+                        }
+                        (None, Some(b)) => {
+                            for ((o, &x), &b) in xo.zip(b) {
+                                o.write((x - mu) * r + b);
+                            }
+                        }
+                        (None, None) => {
+                            for (o, &x) in xo {
+                                o.write((x - mu) * r);
+                            }
+                        }
+                    }
                 }
-                if let Some(b) = &b {
-                    row.iter_mut().zip(b).for_each(|(v, &b)| *v += b);
-                }
-            }
+            });
+            // SAFETY: the parts cover all rows and every element of each row was written
+            unsafe { y.set_len(xs.len()) };
         }
         let y = ArrayD::from_shape_vec(IxDyn(&shape), y).expect("the shape of x");
         let mut inputs = vec![self];
@@ -190,6 +211,27 @@ mod tests {
     use crate::check::{gradcheck, gradgradcheck};
     use crate::ops::testing::{shape, uniform};
     use crate::{Result, Tensor, grad};
+
+    /// Layer norm and the masked softmax (forward and fused backward) give the same bits on 1
+    /// and 2 threads, on inputs large enough to be split into parts of rows.
+    #[test]
+    fn row_kernels_are_bitwise_the_same_on_any_thread_count() {
+        let (rows, d) = (crate::parallel::MIN_PART * 2 / 64 + 3, 64);
+        let x = uniform(&[rows, d], -3.0, 3.0, 7).to_vec().iter().map(|&v| v as f32).collect();
+        let x = Tensor::<f32>::param_from_vec(x, &[rows, d]).unwrap();
+        let g = Tensor::<f32>::full(&[d], 1.5);
+        let mask = ndarray::ArrayD::from_shape_fn(ndarray::IxDyn(&[rows, d]), |i| i[1] > i[0] % d);
+        let run = || {
+            let y = x.layer_norm(Some(&g), None, 1e-5).unwrap();
+            let p = x.masked_softmax(Some(&mask), 0.125).unwrap();
+            let loss = y.mul(&p).unwrap().sum_all();
+            let dx = grad(&[loss], &[x.clone()], false).unwrap();
+            (y.to_vec(), p.to_vec(), dx[0].to_vec())
+        };
+        let one = crate::parallel::with_threads(1, run);
+        let two = crate::parallel::with_threads(2, run);
+        assert!(one == two, "thread count changed the bits");
+    }
 
     /// The composite form the fused operation replaces.
     fn composite(

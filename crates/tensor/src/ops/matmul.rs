@@ -14,7 +14,7 @@ use ndarray::{
 };
 
 use super::broadcast_shape;
-use crate::blas::gemm;
+use crate::blas::{gemm, gemm_batched};
 use crate::tensor::Data;
 use crate::{Float, Result, Tensor, TensorError};
 
@@ -25,11 +25,9 @@ fn matrix<'a, T>(mut v: ArrayViewD<'a, T>, batch_index: &[usize]) -> ArrayView2<
     v.into_dimensionality::<Ix2>().expect("two axes remain")
 }
 
-/// o[i] = a[i]·b[i] for every i along the leading axis, one GEMM each.
-fn batched_3d<T: Float>(a: ArrayView3<'_, T>, b: ArrayView3<'_, T>, mut o: ArrayViewMut3<'_, T>) {
-    for ((a, b), mut o) in a.outer_iter().zip(b.outer_iter()).zip(o.outer_iter_mut()) {
-        gemm(T::one(), &a, &b, T::zero(), &mut o);
-    }
+/// o[i] = a[i]·b[i] for every i along the leading axis ([`crate::blas::gemm_batched`]).
+fn batched_3d<T: Float>(a: ArrayView3<'_, T>, b: ArrayView3<'_, T>, o: ArrayViewMut3<'_, T>) {
+    gemm_batched(a, b, o);
 }
 
 /// The product of `a` (…×m×k) and `b` (…×k×n) as a new array.

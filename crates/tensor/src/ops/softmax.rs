@@ -16,7 +16,7 @@ use ndarray::{ArrayD, Axis, IxDyn, Zip};
 
 use super::{lanes, normalize_axis};
 use crate::tensor::Data;
-use crate::{Float, Result, Tensor, TensorError, is_grad_enabled};
+use crate::{Float, Result, Tensor, TensorError, is_grad_enabled, parallel};
 
 /// The row maxima along `ax`, kept as a size-1 axis.
 fn row_max<T: Float>(x: &Data<T>, ax: usize) -> ArrayD<T> {
@@ -135,10 +135,19 @@ fn masked_softmax_rows_avx512<T: Float>(y: &mut [T], d: usize, blocked: &[&[bool
 /// `blocked[i]` (no mask when `blocked` is empty); built for the CPU's widest vectors (runtime
 /// detection, as in `simd_math`). The kernels compute the same operations in the same order, so
 /// the bits do not depend on the vector width.
+/// Large inputs are split into parts of whole rows over the thread count
+/// ([`parallel::for_each_part`]): the same bits on any number of threads.
 pub(super) fn masked_softmax_rows<T: Float>(y: &mut [T], d: usize, blocked: &[&[bool]], s: T) {
     if d == 0 {
         return;
     }
+    parallel::for_each_part(y, d, |first, part| {
+        let rows = if blocked.is_empty() { blocked } else { &blocked[first..] };
+        masked_softmax_rows_dispatched(part, d, rows, s)
+    });
+}
+
+fn masked_softmax_rows_dispatched<T: Float>(y: &mut [T], d: usize, blocked: &[&[bool]], s: T) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
@@ -202,13 +211,15 @@ impl<T: Float> Tensor<T> {
                 let mut dx = a.grad.data().as_standard_layout().into_owned();
                 let yd = y.data();
                 let ys = yd.as_slice().expect("made in standard layout");
-                let rows = dx.as_slice_mut().expect("standard layout").chunks_exact_mut(d);
-                for (g, y) in rows.zip(ys.chunks_exact(d)) {
-                    let dot = lanes::dot(g, y);
-                    for (g, &y) in g.iter_mut().zip(y) {
-                        *g = s * y * (*g - dot);
+                let dxs = dx.as_slice_mut().expect("standard layout");
+                parallel::for_each_part(dxs, d, |first, part| {
+                    for (g, y) in part.chunks_exact_mut(d).zip(ys[first * d..].chunks_exact(d)) {
+                        let dot = lanes::dot(g, y);
+                        for (g, &y) in g.iter_mut().zip(y) {
+                            *g = s * y * (*g - dot);
+                        }
                     }
-                }
+                });
                 return Ok(vec![Some(Tensor::constant(dx))]);
             }
             let inner = a.grad.mul(y)?.sum_axis(-1, true)?;

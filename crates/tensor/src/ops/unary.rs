@@ -37,7 +37,7 @@ impl<T: Float> Tensor<T> {
     fn map_op_vectorized(
         &self,
         op: &'static str,
-        f: impl Fn(T) -> T + Copy,
+        f: impl Fn(T) -> T + Copy + Send + Sync,
         rule: impl Fn(&crate::tensor::BackwardArgs<'_, T>) -> crate::Result<Tensor<T>>
         + Send
         + Sync

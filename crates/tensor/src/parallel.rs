@@ -1,0 +1,118 @@
+//! Data parallelism for the element-wise and row kernels, on as many threads as BLAS uses
+//! ([`crate::blas::num_threads`]: one by default).
+//!
+//! An output is split into at most that many contiguous parts of whole units (elements, or rows
+//! of a row kernel), each of at least [`MIN_PART`] elements; the calling thread computes the
+//! first part and a rayon pool of `threads − 1` workers the others. Every unit is computed by the
+//! same code whichever part holds it, and no value is combined across parts, so results are
+//! bitwise the same for every thread count (tested in `simd_math`). Reductions across units (sums
+//! over rows) are not split.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use rayon::ThreadPool;
+
+/// The smallest part worth handing to another thread: 64 Ki elements (256 KiB of f32) take tens
+/// of microseconds even for the cheapest kernel, against a few for waking a worker.
+pub(crate) const MIN_PART: usize = 1 << 16;
+
+/// The pool of `workers` threads, built on first use and rebuilt when the count changes.
+fn pool(workers: usize) -> Option<Arc<ThreadPool>> {
+    static POOL: Mutex<Option<(usize, Arc<ThreadPool>)>> = Mutex::new(None);
+    let mut cached = POOL.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some((n, pool)) = cached.as_ref()
+        && *n == workers
+    {
+        return Some(Arc::clone(pool));
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(workers)
+        .thread_name(|i| format!("saturn-worker-{i}"))
+        .build()
+        .ok()?;
+    let pool = Arc::new(pool);
+    *cached = Some((workers, Arc::clone(&pool)));
+    Some(pool)
+}
+
+#[cfg(test)]
+thread_local! {
+    static THREADS_IN_TEST: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f` with `threads` as the thread count of this thread's kernels (tests compare thread
+/// counts without changing the process-wide BLAS setting that other tests share).
+#[cfg(test)]
+pub(crate) fn with_threads<R>(threads: usize, f: impl FnOnce() -> R) -> R {
+    THREADS_IN_TEST.with(|t| t.set(Some(threads)));
+    let r = f();
+    THREADS_IN_TEST.with(|t| t.set(None));
+    r
+}
+
+pub(crate) fn threads() -> usize {
+    #[cfg(test)]
+    if let Some(n) = THREADS_IN_TEST.with(std::cell::Cell::get) {
+        return n;
+    }
+    crate::blas::num_threads()
+}
+
+/// How many parts `len` elements in units of `unit` are split into on `threads` threads.
+fn parts(len: usize, unit: usize, threads: usize) -> usize {
+    let units = len / unit.max(1);
+    threads.min(len / MIN_PART).min(units).max(1)
+}
+
+/// Calls `f(first_unit, part)` for contiguous parts of `out` made of whole `unit`s (`unit`
+/// divides `out.len()`), in parallel when the BLAS thread count is above one and `out` is large.
+pub(crate) fn for_each_part<T: Send>(
+    out: &mut [T],
+    unit: usize,
+    f: impl Fn(usize, &mut [T]) + Sync,
+) {
+    let threads = threads();
+    let n = parts(out.len(), unit, threads);
+    // one pool per thread count (not per part count), so that it is not rebuilt call to call
+    let pool = if n > 1 { pool(threads - 1) } else { None };
+    let Some(pool) = pool else {
+        f(0, out);
+        return;
+    };
+    let per_part = (out.len() / unit).div_ceil(n);
+    let mut chunks = out.chunks_mut(per_part * unit).enumerate();
+    let (_, first) = chunks.next().expect("at least one part");
+    let f = &f;
+    pool.in_place_scope(|scope| {
+        for (i, chunk) in chunks {
+            scope.spawn(move |_| f(i * per_part, chunk));
+        }
+        f(0, first);
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_outputs_stay_on_one_thread_and_large_ones_split_into_whole_units() {
+        assert_eq!(parts(1000, 1, 2), 1);
+        assert_eq!(parts(MIN_PART * 2, 1, 2), 2);
+        assert_eq!(parts(MIN_PART * 8, 1, 4), 4);
+        assert_eq!(parts(MIN_PART * 2, MIN_PART * 2, 2), 1, "one row cannot be split");
+        assert_eq!(parts(MIN_PART * 8, 1, 1), 1);
+    }
+
+    #[test]
+    fn every_unit_is_visited_once_with_its_index() {
+        let unit = 3;
+        let mut out = vec![0usize; MIN_PART * 3 * unit];
+        for_each_part(&mut out, unit, |first, part| {
+            for (i, row) in part.chunks_mut(unit).enumerate() {
+                row.fill(first + i);
+            }
+        });
+        assert!(out.chunks(unit).enumerate().all(|(i, row)| row.iter().all(|&v| v == i)));
+    }
+}
