@@ -58,10 +58,11 @@ pub(crate) fn threads() -> usize {
     crate::blas::num_threads()
 }
 
-/// How many parts `len` elements in units of `unit` are split into on `threads` threads.
-fn parts(len: usize, unit: usize, threads: usize) -> usize {
+/// How many parts `len` elements in units of `unit`, each element standing for `work` elements
+/// of input, are split into on `threads` threads.
+fn parts(len: usize, unit: usize, work: usize, threads: usize) -> usize {
     let units = len / unit.max(1);
-    threads.min(len / MIN_PART).min(units).max(1)
+    threads.min(len.saturating_mul(work) / MIN_PART).min(units).max(1)
 }
 
 /// Calls `f(first_unit, part)` for contiguous parts of `out` made of whole `unit`s (`unit`
@@ -71,8 +72,19 @@ pub(crate) fn for_each_part<T: Send>(
     unit: usize,
     f: impl Fn(usize, &mut [T]) + Sync,
 ) {
+    for_each_part_of_work(out, unit, 1, f)
+}
+
+/// [`for_each_part`] for outputs whose every element costs `work` input elements (one loss per
+/// row of C logits: `work` = C), so that the split follows the work, not the output's size.
+pub(crate) fn for_each_part_of_work<T: Send>(
+    out: &mut [T],
+    unit: usize,
+    work: usize,
+    f: impl Fn(usize, &mut [T]) + Sync,
+) {
     let threads = threads();
-    let n = parts(out.len(), unit, threads);
+    let n = parts(out.len(), unit, work, threads);
     // one pool per thread count (not per part count), so that it is not rebuilt call to call
     let pool = if n > 1 { pool(threads - 1) } else { None };
     let Some(pool) = pool else {
@@ -97,11 +109,12 @@ mod tests {
 
     #[test]
     fn small_outputs_stay_on_one_thread_and_large_ones_split_into_whole_units() {
-        assert_eq!(parts(1000, 1, 2), 1);
-        assert_eq!(parts(MIN_PART * 2, 1, 2), 2);
-        assert_eq!(parts(MIN_PART * 8, 1, 4), 4);
-        assert_eq!(parts(MIN_PART * 2, MIN_PART * 2, 2), 1, "one row cannot be split");
-        assert_eq!(parts(MIN_PART * 8, 1, 1), 1);
+        assert_eq!(parts(1000, 1, 1, 2), 1);
+        assert_eq!(parts(MIN_PART * 2, 1, 1, 2), 2);
+        assert_eq!(parts(MIN_PART * 8, 1, 1, 4), 4);
+        assert_eq!(parts(MIN_PART * 2, MIN_PART * 2, 1, 2), 1, "one row cannot be split");
+        assert_eq!(parts(MIN_PART * 8, 1, 1, 1), 1);
+        assert_eq!(parts(2048, 1, 1024, 2), 2, "2048 row losses of 1024 logits each");
     }
 
     #[test]

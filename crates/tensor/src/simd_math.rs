@@ -322,6 +322,23 @@ pub(crate) fn column_broadcast<T: Copy + Send + Sync>(
     })
 }
 
+/// `row` repeated `times` times (a bias as the initial output of a GEMM; `&[0]` for a zero
+/// fill), written in parallel parts on large outputs.
+pub(crate) fn repeat_rows<T: Copy + Send + Sync>(row: &[T], times: usize) -> Vec<T> {
+    let m = row.len();
+    filled(m * times, m.max(1), |_, dst| {
+        if let [v] = row {
+            dst.iter_mut().for_each(|d| _ = d.write(*v));
+            return;
+        }
+        for d in dst.chunks_exact_mut(m.max(1)) {
+            for (d, &v) in d.iter_mut().zip(row) {
+                d.write(v);
+            }
+        }
+    })
+}
+
 /// f(a, b) for two slices of the same length; a vectorized loop.
 pub(crate) fn zip_slices<T: Copy + Send + Sync>(
     xs: &[T],

@@ -1,10 +1,14 @@
-//! BLAS: the OpenBLAS thread count and build (through OpenBLAS's own C API), and the choice of
-//! GEMM backend.
+//! BLAS: Saturn's thread count, the OpenBLAS build (through OpenBLAS's own C API), and the
+//! choice of GEMM backend.
 //!
-//! OpenBLAS reads `OPENBLAS_NUM_THREADS` when the library loads (before `main`); a program that
-//! takes a `--threads` flag calls [`set_num_threads`] instead. Bits of sgemm results depend on
-//! the thread count and on the CPU kernel ([`corename`]): log both with every run
-//! (DEPENDENCIES.md, trap 6), and the backend ([`describe`]).
+//! **Threads.** One thread count ([`num_threads`]) drives the GEMMs and Saturn's own parallel
+//! kernels ([`crate::parallel`]). It starts as OpenBLAS's (which OpenBLAS reads from
+//! `OPENBLAS_NUM_THREADS` when the library loads, before `main`); a program that takes a
+//! `--threads` flag calls [`set_num_threads`]. On OpenBLAS the count is OpenBLAS's own; with MKL
+//! selected, MKL gets it and OpenBLAS is set to one thread, so that its idle worker threads do not
+//! spin next to MKL's (they did: `sched_yield` loops, ≈ 11 % of a 2-thread step). Bits of GEMM
+//! results depend on the thread count and on the CPU kernel ([`corename`]): log both with every
+//! run (DEPENDENCIES.md, trap 6), and the backend ([`describe`]).
 //!
 //! Backends: OpenBLAS, linked, is the default and serves everything. `SATURN_BLAS=mkl` routes
 //! the matrix products ([`gemm`]) to Intel oneMKL, loaded at run time ([`mkl`]): on this
@@ -21,6 +25,7 @@ pub(crate) use gemm::gemm_batched;
 use std::ffi::{CStr, c_char, c_int};
 use std::path::PathBuf;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Why the requested BLAS backend cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +51,13 @@ static BACKEND: OnceLock<Result<Backend, BlasError>> = OnceLock::new();
 fn load_backend() -> Result<Backend, BlasError> {
     match std::env::var("SATURN_BLAS").ok().as_deref().map(str::trim) {
         None | Some("") | Some("openblas") => Ok(Backend::OpenBlas),
-        Some("mkl") => mkl::Mkl::load(num_threads()).map(Backend::Mkl),
+        Some("mkl") => {
+            let threads = num_threads();
+            // OpenBLAS stays linked (LAPACK) but runs no products: one thread, no idle workers
+            // SAFETY: a plain C call with a positive count.
+            unsafe { openblas_set_num_threads(1) };
+            mkl::Mkl::load(threads).map(Backend::Mkl)
+        }
         Some(other) => Err(BlasError::UnknownBackend(other.to_string())),
     }
 }
@@ -84,21 +95,32 @@ unsafe extern "C" {
     fn openblas_get_config() -> *const c_char;
 }
 
-/// Sets the number of threads OpenBLAS uses from now on (at least 1).
-/// With MKL selected, MKL gets the same count (its threading layer was fixed when it loaded).
+/// The thread count; 0 until first read or set.
+static THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// Sets the number of threads the products and kernels use from now on (at least 1): OpenBLAS's,
+/// or MKL's when it is selected.
 pub fn set_num_threads(n: usize) {
-    let n = n.clamp(1, c_int::MAX as usize) as c_int;
-    // SAFETY: a plain C call with a positive count.
-    unsafe { openblas_set_num_threads(n) };
-    if let Some(Ok(Backend::Mkl(mkl))) = BACKEND.get() {
-        mkl.set_num_threads(n as usize);
+    let n = n.max(1);
+    THREADS.store(n, Ordering::Relaxed);
+    match BACKEND.get() {
+        Some(Ok(Backend::Mkl(mkl))) => mkl.set_num_threads(n),
+        // SAFETY: a plain C call with a positive count.
+        _ => unsafe { openblas_set_num_threads(n.min(c_int::MAX as usize) as c_int) },
     }
 }
 
-/// The number of threads OpenBLAS uses.
+/// The number of threads the products and kernels use: the last [`set_num_threads`], else
+/// OpenBLAS's count when first asked (from `OPENBLAS_NUM_THREADS`, or every core).
 pub fn num_threads() -> usize {
+    let n = THREADS.load(Ordering::Relaxed);
+    if n > 0 {
+        return n;
+    }
     // SAFETY: a getter without arguments.
-    (unsafe { openblas_get_num_threads() }).max(1) as usize
+    let first = (unsafe { openblas_get_num_threads() }).max(1) as usize;
+    let _ = THREADS.compare_exchange(0, first, Ordering::Relaxed, Ordering::Relaxed);
+    THREADS.load(Ordering::Relaxed)
 }
 
 /// The OpenBLAS kernel in use, e.g. `"Cooperlake"`.

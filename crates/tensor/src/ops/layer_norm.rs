@@ -173,28 +173,45 @@ fn layer_norm_backward_fused<T: Float>(
     let (mut dg, mut db) = (vec![T::zero(); d], vec![T::zero(); d]);
     let e = T::cast(eps);
     let n = T::cast(d as f64);
-    let mut gh = vec![T::zero(); d];
     if d > 0 {
-        for ((xr, gr), dxr) in
-            xs.chunks_exact(d).zip(gs.chunks_exact(d)).zip(dx.chunks_exact_mut(d))
-        {
-            let (mu, r) = row_stats(xr, e);
-            // x̂ goes into dxr for now; every loop here is a plain slice loop (vectorized)
-            for j in 0..d {
-                dxr[j] = (xr[j] - mu) * r;
+        // (μ, r) of every row, then dx row by row, both in parallel parts (each row on its
+        // own: the same bits on any thread count); every loop is a plain slice loop
+        let mut stats = vec![(T::zero(), T::zero()); xs.len() / d];
+        parallel::for_each_part_of_work(&mut stats, 1, d, |first, part| {
+            for (s, xr) in part.iter_mut().zip(xs[first * d..].chunks_exact(d)) {
+                *s = row_stats(xr, e);
             }
-            match &gm {
-                Some(gm) => (0..d).for_each(|j| gh[j] = gr[j] * gm[j]),
-                None => gh.copy_from_slice(gr),
+        });
+        parallel::for_each_part(&mut dx, d, |first, part| {
+            let mut gh = vec![T::zero(); d];
+            let rows = xs[first * d..].chunks_exact(d).zip(gs[first * d..].chunks_exact(d));
+            for (((xr, gr), dxr), &(mu, r)) in
+                rows.zip(part.chunks_exact_mut(d)).zip(&stats[first..])
+            {
+                // x̂ goes into dxr for now
+                for j in 0..d {
+                    dxr[j] = (xr[j] - mu) * r;
+                }
+                match &gm {
+                    Some(gm) => (0..d).for_each(|j| gh[j] = gr[j] * gm[j]),
+                    None => gh.copy_from_slice(gr),
+                }
+                let mean_gh = lanes::sum(&gh) / n;
+                let mean_gh_xhat = lanes::dot(&gh, dxr) / n;
+                for j in 0..d {
+                    dxr[j] = r * (gh[j] - mean_gh - dxr[j] * mean_gh_xhat);
+                }
+            }
+        });
+        // dγ = Σ_rows g ⊙ x̂ and dβ = Σ_rows g, over the rows in order
+        let mut xhat = vec![T::zero(); d];
+        for ((xr, gr), &(mu, r)) in xs.chunks_exact(d).zip(gs.chunks_exact(d)).zip(&stats) {
+            for j in 0..d {
+                xhat[j] = (xr[j] - mu) * r;
             }
             for j in 0..d {
-                dg[j] += gr[j] * dxr[j];
+                dg[j] += gr[j] * xhat[j];
                 db[j] += gr[j];
-            }
-            let mean_gh = lanes::sum(&gh) / n;
-            let mean_gh_xhat = lanes::dot(&gh, dxr) / n;
-            for j in 0..d {
-                dxr[j] = r * (gh[j] - mean_gh - dxr[j] * mean_gh_xhat);
             }
         }
     }

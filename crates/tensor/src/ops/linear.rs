@@ -33,7 +33,8 @@ impl<T: Float> Tensor<T> {
             Some(b) if n > 0 && out > 0 => {
                 let b = b.data();
                 let row: Vec<T> = b.iter().copied().collect();
-                let mut y = ArrayD::from_shape_vec(IxDyn(&[n, out]), row.repeat(n))
+                let rows = crate::simd_math::repeat_rows(&row, n);
+                let mut y = ArrayD::from_shape_vec(IxDyn(&[n, out]), rows)
                     .expect("N rows of the bias")
                     .into_dimensionality::<Ix2>()
                     .expect("two axes");

@@ -56,7 +56,9 @@ pub(crate) fn matmul_data<T: Float>(a: &Data<T>, b: &Data<T>) -> Result<ArrayD<T
     let batch = broadcast_shape("matmul", &a.shape()[..ra - 2], &b.shape()[..rb - 2])
         .map_err(|_| mismatch())?;
     let full = |rows, cols| IxDyn(&[batch.as_slice(), &[rows, cols]].concat());
-    let mut out = ArrayD::<T>::zeros(full(m, n));
+    let dim = full(m, n);
+    let zeros = crate::simd_math::repeat_rows(&[T::zero()], dim.size());
+    let mut out = ArrayD::from_shape_vec(dim, zeros).expect("one zero per element");
     if out.is_empty() {
         return Ok(out);
     }
