@@ -173,10 +173,10 @@ fn layer_norm_backward_fused<T: Float>(
     let (mut dg, mut db) = (vec![T::zero(); d], vec![T::zero(); d]);
     let e = T::cast(eps);
     let n = T::cast(d as f64);
-    if d > 0 {
+    if let Some(rows) = xs.len().checked_div(d) {
         // (μ, r) of every row, then dx row by row, both in parallel parts (each row on its
         // own: the same bits on any thread count); every loop is a plain slice loop
-        let mut stats = vec![(T::zero(), T::zero()); xs.len() / d];
+        let mut stats = vec![(T::zero(), T::zero()); rows];
         parallel::for_each_part_of_work(&mut stats, 1, d, |first, part| {
             for (s, xr) in part.iter_mut().zip(xs[first * d..].chunks_exact(d)) {
                 *s = row_stats(xr, e);
