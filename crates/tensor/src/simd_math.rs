@@ -322,19 +322,44 @@ pub(crate) fn column_broadcast<T: Copy + Send + Sync>(
     })
 }
 
-/// `row` repeated `times` times (a bias as the initial output of a GEMM; `&[0]` for a zero
-/// fill), written in parallel parts on large outputs.
+/// Runs `f` inside a function compiled for the widest vector extension the CPU has (AVX-512F,
+/// else AVX2, else the baseline), chosen at run time. `f` is inlined there, and so are the
+/// `#[inline(always)]` functions it calls, so their loops vectorize at that width: the row
+/// kernels (layer norm, cross-entropy) wrap their per-part loops in it. The same IEEE operations
+/// run in the same order on every path (no fused multiply-add), so the bits do not depend on it.
+#[inline(always)]
+pub(crate) fn widest<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f")]
+        fn avx512<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        #[target_feature(enable = "avx2")]
+        fn avx2<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F (checked just above)
+            return unsafe { avx512(f) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above)
+            return unsafe { avx2(f) };
+        }
+    }
+    f()
+}
+
+/// `row` repeated `times` times (a bias as the initial output of a GEMM), one `memcpy` per row,
+/// rows in parallel parts on large outputs.
 pub(crate) fn repeat_rows<T: Copy + Send + Sync>(row: &[T], times: usize) -> Vec<T> {
     let m = row.len();
     filled(m * times, m.max(1), |_, dst| {
-        if let [v] = row {
-            dst.iter_mut().for_each(|d| _ = d.write(*v));
-            return;
-        }
         for d in dst.chunks_exact_mut(m.max(1)) {
-            for (d, &v) in d.iter_mut().zip(row) {
-                d.write(v);
-            }
+            // SAFETY: `d` has room for exactly m elements, `row` holds m initialized ones, and
+            // the two do not overlap (`d` is spare capacity of a new vector)
+            unsafe { std::ptr::copy_nonoverlapping(row.as_ptr(), d.as_mut_ptr().cast::<T>(), m) };
         }
     })
 }

@@ -56,9 +56,7 @@ pub(crate) fn matmul_data<T: Float>(a: &Data<T>, b: &Data<T>) -> Result<ArrayD<T
     let batch = broadcast_shape("matmul", &a.shape()[..ra - 2], &b.shape()[..rb - 2])
         .map_err(|_| mismatch())?;
     let full = |rows, cols| IxDyn(&[batch.as_slice(), &[rows, cols]].concat());
-    let dim = full(m, n);
-    let zeros = crate::simd_math::repeat_rows(&[T::zero()], dim.size());
-    let mut out = ArrayD::from_shape_vec(dim, zeros).expect("one zero per element");
+    let mut out = ArrayD::<T>::zeros(full(m, n));
     if out.is_empty() {
         return Ok(out);
     }
