@@ -177,7 +177,6 @@ fn mkl_gemm<T: Float>(
 ) {
     let [pa, pb] = [a.as_ptr(), b.as_ptr()];
     let pc = c.as_mut_ptr();
-    let &Call { m, n, k, a: oa, b: ob, ldc } = call;
     // SAFETY: `plan` checked that each view is addressable as a CBLAS matrix with the given
     // transpose flag and leading dimension (positive strides, ld ≥ the row length), so MKL reads
     // and writes only elements of the three views; T is f32 or f64 as the TypeId says, so the
@@ -185,44 +184,34 @@ fn mkl_gemm<T: Float>(
     unsafe {
         if TypeId::of::<T>() == TypeId::of::<f32>() {
             let (alpha, beta) = (alpha.as_f64() as f32, beta.as_f64() as f32);
-            (mkl.sgemm)(
-                ROW_MAJOR,
-                oa.trans,
-                ob.trans,
-                m,
-                n,
-                k,
-                alpha,
-                pa.cast(),
-                oa.ld,
-                pb.cast(),
-                ob.ld,
-                beta,
-                pc.cast(),
-                ldc,
-            );
+            cblas_call(mkl.sgemm, call, alpha, pa.cast(), pb.cast(), beta, pc.cast());
         } else if TypeId::of::<T>() == TypeId::of::<f64>() {
             let (alpha, beta) = (alpha.as_f64(), beta.as_f64());
-            (mkl.dgemm)(
-                ROW_MAJOR,
-                oa.trans,
-                ob.trans,
-                m,
-                n,
-                k,
-                alpha,
-                pa.cast(),
-                oa.ld,
-                pb.cast(),
-                ob.ld,
-                beta,
-                pc.cast(),
-                ldc,
-            );
+            cblas_call(mkl.dgemm, call, alpha, pa.cast(), pb.cast(), beta, pc.cast());
         } else {
             general_mat_mul(alpha, a, b, beta, c);
         }
     }
+}
+
+/// `gemm` (cblas_sgemm or cblas_dgemm) with the planned flags, dimensions and strides.
+///
+/// # Safety
+/// `a`, `b` and `c` address the matrices `call` was planned for.
+unsafe fn cblas_call<E>(
+    gemm: super::mkl::GemmFn<E>,
+    call: &Call,
+    alpha: E,
+    a: *const E,
+    b: *const E,
+    beta: E,
+    c: *mut E,
+) {
+    let &Call { m, n, k, a: oa, b: ob, ldc } = call;
+    // SAFETY: guaranteed by the caller
+    unsafe {
+        gemm(ROW_MAJOR, oa.trans, ob.trans, m, n, k, alpha, a, oa.ld, b, ob.ld, beta, c, ldc)
+    };
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 //! Each backward is the inverse movement: reshape back, the inverse permutation, pad ↔ narrow,
 //! concat → narrow of each piece.
 
-use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn, Slice};
+use ndarray::{ArrayD, ArrayViewD, Axis, Ix3, Ix4, IxDyn, Slice};
 
 use super::normalize_axis;
 use crate::tensor::Data;
@@ -34,6 +34,26 @@ pub(crate) fn row_major_copy<T: Float>(view: ArrayViewD<'_, T>) -> Vec<T> {
     let ndim = view.ndim();
     let mut out = Vec::with_capacity(view.len());
     match (ndim > 0).then(|| view.strides()[ndim - 1]) {
+        // rank 3 and 4 (attention's head splits and merges) through fixed-rank views: ndarray's
+        // lanes iterator pays an IxDyn index per lane, which dominated for 32-element lanes
+        Some(1) if ndim == 4 => {
+            let v = view.into_dimensionality::<Ix4>().expect("four axes");
+            for a in v.outer_iter() {
+                for b in a.outer_iter() {
+                    for lane in b.outer_iter() {
+                        out.extend_from_slice(lane.to_slice().expect("unit stride"));
+                    }
+                }
+            }
+        }
+        Some(1) if ndim == 3 => {
+            let v = view.into_dimensionality::<Ix3>().expect("three axes");
+            for a in v.outer_iter() {
+                for lane in a.outer_iter() {
+                    out.extend_from_slice(lane.to_slice().expect("unit stride"));
+                }
+            }
+        }
         Some(1) => {
             for lane in view.lanes(Axis(ndim - 1)) {
                 out.extend_from_slice(lane.to_slice().expect("unit stride"));
@@ -230,7 +250,8 @@ mod tests {
         let transposed = a.view().permuted_axes(ndarray::IxDyn(&[3, 2, 1, 0])); // none
         let column = ndarray::ArrayD::from_shape_fn(ndarray::IxDyn(&[3, 1]), |p| p[0] as f64);
         let rows = column.broadcast(ndarray::IxDyn(&[2, 3, 4])).unwrap(); // last stride 0
-        for v in [heads, transposed, a.view(), rows] {
+        let three = a.index_axis(ndarray::Axis(0), 1).permuted_axes(ndarray::IxDyn(&[1, 0, 2])); // rank 3
+        for v in [heads, transposed, a.view(), rows, three] {
             let expected: Vec<f64> = v.as_standard_layout().iter().copied().collect();
             assert_eq!(super::row_major_copy(v), expected);
         }

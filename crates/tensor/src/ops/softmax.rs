@@ -163,6 +163,49 @@ fn masked_softmax_rows_dispatched<T: Float>(y: &mut [T], d: usize, blocked: &[&[
     masked_softmax_rows_generic(y, d, blocked, s)
 }
 
+/// The mask row of every row of an input of `shape` (rows along the last axis), as slices of
+/// `mask`'s own data, for a mask in standard layout whose last axis is the rows' length and whose
+/// other axes, right-aligned, either match `shape` or have size 1 (broadcast: the row repeats).
+/// `None` for any other mask (the caller goes through the broadcast view).
+fn mask_rows<'m>(mask: &'m ArrayD<bool>, shape: &[usize]) -> Option<Vec<&'m [bool]>> {
+    let data = mask.as_slice()?;
+    let (&d, lead) = shape.split_last()?;
+    let ms = mask.shape();
+    if ms.len() > shape.len() || ms.last() != Some(&d) {
+        return None;
+    }
+    let pad = shape.len() - ms.len();
+    // the mask's element stride for each leading axis of `shape` (0 where broadcast or absent)
+    let mut strides = vec![0usize; lead.len()];
+    let mut stride = d;
+    for i in (pad..lead.len()).rev() {
+        let size = ms[i - pad];
+        if size == lead[i] {
+            strides[i] = stride;
+        } else if size != 1 {
+            return None;
+        }
+        stride *= size;
+    }
+    let n_rows: usize = lead.iter().product();
+    let mut rows = Vec::with_capacity(n_rows);
+    let (mut index, mut offset) = (vec![0usize; lead.len()], 0usize);
+    for _ in 0..n_rows {
+        rows.push(&data[offset..offset + d]);
+        // the next row's index, last axis fastest
+        for i in (0..lead.len()).rev() {
+            index[i] += 1;
+            offset += strides[i];
+            if index[i] < lead[i] {
+                break;
+            }
+            offset -= strides[i] * index[i];
+            index[i] = 0;
+        }
+    }
+    Some(rows)
+}
+
 impl<T: Float> Tensor<T> {
     /// softmax(scale·x + M) along the last axis, M = −∞ where `blocked` (broadcast to the shape
     /// of x, e.g. [B, 1, T, T] or [T, T] for scores [B, H, T, T]) is true: attention's masked,
@@ -188,16 +231,20 @@ impl<T: Float> Tensor<T> {
         let s = T::cast(scale);
         let mut y = x.as_standard_layout().into_owned();
         if d > 0 {
-            // each row's mask as a slice: borrowed when the mask's rows are contiguous (a
-            // broadcast [T, T] causal mask is), else copied once
+            // each row's mask as a slice of the mask's own data when it is in standard layout
+            // (a [1, 1, T, T] causal mask is: its rows are found by index arithmetic), else
+            // through the broadcast view's lanes, copied once when they are not contiguous
             let last = Axis(shape.len() - 1);
             let copied: Vec<Vec<bool>>;
-            let rows: Vec<&[bool]> = match &mask {
-                None => Vec::new(),
-                Some(mask) if mask.lanes(last).into_iter().all(|l| l.as_slice().is_some()) => {
+            let rows: Vec<&[bool]> = match (&mask, blocked.and_then(|m| mask_rows(m, &shape))) {
+                (None, _) => Vec::new(),
+                (Some(_), Some(rows)) => rows,
+                (Some(mask), None)
+                    if mask.lanes(last).into_iter().all(|l| l.as_slice().is_some()) =>
+                {
                     mask.lanes(last).into_iter().map(|l| l.to_slice().expect("checked")).collect()
                 }
-                Some(mask) => {
+                (Some(mask), None) => {
                     copied = mask.lanes(last).into_iter().map(|l| l.to_vec()).collect();
                     copied.iter().map(Vec::as_slice).collect()
                 }
@@ -231,6 +278,33 @@ impl<T: Float> Tensor<T> {
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
+
+    /// The rows found by index arithmetic are the broadcast view's lanes, for causal, padding
+    /// and full masks; masks it cannot serve give `None`.
+    #[test]
+    fn mask_rows_are_the_broadcast_lanes() {
+        use ndarray::{ArrayD, Axis, Dimension, IxDyn};
+        let shape = [2, 3, 4, 4];
+        let pattern =
+            |i: &[usize]| i.iter().enumerate().map(|(k, &v)| v * (k + 3)).sum::<usize>() % 3 == 0;
+        for mshape in
+            [vec![1, 1, 4, 4], vec![4, 4], vec![2, 1, 1, 4], vec![2, 3, 4, 4], vec![3, 1, 4]]
+        {
+            let m = ArrayD::from_shape_fn(IxDyn(&mshape), |i| pattern(i.slice()));
+            let rows = super::mask_rows(&m, &shape).expect("a mask it serves");
+            let view = m.broadcast(IxDyn(&shape)).unwrap();
+            let lanes: Vec<Vec<bool>> =
+                view.lanes(Axis(3)).into_iter().map(|l| l.to_vec()).collect();
+            assert_eq!(rows.len(), lanes.len(), "{mshape:?}");
+            for (r, l) in rows.iter().zip(&lanes) {
+                assert_eq!(*r, l.as_slice(), "{mshape:?}");
+            }
+        }
+        let column = ArrayD::from_elem(IxDyn(&[2, 3, 4, 1]), true);
+        assert!(super::mask_rows(&column, &shape).is_none(), "a broadcast last axis");
+        let transposed = ArrayD::from_elem(IxDyn(&[4, 4]), true).reversed_axes();
+        assert!(super::mask_rows(&transposed, &[4, 4]).is_none(), "not in standard layout");
+    }
 
     use ndarray::{ArrayD, IxDyn};
 
