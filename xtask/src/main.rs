@@ -124,17 +124,24 @@ fn test(args: &[String]) -> Result<ExitCode, String> {
     let full = args.iter().any(|a| a == "--full");
     let extra: Vec<&String> = args.iter().filter(|a| *a != "--full").collect();
     let mut cmd = cargo();
-    cmd.args(["test", "--workspace"]).args(extra);
+    cmd.args(["test", "--workspace"]).args(&extra);
     if full {
         cmd.env("SATURN_FULL_TESTS", "1");
     }
     let mut code = run(cmd, "cargo test")?;
     if code == ExitCode::SUCCESS && mkl::installed() {
-        // the same tensor tests with every product on MKL (the backend's own checks among them)
-        let mut cmd = cargo();
-        cmd.args(["test", "--package", "saturn-tensor"]);
+        // saturn-tensor's unit tests again with every product on MKL (the backend's own checks
+        // among them): the test binary the workspace run built, so nothing is rebuilt
+        // (`cargo test -p saturn-tensor` alone would unify features differently and recompile)
+        let binary = tensor_test_binary(&extra)?;
+        let mut cmd = Command::new(&binary);
+        cmd.current_dir(workspace_root().join("crates").join("tensor"));
+        if let Some(core) = coretype::for_this_machine() {
+            cmd.env("OPENBLAS_CORETYPE", core);
+        }
         with_mkl(&mut cmd, mkl::lib_dir());
-        code = run(cmd, "cargo test (saturn-tensor on MKL)")?;
+        eprintln!("xtask: saturn-tensor's unit tests on MKL ({})", binary.display());
+        code = run(cmd, "saturn-tensor's tests on MKL")?;
     }
     eprintln!(
         "xtask: test{} finished in {:.1} s",
@@ -142,6 +149,28 @@ fn test(args: &[String]) -> Result<ExitCode, String> {
         start.elapsed().as_secs_f64()
     );
     Ok(code)
+}
+
+/// The path of saturn-tensor's unit-test binary as the workspace test run built it (asked of
+/// cargo with `--no-run --message-format=json`, which builds nothing new).
+fn tensor_test_binary(extra: &[&String]) -> Result<PathBuf, String> {
+    let out = cargo()
+        .args(["test", "--workspace", "--no-run", "--message-format=json"])
+        // cargo's own flags (a profile, features), not the test filter or the harness's flags
+        .args(extra.iter().take_while(|a| a.as_str() != "--").filter(|a| a.starts_with("--")))
+        .stderr(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("could not ask cargo for the test binaries: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .filter(|l| l.contains("\"name\":\"saturn_tensor\"") && l.contains("\"kind\":[\"lib\"]"))
+        .filter(|l| l.contains("\"test\":true"))
+        .find_map(|l| {
+            let start = l.find("\"executable\":\"")? + "\"executable\":\"".len();
+            let end = start + l[start..].find('"')?;
+            Some(PathBuf::from(&l[start..end]))
+        })
+        .ok_or_else(|| "cargo reported no saturn-tensor unit-test binary".to_string())
 }
 
 /// Runs the command's matrix products on the MKL in `lib` (see saturn_tensor::blas).
