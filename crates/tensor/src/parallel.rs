@@ -103,6 +103,23 @@ pub(crate) fn for_each_part_of_work<T: Send>(
     });
 }
 
+/// [`for_each_part_of_work`] with each part's loops compiled for the widest vectors the CPU has
+/// ([`crate::simd_math::widest`]): the row kernels' entry point. Mark `f` `#[inline(always)]` so
+/// that its body is compiled inside the wide build.
+pub(crate) fn for_each_wide_part<T: Send>(
+    out: &mut [T],
+    unit: usize,
+    work: usize,
+    f: impl Fn(usize, &mut [T]) + Sync,
+) {
+    for_each_part_of_work(out, unit, work, |first, part| {
+        crate::simd_math::widest(
+            #[inline(always)]
+            || f(first, part),
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

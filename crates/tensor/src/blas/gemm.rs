@@ -62,9 +62,11 @@ struct Call {
     ldc: c_int,
 }
 
+/// The call for C ← A·B, or `None` when the shapes disagree, a dimension is empty or too large,
+/// or a view is no CBLAS matrix (the caller falls back to `general_mat_mul`).
 fn plan<T>(a: &ArrayView2<'_, T>, b: &ArrayView2<'_, T>, c: &ArrayViewMut2<'_, T>) -> Option<Call> {
     let ((m, k), n) = (a.dim(), b.ncols());
-    if m == 0 || n == 0 || k == 0 {
+    if b.nrows() != k || c.dim() != (m, n) || m == 0 || n == 0 || k == 0 {
         return None;
     }
     let as_int = |x: usize| c_int::try_from(x).ok();
@@ -118,9 +120,7 @@ fn gemm_on<T: Float>(
     beta: T,
     c: &mut ArrayViewMut2<'_, T>,
 ) {
-    let agree = a.ncols() == b.nrows() && a.nrows() == c.nrows() && b.ncols() == c.ncols();
     if let Backend::Mkl(mkl) = super::backend()
-        && agree
         && let Some(call) = plan(a, b, c)
     {
         let flops = 2.0 * call.m as f64 * call.n as f64 * call.k as f64;
@@ -250,6 +250,8 @@ mod tests {
         let mut c = Array2::<f64>::zeros((3, 2));
         let call = plan(&a.view(), &b.view(), &c.view_mut()).expect("plain row-major");
         assert_eq!((call.m, call.n, call.k, call.ldc), (3, 2, 4, 2));
+        let mut wrong = Array2::<f64>::zeros((2, 3));
+        assert_eq!(plan(&a.view(), &b.view(), &wrong.view_mut()), None, "C of the wrong shape");
         let mut cf = Array2::<f64>::zeros((3, 2).f());
         assert_eq!(plan(&a.view(), &b.view(), &cf.view_mut()), None);
         let empty = Array2::<f64>::zeros((3, 0));

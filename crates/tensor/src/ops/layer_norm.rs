@@ -77,40 +77,41 @@ impl<T: Float> Tensor<T> {
             // rows in parallel parts (the same bits on any thread count); per row one plain
             // slice loop, vectorized, computing ((x − μ)·r)·γ + β in that order
             let dst = &mut y.spare_capacity_mut()[..xs.len()];
-            parallel::for_each_part(dst, d, |first, part| {
-                crate::simd_math::widest(
-                    #[inline(always)]
-                    || {
-                        let rows = xs[first * d..].chunks_exact(d);
-                        for (xr, out) in rows.zip(part.chunks_exact_mut(d)) {
-                            let (mu, r) = row_stats(xr, e);
-                            let xo = out.iter_mut().zip(xr);
-                            match (&g, &b) {
-                                (Some(g), Some(b)) => {
-                                    for ((o, &x), (&g, &b)) in xo.zip(g.iter().zip(b)) {
-                                        o.write((x - mu) * r * g + b);
-                                    }
+            parallel::for_each_wide_part(
+                dst,
+                d,
+                1,
+                #[inline(always)]
+                |first, part| {
+                    let rows = xs[first * d..].chunks_exact(d);
+                    for (xr, out) in rows.zip(part.chunks_exact_mut(d)) {
+                        let (mu, r) = row_stats(xr, e);
+                        let xo = out.iter_mut().zip(xr);
+                        match (&g, &b) {
+                            (Some(g), Some(b)) => {
+                                for ((o, &x), (&g, &b)) in xo.zip(g.iter().zip(b)) {
+                                    o.write((x - mu) * r * g + b);
                                 }
-                                (Some(g), None) => {
-                                    for ((o, &x), &g) in xo.zip(g) {
-                                        o.write((x - mu) * r * g);
-                                    }
+                            }
+                            (Some(g), None) => {
+                                for ((o, &x), &g) in xo.zip(g) {
+                                    o.write((x - mu) * r * g);
                                 }
-                                (None, Some(b)) => {
-                                    for ((o, &x), &b) in xo.zip(b) {
-                                        o.write((x - mu) * r + b);
-                                    }
+                            }
+                            (None, Some(b)) => {
+                                for ((o, &x), &b) in xo.zip(b) {
+                                    o.write((x - mu) * r + b);
                                 }
-                                (None, None) => {
-                                    for (o, &x) in xo {
-                                        o.write((x - mu) * r);
-                                    }
+                            }
+                            (None, None) => {
+                                for (o, &x) in xo {
+                                    o.write((x - mu) * r);
                                 }
                             }
                         }
-                    },
-                )
-            });
+                    }
+                },
+            );
             // SAFETY: the parts cover all rows and every element of each row was written
             unsafe { y.set_len(xs.len()) };
         }
@@ -183,42 +184,44 @@ fn layer_norm_backward_fused<T: Float>(
         // (μ, r) of every row, then dx row by row, both in parallel parts (each row on its
         // own: the same bits on any thread count); every loop is a plain slice loop
         let mut stats = vec![(T::zero(), T::zero()); rows];
-        parallel::for_each_part_of_work(&mut stats, 1, d, |first, part| {
-            crate::simd_math::widest(
-                #[inline(always)]
-                || {
-                    for (s, xr) in part.iter_mut().zip(xs[first * d..].chunks_exact(d)) {
-                        *s = row_stats(xr, e);
+        parallel::for_each_wide_part(
+            &mut stats,
+            1,
+            d,
+            #[inline(always)]
+            |first, part| {
+                for (s, xr) in part.iter_mut().zip(xs[first * d..].chunks_exact(d)) {
+                    *s = row_stats(xr, e);
+                }
+            },
+        );
+        parallel::for_each_wide_part(
+            &mut dx,
+            d,
+            1,
+            #[inline(always)]
+            |first, part| {
+                let mut gh = vec![T::zero(); d];
+                let rows = xs[first * d..].chunks_exact(d).zip(gs[first * d..].chunks_exact(d));
+                for (((xr, gr), dxr), &(mu, r)) in
+                    rows.zip(part.chunks_exact_mut(d)).zip(&stats[first..])
+                {
+                    // x̂ goes into dxr for now
+                    for j in 0..d {
+                        dxr[j] = (xr[j] - mu) * r;
                     }
-                },
-            )
-        });
-        parallel::for_each_part(&mut dx, d, |first, part| {
-            crate::simd_math::widest(
-                #[inline(always)]
-                || {
-                    let mut gh = vec![T::zero(); d];
-                    let rows = xs[first * d..].chunks_exact(d).zip(gs[first * d..].chunks_exact(d));
-                    for (((xr, gr), dxr), &(mu, r)) in
-                        rows.zip(part.chunks_exact_mut(d)).zip(&stats[first..])
-                    {
-                        // x̂ goes into dxr for now
-                        for j in 0..d {
-                            dxr[j] = (xr[j] - mu) * r;
-                        }
-                        match &gm {
-                            Some(gm) => (0..d).for_each(|j| gh[j] = gr[j] * gm[j]),
-                            None => gh.copy_from_slice(gr),
-                        }
-                        let mean_gh = lanes::sum(&gh) / n;
-                        let mean_gh_xhat = lanes::dot(&gh, dxr) / n;
-                        for j in 0..d {
-                            dxr[j] = r * (gh[j] - mean_gh - dxr[j] * mean_gh_xhat);
-                        }
+                    match &gm {
+                        Some(gm) => (0..d).for_each(|j| gh[j] = gr[j] * gm[j]),
+                        None => gh.copy_from_slice(gr),
                     }
-                },
-            )
-        });
+                    let mean_gh = lanes::sum(&gh) / n;
+                    let mean_gh_xhat = lanes::dot(&gh, dxr) / n;
+                    for j in 0..d {
+                        dxr[j] = r * (gh[j] - mean_gh - dxr[j] * mean_gh_xhat);
+                    }
+                }
+            },
+        );
         // dγ = Σ_rows g ⊙ x̂ and dβ = Σ_rows g, over the rows in order
         crate::simd_math::widest(
             #[inline(always)]

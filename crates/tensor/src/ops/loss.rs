@@ -70,30 +70,31 @@ impl<T: Float> Tensor<T> {
         // thread count)
         let floor = exp_floor::<T>();
         let mut terms = vec![0.0f64; n];
-        parallel::for_each_part_of_work(&mut terms, 1, c.max(1), |first, part| {
-            crate::simd_math::widest(
-                #[inline(always)]
-                || {
-                    let mut exps = vec![T::zero(); c];
-                    let rows = xs[first * c..].chunks_exact(c.max(1));
-                    let rows = rows.zip(&targets[first..]).zip(&kept[first..]);
-                    for (term, ((row, &t), &k)) in part.iter_mut().zip(rows) {
-                        if k {
-                            let m = row_max(row);
-                            // the exponentials in their own loop (vectorized), then the sum in order
-                            for (e, &v) in exps.iter_mut().zip(row) {
-                                *e = exp_or_zero(v - m, floor);
-                            }
-                            let lse = exps.iter().fold(T::zero(), |acc, &e| acc + e).ln().as_f64();
-                            let mean =
-                                row.iter().map(|&v| (v - m).as_f64()).sum::<f64>() / c as f64;
-                            *term = lse - (1.0 - eps) * (row[t] - m).as_f64() - eps * mean;
+        parallel::for_each_wide_part(
+            &mut terms,
+            1,
+            c.max(1),
+            #[inline(always)]
+            |first, part| {
+                let mut exps = vec![T::zero(); c];
+                let rows = xs[first * c..].chunks_exact(c.max(1));
+                let rows = rows.zip(&targets[first..]).zip(&kept[first..]);
+                for (term, ((row, &t), &k)) in part.iter_mut().zip(rows) {
+                    if k {
+                        let m = row_max(row);
+                        // the exponentials in their own loop (vectorized), then the sum in order
+                        for (e, &v) in exps.iter_mut().zip(row) {
+                            *e = exp_or_zero(v - m, floor);
                         }
+                        let lse = exps.iter().fold(T::zero(), |acc, &e| acc + e).ln().as_f64();
+                        let mean = row.iter().map(|&v| (v - m).as_f64()).sum::<f64>() / c as f64;
+                        *term = lse - (1.0 - eps) * (row[t] - m).as_f64() - eps * mean;
                     }
-                },
-            )
-        });
-        let total = terms.iter().zip(&kept).filter(|(_, k)| **k).fold(0.0, |acc, (t, _)| acc + t);
+                }
+            },
+        );
+        // ignored rows hold +0.0, which leaves the sum's bits as they were
+        let total = terms.iter().fold(0.0, |acc, t| acc + t);
         let loss = ArrayD::from_elem(IxDyn(&[]), T::cast(total / count));
         let targets = targets.to_vec();
         Ok(Tensor::from_op(loss.into_shared(), "cross_entropy", &[self], move |a| {
@@ -108,20 +109,21 @@ impl<T: Float> Tensor<T> {
                 let mut dx = a.inputs[0].data().as_standard_layout().into_owned();
                 let dx_rows = dx.as_slice_mut().expect("standard layout");
                 masked_softmax_rows(dx_rows, c, &[], T::one());
-                parallel::for_each_part(dx_rows, c.max(1), |first, part| {
-                    crate::simd_math::widest(
-                        #[inline(always)]
-                        || {
-                            for (i, row) in part.chunks_exact_mut(c.max(1)).enumerate() {
-                                let i = first + i;
-                                let w = g * row_weight(i);
-                                for (j, v) in row.iter_mut().enumerate() {
-                                    *v = w * (*v - target_dist(i, j));
-                                }
+                parallel::for_each_wide_part(
+                    dx_rows,
+                    c.max(1),
+                    1,
+                    #[inline(always)]
+                    |first, part| {
+                        for (i, row) in part.chunks_exact_mut(c.max(1)).enumerate() {
+                            let i = first + i;
+                            let w = g * row_weight(i);
+                            for (j, v) in row.iter_mut().enumerate() {
+                                *v = w * (*v - target_dist(i, j));
                             }
-                        },
-                    )
-                });
+                        }
+                    },
+                );
                 return Ok(vec![Some(Tensor::constant(dx))]);
             }
             let q = Tensor::constant(ArrayD::from_shape_fn(IxDyn(&[n, c]), |p| {

@@ -9,8 +9,7 @@
 //! Backward: for C = A·B, dA = dC·Bᵀ and dB = Aᵀ·dC, summed over broadcast batch axes.
 
 use ndarray::{
-    ArrayD, ArrayView2, ArrayView3, ArrayViewD, ArrayViewMut3, ArrayViewMutD, Axis, Dimension, Ix2,
-    Ix3, Ix4, IxDyn,
+    ArrayD, ArrayView2, ArrayViewD, ArrayViewMutD, Axis, Dimension, Ix2, Ix3, Ix4, IxDyn,
 };
 
 use super::broadcast_shape;
@@ -23,11 +22,6 @@ fn matrix<'a, T>(mut v: ArrayViewD<'a, T>, batch_index: &[usize]) -> ArrayView2<
         v = v.index_axis_move(Axis(0), i);
     }
     v.into_dimensionality::<Ix2>().expect("two axes remain")
-}
-
-/// o[i] = a[i]·b[i] for every i along the leading axis ([`crate::blas::gemm_batched`]).
-fn batched_3d<T: Float>(a: ArrayView3<'_, T>, b: ArrayView3<'_, T>, o: ArrayViewMut3<'_, T>) {
-    gemm_batched(a, b, o);
 }
 
 /// The product of `a` (…×m×k) and `b` (…×k×n) as a new array.
@@ -67,7 +61,7 @@ pub(crate) fn matmul_data<T: Float>(a: &Data<T>, b: &Data<T>) -> Result<ArrayD<T
         1 => {
             let (a3, b3) = (av.into_dimensionality::<Ix3>(), bv.into_dimensionality::<Ix3>());
             let o3 = out.view_mut().into_dimensionality::<Ix3>().expect("three axes");
-            batched_3d(a3.expect("three axes"), b3.expect("three axes"), o3);
+            gemm_batched(a3.expect("three axes"), b3.expect("three axes"), o3);
             return Ok(out);
         }
         2 => {
@@ -75,7 +69,7 @@ pub(crate) fn matmul_data<T: Float>(a: &Data<T>, b: &Data<T>) -> Result<ArrayD<T
             let b4 = bv.into_dimensionality::<Ix4>().expect("four axes");
             let mut o4 = out.view_mut().into_dimensionality::<Ix4>().expect("four axes");
             for ((a3, b3), o3) in a4.outer_iter().zip(b4.outer_iter()).zip(o4.outer_iter_mut()) {
-                batched_3d(a3, b3, o3);
+                gemm_batched(a3, b3, o3);
             }
             return Ok(out);
         }
