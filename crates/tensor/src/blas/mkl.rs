@@ -9,9 +9,11 @@
 //! the `lib` directory of PyPI's `mkl` wheel, which `cargo xtask setup --mkl` unpacks into
 //! `target/mkl/lib`), else the dynamic linker's search path (`LD_LIBRARY_PATH`, ld.so.cache).
 //!
-//! Threads: MKL runs sequentially when OpenBLAS has one thread at load time (the
-//! `MKL_THREADING_SEQUENTIAL` layer, no OpenMP), else on libgomp (`MKL_THREADING_GNU`) with the
-//! same thread count; [`super::set_num_threads`] forwards later changes.
+//! Threads: MKL runs sequentially when Saturn's thread count ([`super::num_threads`]) is one at
+//! load time (the `MKL_THREADING_SEQUENTIAL` layer, no OpenMP), else on libgomp
+//! (`MKL_THREADING_GNU`) with that count. The layer cannot change afterwards:
+//! [`super::set_num_threads`] forwards later counts, which only a GNU-layer MKL can use, so set
+//! the count before the first product (the lab and the bench do).
 //!
 //! Determinism: conditional bitwise reproducibility is set to `AUTO | STRICT` unless the
 //! environment sets `MKL_CBWR`: in strict mode MKL's GEMM gives the same bits for the same thread

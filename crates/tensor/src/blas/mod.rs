@@ -99,7 +99,8 @@ unsafe extern "C" {
 static THREADS: AtomicUsize = AtomicUsize::new(0);
 
 /// Sets the number of threads the products and kernels use from now on (at least 1): OpenBLAS's,
-/// or MKL's when it is selected.
+/// or MKL's when it is selected. Call it before the first product: an MKL loaded on one thread
+/// keeps its sequential layer (see [`mkl`]).
 pub fn set_num_threads(n: usize) {
     let n = n.max(1);
     THREADS.store(n, Ordering::Relaxed);
