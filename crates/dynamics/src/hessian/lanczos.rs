@@ -50,40 +50,81 @@ pub struct Quadrature {
 /// `steps` Lanczos steps (fewer if an invariant subspace is found) from the Rademacher vector
 /// drawn from `seed`, normalized.
 pub fn lanczos(op: &impl LinearOperator, steps: usize, seed: u64) -> Result<Tridiagonal> {
-    let n = op.dim();
-    if steps == 0 || n == 0 {
-        return Err(invalid("lanczos", format!("{steps} steps on a space of dimension {n}")));
-    }
-    let steps = steps.min(n);
-    let mut v = rademacher(n, &mut Pcg64::seed_from_u64(seed));
-    scale(1.0 / (n as f64).sqrt(), &mut v);
-    let mut w = op.apply(&v)?;
-    let a = dot(&w, &v);
-    axpy(-a, &v, &mut w);
-    let mut basis = vec![v];
-    orthogonalize(&mut w, &basis);
-    let (mut alpha, mut beta) = (vec![a], Vec::new());
-    let mut size = a.abs();
-    while alpha.len() < steps {
-        let b = norm(&w);
-        if !b.is_finite() || b <= 1e-10 * size {
-            break; // the Krylov space is invariant: T is exact on it
+    Ok(Krylov::run(op, steps, seed)?.tridiagonal)
+}
+
+/// A Lanczos run with its orthonormal Krylov basis Q = [q₁ … q_m] kept (full
+/// re-orthogonalization needs it anyway), so that Ritz vectors Q·yₖ can be formed: the
+/// extreme ones approximate the extreme eigenvectors of A long before power iteration would.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Krylov {
+    pub tridiagonal: Tridiagonal,
+    pub basis: Vec<Vec<f64>>,
+}
+
+/// The Ritz pairs (θ, Q·y) of the largest-|θ| and of the largest θ (the same pair when the
+/// largest-|θ| value is positive).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExtremeRitz {
+    pub dominant: (f64, Vec<f64>),
+    pub largest: (f64, Vec<f64>),
+}
+
+impl Krylov {
+    /// [`lanczos`], keeping the basis.
+    pub fn run(op: &impl LinearOperator, steps: usize, seed: u64) -> Result<Self> {
+        let n = op.dim();
+        if steps == 0 || n == 0 {
+            return Err(invalid("lanczos", format!("{steps} steps on a space of dimension {n}")));
         }
-        let mut v = w;
-        scale(1.0 / b, &mut v);
-        orthogonalize(&mut v, &basis);
-        scale(1.0 / norm(&v), &mut v);
-        w = op.apply(&v)?;
+        let steps = steps.min(n);
+        let mut v = rademacher(n, &mut Pcg64::seed_from_u64(seed));
+        scale(1.0 / (n as f64).sqrt(), &mut v);
+        let mut w = op.apply(&v)?;
         let a = dot(&w, &v);
         axpy(-a, &v, &mut w);
-        axpy(-b, basis.last().expect("one vector at least"), &mut w);
-        basis.push(v);
+        let mut basis = vec![v];
         orthogonalize(&mut w, &basis);
-        alpha.push(a);
-        beta.push(b);
-        size = size.max(a.abs()).max(b);
+        let (mut alpha, mut beta) = (vec![a], Vec::new());
+        let mut size = a.abs();
+        while alpha.len() < steps {
+            let b = norm(&w);
+            if !b.is_finite() || b <= 1e-10 * size {
+                break; // the Krylov space is invariant: T is exact on it
+            }
+            let mut v = w;
+            scale(1.0 / b, &mut v);
+            orthogonalize(&mut v, &basis);
+            scale(1.0 / norm(&v), &mut v);
+            w = op.apply(&v)?;
+            let a = dot(&w, &v);
+            axpy(-a, &v, &mut w);
+            axpy(-b, basis.last().expect("one vector at least"), &mut w);
+            basis.push(v);
+            orthogonalize(&mut w, &basis);
+            alpha.push(a);
+            beta.push(b);
+            size = size.max(a.abs()).max(b);
+        }
+        Ok(Krylov { tridiagonal: Tridiagonal { alpha, beta }, basis })
     }
-    Ok(Tridiagonal { alpha, beta })
+
+    /// The Ritz pairs of the extreme Ritz values.
+    pub fn extreme_ritz_vectors(&self) -> Result<ExtremeRitz> {
+        let (values, vectors) = self.tridiagonal.to_dense().eigh(UPLO::Lower).map_err(|e| {
+            DynamicsError::Linalg { op: "Krylov::extreme_ritz_vectors", reason: e.to_string() }
+        })?;
+        let ritz = |k: usize| {
+            let mut x = vec![0.0; self.basis[0].len()];
+            for (q, &y) in self.basis.iter().zip(vectors.column(k)) {
+                axpy(y, q, &mut x);
+            }
+            (values[k], x)
+        };
+        let last = values.len() - 1; // eigh sorts ascending
+        let dominant = if values[0].abs() > values[last].abs() { 0 } else { last };
+        Ok(ExtremeRitz { dominant: ritz(dominant), largest: ritz(last) })
+    }
 }
 
 impl Tridiagonal {
@@ -258,6 +299,26 @@ pub(crate) mod tests {
         assert!((q.nodes[0] + 20.0).abs() < 1e-6);
         // no ghost copies of the outliers (full re-orthogonalization)
         assert!(q.nodes[n - 3] < 1.0 + 1e-6 && q.nodes[1] > -1.0 - 1e-6);
+    }
+
+    #[test]
+    fn extreme_ritz_vectors_approximate_the_extreme_eigenvectors() {
+        // a bulk in [−1, 2] and outliers at −7 (the largest in size) and 5 (the top)
+        let mut spectrum: Vec<f64> = (0..200).map(|i| i as f64 / 66.0 - 1.0).collect();
+        spectrum.extend([-7.0, 5.0]);
+        let a = symmetric_with_spectrum(&spectrum, 9);
+        let krylov = Krylov::run(&a, 40, 4).unwrap();
+        assert_eq!(krylov.tridiagonal, lanczos(&a, 40, 4).unwrap());
+        let ritz = krylov.extreme_ritz_vectors().unwrap();
+        for ((value, vector), want) in [(&ritz.dominant, -7.0), (&ritz.largest, 5.0)] {
+            assert!((value - want).abs() < 1e-8, "{value} vs {want}");
+            let length = norm(vector);
+            assert!((length - 1.0).abs() < 1e-10, "|Qy| = {length}");
+            let av = a.apply(vector).unwrap();
+            let residual: f64 =
+                av.iter().zip(vector).map(|(x, y)| (x - want * y).powi(2)).sum::<f64>().sqrt();
+            assert!(residual < 1e-6, "residual {residual}");
+        }
     }
 
     #[test]

@@ -19,9 +19,13 @@ mod power;
 mod trace;
 
 pub use lanczos::{
-    Density, DensityConfig, Quadrature, Tridiagonal, lanczos, slq, spectral_density,
+    Density, DensityConfig, ExtremeRitz, Krylov, Quadrature, Tridiagonal, lanczos, slq,
+    spectral_density,
 };
-pub use power::{Eigenpair, LargestEigenpair, PowerIteration, largest_eigenpair, top_eigenpairs};
+pub use power::{
+    Eigenpair, LargestEigenpair, PowerIteration, WarmStart, largest_eigenpair,
+    largest_eigenpair_from, top_eigenpairs,
+};
 pub use trace::{TraceEstimate, hutchinson_trace};
 
 use std::cell::Cell;

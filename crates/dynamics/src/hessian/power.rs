@@ -65,39 +65,54 @@ pub fn top_eigenpairs(op: &impl LinearOperator, cfg: &PowerIteration) -> Result<
     let mut found: Vec<Vec<f64>> = Vec::new();
     let mut pairs = Vec::with_capacity(cfg.top_k);
     for _ in 0..cfg.top_k {
-        let mut v = gaussian(n, &mut rng);
-        orthogonalize(&mut v, &found);
-        scale(1.0 / norm(&v), &mut v);
-        let mut value = 0.0;
-        let mut previous: Option<f64> = None;
-        let (mut iterations, mut converged) = (0, false);
-        while iterations < cfg.max_iter {
-            let mut w = op.apply(&v)?;
-            iterations += 1;
-            orthogonalize(&mut w, &found);
-            value = dot(&v, &w);
-            let len = norm(&w);
-            if len == 0.0 || !len.is_finite() {
-                converged = len == 0.0; // v spans a null direction: λ = 0 exactly
-                break;
-            }
-            // ‖w − λv‖² = ‖w‖² − λ² for a unit v with λ = vᵀw
-            let residual = (len * len - value * value).max(0.0).sqrt();
-            scale(1.0 / len, &mut w);
-            v = w;
-            if let Some(p) = previous
-                && (value - p).abs() < cfg.tol * (p.abs() + 1e-6)
-                && residual <= cfg.tol * value.abs()
-            {
-                converged = true;
-                break;
-            }
-            previous = Some(value);
-        }
-        found.push(v.clone());
-        pairs.push(Eigenpair { value, vector: v, iterations, converged });
+        let pair = iterate(op, gaussian(n, &mut rng), &found, cfg)?;
+        found.push(pair.vector.clone());
+        pairs.push(pair);
     }
     Ok(pairs)
+}
+
+/// Power iteration from `start` (projected off `found` and normalized), with `found` deflated.
+fn iterate(
+    op: &impl LinearOperator,
+    start: Vec<f64>,
+    found: &[Vec<f64>],
+    cfg: &PowerIteration,
+) -> Result<Eigenpair> {
+    let mut v = start;
+    orthogonalize(&mut v, found);
+    let start_norm = norm(&v);
+    if start_norm == 0.0 || !start_norm.is_finite() {
+        return Err(invalid("power iteration", format!("start vector of norm {start_norm}")));
+    }
+    scale(1.0 / start_norm, &mut v);
+    let mut value = 0.0;
+    let mut previous: Option<f64> = None;
+    let (mut iterations, mut converged) = (0, false);
+    while iterations < cfg.max_iter {
+        let mut w = op.apply(&v)?;
+        iterations += 1;
+        orthogonalize(&mut w, found);
+        value = dot(&v, &w);
+        let len = norm(&w);
+        if len == 0.0 || !len.is_finite() {
+            converged = len == 0.0; // v spans a null direction: λ = 0 exactly
+            break;
+        }
+        // ‖w − λv‖² = ‖w‖² − λ² for a unit v with λ = vᵀw
+        let residual = (len * len - value * value).max(0.0).sqrt();
+        scale(1.0 / len, &mut w);
+        v = w;
+        if let Some(p) = previous
+            && (value - p).abs() < cfg.tol * (p.abs() + 1e-6)
+            && residual <= cfg.tol * value.abs()
+        {
+            converged = true;
+            break;
+        }
+        previous = Some(value);
+    }
+    Ok(Eigenpair { value, vector: v, iterations, converged })
 }
 
 /// λ_max, the largest (algebraic) eigenvalue, and the dominant (largest-|λ|) one it was
@@ -114,19 +129,60 @@ pub struct LargestEigenpair {
 /// negative (an indefinite matrix whose most negative eigenvalue is the largest in size, as a
 /// loss Hessian at a random init can be), power iteration on A − λ_d·I, whose eigenvalues are
 /// λ − λ_d ≥ λ_min − λ_d ≈ 0, converges to λ_max − λ_d. PyHessian reports λ_d either way, which
-/// is then not the top of the spectrum.
+/// is then not the top of the spectrum. Both iterations start from random vectors.
 pub fn largest_eigenpair(
     op: &impl LinearOperator,
     cfg: &PowerIteration,
 ) -> Result<LargestEigenpair> {
-    let one = PowerIteration { top_k: 1, ..*cfg };
-    let dominant = top_eigenpairs(op, &one)?.remove(0);
+    let n = op.dim();
+    let mut rng = Pcg64::seed_from_u64(cfg.seed);
+    let dominant = gaussian(n, &mut rng);
+    let largest = gaussian(n, &mut Pcg64::seed_from_u64(cfg.seed.wrapping_add(1)));
+    largest_eigenpair_from(op, cfg, WarmStart { dominant: &dominant, largest: &largest })
+}
+
+/// Where [`largest_eigenpair_from`]'s two power iterations start: approximations of the
+/// dominant eigenvector and of the top one, such as the Ritz vectors of a Lanczos run's
+/// largest-|θ| and largest Ritz values ([`super::Krylov::extreme_ritz_vectors`]).
+#[derive(Debug, Clone, Copy)]
+pub struct WarmStart<'a> {
+    pub dominant: &'a [f64],
+    pub largest: &'a [f64],
+}
+
+/// [`largest_eigenpair`] from given start vectors. Power iteration converges from any start
+/// that is not orthogonal to the eigenvector, at rate |λ₂/λ₁| per step; from a Ritz vector of a
+/// long Lanczos run (whose extreme Ritz values converge much faster than power iteration) it
+/// only has to confirm the pair, so a gap too small for 100 steps from a random start no longer
+/// matters. The converged eigenvalue is the same.
+pub fn largest_eigenpair_from(
+    op: &impl LinearOperator,
+    cfg: &PowerIteration,
+    start: WarmStart<'_>,
+) -> Result<LargestEigenpair> {
+    let n = op.dim();
+    if cfg.max_iter == 0 || cfg.tol.is_nan() || cfg.tol <= 0.0 {
+        return Err(invalid(
+            "largest_eigenpair",
+            format!("need max_iter ≥ 1 and tol > 0; got {cfg:?}"),
+        ));
+    }
+    if start.dominant.len() != n || start.largest.len() != n {
+        return Err(invalid(
+            "largest_eigenpair",
+            format!(
+                "start vectors of {} and {} entries for dimension {n}",
+                start.dominant.len(),
+                start.largest.len()
+            ),
+        ));
+    }
+    let dominant = iterate(op, start.dominant.to_vec(), &[], cfg)?;
     if dominant.value >= 0.0 {
         return Ok(LargestEigenpair { largest: dominant.clone(), dominant });
     }
     let shifted = Shifted { op, shift: dominant.value };
-    let seed = cfg.seed.wrapping_add(1);
-    let mut top = top_eigenpairs(&shifted, &PowerIteration { seed, ..one })?.remove(0);
+    let mut top = iterate(&shifted, start.largest.to_vec(), &[], cfg)?;
     top.value += dominant.value;
     top.iterations += dominant.iterations;
     Ok(LargestEigenpair { largest: top, dominant })
@@ -189,6 +245,31 @@ mod tests {
         let found = largest_eigenpair(&b, &cfg).unwrap();
         assert!((found.largest.value - 9.0).abs() < 1e-8);
         assert_eq!(found.largest, found.dominant);
+    }
+
+    #[test]
+    fn warm_starts_from_ritz_vectors_confirm_the_pair_in_few_products() {
+        // a top eigenvalue 2.00 just above a dense bulk up to 1.98, under a dominant −5: from
+        // random vectors the shifted iteration contracts by (1.98 + 5)/(2 + 5) per step
+        let mut spectrum: Vec<f64> = (0..300).map(|i| i as f64 / 151.0).collect();
+        spectrum.extend([-5.0, 2.0]);
+        let a = symmetric_with_spectrum(&spectrum, 21);
+        let cfg = PowerIteration { top_k: 1, max_iter: 100, tol: 1e-6, seed: 3 };
+        let cold = largest_eigenpair(&a, &cfg).unwrap();
+        assert!(!cold.largest.converged, "{cold:?}");
+        let ritz = crate::hessian::Krylov::run(&a, 80, 1).unwrap().extreme_ritz_vectors().unwrap();
+        let start = WarmStart { dominant: &ritz.dominant.1, largest: &ritz.largest.1 };
+        let warm = largest_eigenpair_from(&a, &cfg, start).unwrap();
+        assert!(warm.dominant.converged && warm.largest.converged, "{warm:?}");
+        assert!((warm.dominant.value + 5.0).abs() < 1e-6, "{}", warm.dominant.value);
+        assert!((warm.largest.value - 2.0).abs() < 1e-5, "{}", warm.largest.value);
+        assert!(warm.largest.iterations < 20, "{} products", warm.largest.iterations);
+        // start vectors of the wrong length are refused
+        let short = [1.0; 3];
+        assert!(
+            largest_eigenpair_from(&a, &cfg, WarmStart { dominant: &short, largest: &short })
+                .is_err()
+        );
     }
 
     #[test]

@@ -17,12 +17,15 @@
 //! Claims: Post-LN's top eigenvalue and trace exceed Pre-LN's in every seed; Post-LN's SLQ
 //! spectrum (largest minus smallest Ritz value) is wider in every seed.
 
+use std::cell::{Cell, RefCell};
+
 use saturn_dynamics::hessian::{
-    DensityConfig, Hessian, PowerIteration, Quadrature, hutchinson_trace, largest_eigenpair, slq,
-    spectral_density,
+    DensityConfig, Hessian, Krylov, LinearOperator, PowerIteration, Quadrature, WarmStart,
+    hutchinson_trace, largest_eigenpair, largest_eigenpair_from, spectral_density,
 };
 use saturn_layers::{ForwardCtx, Module, ResidualScheme, Seq2Seq};
 use saturn_tensor::Tensor;
+use saturn_tensor::io::{read_safetensors, write_safetensors};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -32,6 +35,8 @@ use super::translation::{PairSource, Seq2SeqShape, TranslationData};
 use crate::config::{Preset, resolve};
 use crate::error::{LabError, Result};
 use crate::plot::{Chart, Series, line_chart};
+use crate::progress::Progress;
+use crate::run_dir::RunDir;
 use crate::summary::Claims;
 use crate::train::derive_seed;
 
@@ -49,6 +54,9 @@ pub struct HessianConfig {
     pub batch_size: usize,
     /// Keep each micro-batch's first-order gradient graph (faster, more memory).
     pub cache_graphs: bool,
+    /// Start the power iterations from the first Lanczos run's extreme Ritz vectors instead of
+    /// random vectors (the same eigenvalues, in far fewer products; see `largest_eigenpair_from`).
+    pub warm_start: bool,
     pub power_iterations: usize,
     pub power_tol: f64,
     pub trace_probes: usize,
@@ -72,6 +80,7 @@ impl HessianConfig {
                 pairs: 64,
                 batch_size: 64,
                 cache_graphs: true,
+                warm_start: true,
                 power_iterations: 15,
                 power_tol: 1e-3,
                 trace_probes: 10,
@@ -88,6 +97,7 @@ impl HessianConfig {
                 pairs: 1000,
                 batch_size: 100,
                 cache_graphs: false,
+                warm_start: true,
                 power_iterations: 100,
                 power_tol: 1e-3,
                 trace_probes: 100,
@@ -119,6 +129,212 @@ struct Spectrum {
     products: usize,
 }
 
+/// One model's measurement as far as it got, written to `measurements/SCHEME-seedS.json` after
+/// each phase (SLQ, power iteration, trace): a full-preset phase is an hour of products, and
+/// `--resume` continues from the last finished one. The Ritz start vectors go beside it as
+/// `SCHEME-seedS-ritz.safetensors`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Measurement {
+    /// The config it was measured with, `schemes` emptied (a model's measurement does not
+    /// depend on which other schemes run).
+    config: HessianConfig,
+    parameters: usize,
+    runs: Option<Vec<Quadrature>>,
+    power: Option<PowerResult>,
+    trace: Option<TraceResult>,
+    /// Hessian-vector products spent so far, over every resumed process.
+    products: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct PowerResult {
+    top: f64,
+    dominant: f64,
+    iterations: usize,
+    converged: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct TraceResult {
+    mean: f64,
+    std_error: f64,
+}
+
+/// Measures one model (SLQ, then λ_max, then the trace), resuming from and saving to
+/// `measurements/`.
+fn measure<F>(
+    ctx: &ExperimentCtx,
+    cfg: &HessianConfig,
+    scheme: ResidualScheme,
+    seed: u64,
+    params: Vec<Tensor<f32>>,
+    weights: &[f64],
+    loss: F,
+) -> Result<Spectrum>
+where
+    F: Fn(usize) -> std::result::Result<Tensor<f32>, saturn_layers::LayerError>,
+{
+    let dir = ctx.dir.sub("measurements")?;
+    let name = format!("{}-seed{seed}", scheme.name());
+    let key = HessianConfig { schemes: Vec::new(), ..cfg.clone() };
+    let saved = if ctx.resume { load_measurement(&dir, &name, &key)? } else { None };
+    let mut m = saved.unwrap_or_else(|| Measurement {
+        config: key,
+        parameters: params.iter().map(Tensor::len).sum(),
+        runs: None,
+        power: None,
+        trace: None,
+        products: 0,
+    });
+    if m.runs.is_none() || m.power.is_none() || m.trace.is_none() {
+        let h = if cfg.cache_graphs {
+            Hessian::cached(params, weights.to_vec(), loss)?
+        } else {
+            Hessian::new(params, weights.to_vec(), loss)?
+        };
+        let ritz_file = dir.file(&format!("{name}-ritz.safetensors"));
+        if m.runs.is_none() {
+            let op =
+                Reported::new(&h, &format!("{name} Lanczos"), cfg.lanczos_runs * cfg.lanczos_steps);
+            let mut runs = Vec::with_capacity(cfg.lanczos_runs);
+            for r in 0..cfg.lanczos_runs {
+                // the seeds of `slq`
+                let start = derive_seed(seed, 43, 0).wrapping_add(r as u64);
+                let krylov = Krylov::run(&op, cfg.lanczos_steps, start)?;
+                if r == 0 && cfg.warm_start {
+                    let ritz = krylov.extreme_ritz_vectors()?;
+                    let n = ritz.largest.1.len();
+                    let tensors = [
+                        ("dominant".to_string(), Tensor::from_vec(ritz.dominant.1, &[n])?),
+                        ("largest".to_string(), Tensor::from_vec(ritz.largest.1, &[n])?),
+                    ];
+                    write_safetensors::<f64>(&ritz_file, &tensors, &Default::default())?;
+                }
+                runs.push(krylov.tridiagonal.quadrature()?);
+            }
+            op.finish();
+            m.runs = Some(runs);
+            m.products += op.done();
+            dir.write_json(&format!("{name}.json"), &m)?;
+        }
+        if m.power.is_none() {
+            let power = PowerIteration {
+                top_k: 1,
+                max_iter: cfg.power_iterations,
+                tol: cfg.power_tol,
+                seed: derive_seed(seed, 41, 0),
+            };
+            let op = Reported::new(&h, &format!("{name} power"), 2 * cfg.power_iterations);
+            let top = if cfg.warm_start {
+                let file = read_safetensors(&ritz_file)?;
+                let vector = |key: &str| {
+                    file.get::<f64>(key).map(|a| a.into_iter().collect::<Vec<_>>()).ok_or_else(
+                        || LabError::Run(format!("{}: no tensor `{key}`", ritz_file.display())),
+                    )
+                };
+                let (dominant, largest) = (vector("dominant")?, vector("largest")?);
+                largest_eigenpair_from(
+                    &op,
+                    &power,
+                    WarmStart { dominant: &dominant, largest: &largest },
+                )?
+            } else {
+                largest_eigenpair(&op, &power)?
+            };
+            op.finish();
+            m.power = Some(PowerResult {
+                top: top.largest.value,
+                dominant: top.dominant.value,
+                iterations: top.largest.iterations,
+                converged: top.largest.converged && top.dominant.converged,
+            });
+            m.products += op.done();
+            dir.write_json(&format!("{name}.json"), &m)?;
+        }
+        if m.trace.is_none() {
+            let op = Reported::new(&h, &format!("{name} trace"), cfg.trace_probes);
+            let trace = hutchinson_trace(&op, cfg.trace_probes, derive_seed(seed, 42, 0))?;
+            op.finish();
+            m.trace = Some(TraceResult { mean: trace.mean, std_error: trace.std_error });
+            m.products += op.done();
+            dir.write_json(&format!("{name}.json"), &m)?;
+        }
+    }
+    let (Some(runs), Some(power), Some(trace)) = (m.runs, m.power, m.trace) else {
+        unreachable!("every phase is measured above");
+    };
+    let width =
+        mean(&runs.iter().map(|q| q.nodes[q.nodes.len() - 1] - q.nodes[0]).collect::<Vec<_>>());
+    Ok(Spectrum {
+        scheme,
+        seed,
+        parameters: m.parameters,
+        top: power.top,
+        dominant: power.dominant,
+        top_iterations: power.iterations,
+        top_converged: power.converged,
+        trace: trace.mean,
+        trace_std_error: trace.std_error,
+        runs,
+        width,
+        products: m.products,
+    })
+}
+
+/// A saved measurement of `name`, if there is one; one of another config is an error.
+fn load_measurement(dir: &RunDir, name: &str, key: &HessianConfig) -> Result<Option<Measurement>> {
+    let path = dir.file(&format!("{name}.json"));
+    let Ok(text) = std::fs::read_to_string(&path) else { return Ok(None) };
+    let m: Measurement = serde_json::from_str(&text)
+        .map_err(|e| LabError::Run(format!("{}: {e}", path.display())))?;
+    if &m.config != key {
+        return Err(LabError::Run(format!(
+            "{}: measured with another config; remove it or run without --resume",
+            path.display()
+        )));
+    }
+    Ok(Some(m))
+}
+
+/// An operator that reports its products as progress (a full-preset product takes ≈ 20 s).
+struct Reported<'a, O> {
+    op: &'a O,
+    progress: RefCell<Progress>,
+    done: Cell<usize>,
+}
+
+impl<'a, O: LinearOperator> Reported<'a, O> {
+    fn new(op: &'a O, label: &str, expected: usize) -> Self {
+        Reported {
+            op,
+            progress: RefCell::new(Progress::new(label, expected as u64)),
+            done: Cell::new(0),
+        }
+    }
+
+    fn done(&self) -> usize {
+        self.done.get()
+    }
+
+    fn finish(&self) {
+        let progress = self.progress.replace(Progress::new("", 0));
+        progress.finish(&format!("({} products)", self.done()));
+    }
+}
+
+impl<O: LinearOperator> LinearOperator for Reported<'_, O> {
+    fn dim(&self) -> usize {
+        self.op.dim()
+    }
+
+    fn apply(&self, v: &[f64]) -> saturn_dynamics::Result<Vec<f64>> {
+        let w = self.op.apply(v)?;
+        self.done.set(self.done.get() + 1);
+        self.progress.borrow_mut().set(self.done.get() as u64, "");
+        Ok(w)
+    }
+}
+
 /// Measures each scheme × seed and checks the claims.
 pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     let cfg = resolve(HessianConfig::preset(ctx.preset), ctx.config_file.as_deref())?;
@@ -144,41 +360,10 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
         for &scheme in &cfg.schemes {
             let model =
                 Seq2Seq::<f32>::new(cfg.model.config(scheme, cfg.layers, cfg.layers, &data), seed)?;
-            let params: Vec<Tensor<f32>> = model.parameters();
             let loss = |b: usize| {
                 model.loss(&batches[b].view(), batches[b].tgt_out.view(), &mut ForwardCtx::eval())
             };
-            let h = if cfg.cache_graphs {
-                Hessian::cached(params.clone(), weights.clone(), loss)?
-            } else {
-                Hessian::new(params.clone(), weights.clone(), loss)?
-            };
-            let power = PowerIteration {
-                top_k: 1,
-                max_iter: cfg.power_iterations,
-                tol: cfg.power_tol,
-                seed: derive_seed(seed, 41, 0),
-            };
-            let top = largest_eigenpair(&h, &power)?;
-            let trace = hutchinson_trace(&h, cfg.trace_probes, derive_seed(seed, 42, 0))?;
-            let runs = slq(&h, cfg.lanczos_runs, cfg.lanczos_steps, derive_seed(seed, 43, 0))?;
-            let width = mean(
-                &runs.iter().map(|q| q.nodes[q.nodes.len() - 1] - q.nodes[0]).collect::<Vec<_>>(),
-            );
-            spectra.push(Spectrum {
-                scheme,
-                seed,
-                parameters: params.iter().map(Tensor::len).sum(),
-                top: top.largest.value,
-                dominant: top.dominant.value,
-                top_iterations: top.largest.iterations,
-                top_converged: top.largest.converged && top.dominant.converged,
-                trace: trace.mean,
-                trace_std_error: trace.std_error,
-                runs,
-                width,
-                products: h.products(),
-            });
+            spectra.push(measure(ctx, &cfg, scheme, seed, model.parameters(), &weights, loss)?);
         }
     }
     write_tables(ctx, &cfg, &spectra)?;
