@@ -211,3 +211,48 @@ fn a_config_with_an_unknown_key_is_refused_naming_the_key() {
     assert!(err.contains("stepz"), "{err}");
     assert!(!err.contains('\n'), "one line: {err}");
 }
+
+#[test]
+fn a_resumed_hessian_run_finishes_the_missing_phases_with_the_same_numbers() {
+    let out = tmp("hessian-resume");
+    std::fs::create_dir_all(&out).unwrap();
+    let tiny = out.join("tiny.toml");
+    let config = "layers = 1\npairs = 6\nbatch_size = 3\npower_iterations = 4\ntrace_probes = 3\n\
+                  lanczos_steps = 5\nvocab = 300\nmax_len = 16\n\
+                  [model]\nd_model = 8\nn_heads = 2\nd_ff = 16\n";
+    std::fs::write(&tiny, config).unwrap();
+    let opts = RunOptions {
+        preset: Preset::Quick,
+        seeds: vec![0],
+        config_file: Some(tiny.clone()),
+        out: out.clone(),
+        resume: false,
+    };
+    let hessian = find("hessian").unwrap();
+    let whole = run_experiment(hessian, &opts).unwrap();
+    // interrupted after the SLQ phase of Pre-LN: power iteration and trace are missing
+    let saved = out.join("hessian/measurements/pre-seed0.json");
+    let mut m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
+    m["power"] = serde_json::Value::Null;
+    m["trace"] = serde_json::Value::Null;
+    std::fs::write(&saved, m.to_string()).unwrap();
+    let resumed = run_experiment(hessian, &RunOptions { resume: true, ..opts.clone() }).unwrap();
+    assert_eq!(
+        serde_json::to_value(&resumed.claims).unwrap(),
+        serde_json::to_value(&whole.claims).unwrap()
+    );
+    // finished phases are read, not measured again
+    let saved = out.join("hessian/measurements/post-seed0.json");
+    let mut m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
+    m["trace"]["mean"] = serde_json::json!(1e6);
+    std::fs::write(&saved, m.to_string()).unwrap();
+    let read = run_experiment(hessian, &RunOptions { resume: true, ..opts.clone() }).unwrap();
+    let measured = serde_json::to_value(&read.claims).unwrap()[0]["measured"]["trace"].clone();
+    assert_eq!(measured[0]["post_ln"], serde_json::json!(1e6), "{measured}");
+    // a measurement of another config is not mixed in
+    std::fs::write(&tiny, config.replace("lanczos_steps = 5", "lanczos_steps = 6")).unwrap();
+    let err = run_experiment(hessian, &RunOptions { resume: true, ..opts }).unwrap_err();
+    assert!(err.to_string().contains("another config"), "{err}");
+}
