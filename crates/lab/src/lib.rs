@@ -60,6 +60,7 @@ pub fn run_experiment(exp: &Experiment, opts: &RunOptions) -> Result<Summary> {
         preset: opts.preset,
         seeds: opts.seeds.clone(),
         wall_seconds: started.elapsed().as_secs_f64(),
+        resumed: opts.resume,
         claims: claims.0,
         metadata,
     };

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::Preset;
 use crate::error::{LabError, Result, io_err};
+use crate::metadata::Metadata;
 use crate::summary::Summary;
 
 /// Reads every `*/summary.json` under `results`, sorted by experiment name.
@@ -154,12 +155,13 @@ pub fn write_report(results: &Path, docs: &Path) -> Result<usize> {
         let _ = writeln!(md, "## {}\n", s.experiment);
         let _ = writeln!(
             md,
-            "Preset `{}`, seeds {:?}, {:.0} s, commit `{}`, OpenBLAS {} ({} thread(s)). Claims holding: {held} of {}.\n",
+            "Preset `{}`, seeds {:?}, {:.0} s{}, commit `{}`, {} ({} thread(s)). Claims holding: {held} of {}.\n",
             s.preset.name(),
             s.seeds,
             s.wall_seconds,
+            if s.resumed { " in the last, resumed process" } else { "" },
             s.metadata.git_commit,
-            s.metadata.openblas_core,
+            gemm_label(&s.metadata),
             s.metadata.threads,
             s.claims.len()
         );
@@ -187,10 +189,24 @@ pub fn write_report(results: &Path, docs: &Path) -> Result<usize> {
     Ok(record.len())
 }
 
+/// The GEMM backend in a few words: "OpenBLAS <core>" or "MKL <version>".
+fn gemm_label(m: &Metadata) -> String {
+    const MKL: &str = "Math Kernel Library Version ";
+    match m.blas.find(MKL) {
+        Some(at) => {
+            let version = m.blas[at + MKL.len()..].split(['-', ' ']).next().unwrap_or_default();
+            format!("MKL {version}")
+        }
+        None if m.blas.is_empty() || m.blas.starts_with("OpenBLAS") => {
+            format!("OpenBLAS {}", m.openblas_core)
+        }
+        None => m.blas.clone(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metadata::Metadata;
 
     fn summary(preset: Preset, started_unix: u64) -> Summary {
         Summary {
@@ -198,6 +214,7 @@ mod tests {
             preset,
             seeds: vec![0],
             wall_seconds: 1.0,
+            resumed: false,
             claims: Vec::new(),
             metadata: Metadata {
                 git_commit: "abc".into(),
@@ -209,6 +226,17 @@ mod tests {
                 started_unix,
             },
         }
+    }
+
+    #[test]
+    fn the_header_names_the_gemm_backend() {
+        let mut m = summary(Preset::Quick, 0).metadata;
+        m.blas = "Intel(R) oneAPI Math Kernel Library Version 2026.2-Product Build 20260915".into();
+        assert_eq!(gemm_label(&m), "MKL 2026.2");
+        m.blas = "OpenBLAS (core, config)".into();
+        assert_eq!(gemm_label(&m), "OpenBLAS core");
+        m.blas = String::new(); // records made before the field was kept
+        assert_eq!(gemm_label(&m), "OpenBLAS core");
     }
 
     #[test]

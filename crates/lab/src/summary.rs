@@ -31,7 +31,12 @@ pub struct Summary {
     pub experiment: String,
     pub preset: Preset,
     pub seeds: Vec<u64>,
+    /// The wall time of the process that wrote this summary.
     pub wall_seconds: f64,
+    /// Whether that process continued earlier ones (`--resume`): its wall time is then only
+    /// the last part of the run's (absent in records made before it was kept).
+    #[serde(default)]
+    pub resumed: bool,
     pub claims: Vec<Claim>,
     pub metadata: Metadata,
 }
