@@ -14,8 +14,9 @@
 //!
 //! The loss is the token-weighted mean cross-entropy over all pairs, computed in micro-batches.
 //!
-//! Claims: Post-LN's top eigenvalue and trace exceed Pre-LN's in every seed; Post-LN's SLQ
-//! spectrum (largest minus smallest Ritz value) is wider in every seed.
+//! Claims, each in every seed: Post-LN's top eigenvalue exceeds Pre-LN's; so does its trace
+//! (beyond the estimators' noise); its SLQ spectrum (largest minus smallest Ritz value) is
+//! wider.
 
 use std::cell::{Cell, RefCell};
 
@@ -401,20 +402,29 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
             PairSource::ShippedCorpus => "shipped-corpus fallback (no Multi30k)",
         };
         claims.add(
-            "post-ln-sharper-at-init",
-            "At Xavier init, Post-LN's loss Hessian has a larger top eigenvalue and a larger trace than Pre-LN's",
+            "post-ln-larger-top-eigenvalue",
+            "At Xavier init, Post-LN's loss Hessian has a larger top eigenvalue than Pre-LN's",
             "student reproduction of Xiong et al. 2020 (PAPERS.md §3.4), PyHessian method; PAPERS.md §6 target 8",
-            "in every seed: λ_max(Post-LN) > λ_max(Pre-LN), and tr H(Post-LN) − tr H(Pre-LN) > 2·√(SE²_post + SE²_pre) (Hutchinson's standard errors: a difference within the estimator's noise does not count)",
+            "in every seed: λ_max(Post-LN) > λ_max(Pre-LN) (power iteration, the top of the spectrum; the largest-|λ| eigenvalue and the largest Ritz value are shown beside it)",
             [
                 ("data", json!(data_note)),
                 ("top_eigenvalue", rows(&top)),
                 ("largest_magnitude_eigenvalue", rows(&dominant)),
                 ("largest_ritz_value", rows(&ritz_max)),
+            ],
+            !top.is_empty() && top.iter().all(|(_, a, b)| a > b),
+        );
+        claims.add(
+            "post-ln-larger-trace",
+            "At Xavier init, Post-LN's loss Hessian has a larger trace than Pre-LN's",
+            "PAPERS.md §6 target 8 (the Hutchinson trace should also be larger for Post-LN)",
+            "in every seed: tr H(Post-LN) − tr H(Pre-LN) > 2·√(SE²_post + SE²_pre) (Hutchinson's standard errors: a difference within the estimator's noise does not count)",
+            [
+                ("data", json!(data_note)),
                 ("trace", rows(&trace)),
                 ("trace_std_error", rows(&trace_se)),
             ],
-            !top.is_empty()
-                && top.iter().all(|(_, a, b)| a > b)
+            !trace.is_empty()
                 && trace.iter().zip(&trace_se).all(|((_, a, b), (_, sa, sb))| {
                     a - b > TRACE_Z * (sa * sa + sb * sb).sqrt()
                 }),
