@@ -249,7 +249,8 @@ fn a_resumed_hessian_run_finishes_the_missing_phases_with_the_same_numbers() {
     m["trace"]["mean"] = serde_json::json!(1e6);
     std::fs::write(&saved, m.to_string()).unwrap();
     let read = run_experiment(hessian, &RunOptions { resume: true, ..opts.clone() }).unwrap();
-    let measured = serde_json::to_value(&read.claims).unwrap()[0]["measured"]["trace"].clone();
+    let trace = read.claims.iter().find(|c| c.id == "post-ln-larger-trace").unwrap();
+    let measured = trace.measured["trace"].clone();
     assert_eq!(measured[0]["post_ln"], serde_json::json!(1e6), "{measured}");
     // a measurement of another config is not mixed in
     std::fs::write(&tiny, config.replace("lanczos_steps = 5", "lanczos_steps = 6")).unwrap();
