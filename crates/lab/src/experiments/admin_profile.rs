@@ -7,10 +7,19 @@
 //! (R² > 0.95); the FFN sublayers add more variance than the attention sublayers (mean ω²
 //! increments); the closed form √((n+1)/ln(n+1) − 1) gives 2.02 / 2.60 / 3.40 for
 //! n = 12 / 24 / 48.
+//!
+//! Beside the claims, `streams.csv` describes each encoder sublayer's input stream with ω in
+//! place: the share of its second moment common to all positions of a sentence
+//! ([`shared_fraction`]), the branch's second moment relative to the input's, and the branch's
+//! own shared share. They say why attention's increments can exceed the FFN's: an attention
+//! branch at init averages nearly uniformly, so it adds about the common part of its input and
+//! writes the same vector at every position, which makes the next input more common still.
 
 use saturn_dynamics::OmegaProfile;
 use saturn_layers::init::admin_omega_closed_form;
-use saturn_layers::{ResidualScheme, Seq2Seq};
+use saturn_layers::{ForwardCtx, ResidualScheme, Seq2Seq};
+use saturn_tensor::ndarray::{Array1, ArrayD, ArrayView2};
+use saturn_tensor::no_grad;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -53,6 +62,47 @@ impl AdminProfileConfig {
     }
 }
 
+/// The share of a stream's second moment that all real positions of a sentence have in common:
+/// Σ_b ‖mean_t x_bt‖² / Σ_b mean_t ‖x_bt‖² over the positions with `real[b, t]`. A uniform
+/// attention average keeps exactly this part of its input (then scaled by W_O·W_V); a stream
+/// with independent positions has ≈ 1/T of it.
+fn shared_fraction(x: &ArrayD<f64>, real: ArrayView2<bool>) -> f64 {
+    let (mut common, mut total) = (0.0, 0.0);
+    for (b, sentence) in x.outer_iter().enumerate() {
+        let rows: Vec<_> = sentence
+            .outer_iter()
+            .enumerate()
+            .filter(|(t, _)| real[[b, *t]])
+            .map(|(_, r)| r.to_owned())
+            .collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let n = rows.len() as f64;
+        let mut sum = Array1::<f64>::zeros(rows[0].len());
+        for r in &rows {
+            sum.zip_mut_with(r, |s, v| *s += v);
+        }
+        common += (&sum / n).mapv(|v| v * v).sum();
+        total += rows.iter().map(|r| r.mapv(|v| v * v).sum()).sum::<f64>() / n;
+    }
+    common / total
+}
+
+/// The mean squared entry of a [B, T, d] stream over the real positions.
+fn second_moment(x: &ArrayD<f64>, real: ArrayView2<bool>) -> f64 {
+    let (mut sum, mut count) = (0.0, 0usize);
+    for (b, sentence) in x.outer_iter().enumerate() {
+        for (t, row) in sentence.outer_iter().enumerate() {
+            if real[[b, t]] {
+                sum += row.mapv(|v| v * v).sum();
+                count += row.len();
+            }
+        }
+    }
+    sum / count as f64
+}
+
 /// The closed form's published values (admin-torch README / PAPERS.md §2.4).
 const CLOSED_FORM: [(usize, f64); 3] = [(12, 2.02), (24, 2.60), (48, 3.40)];
 
@@ -72,10 +122,31 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     let mut encoders: Vec<(u64, OmegaProfile)> = Vec::new();
     let mut table = Vec::new();
     let mut series = Vec::new();
+    let mut streams = Vec::new();
+    let mut attn_shared = Vec::new();
     for &seed in &ctx.seeds {
         let config = cfg.model.config(ResidualScheme::Admin, cfg.layers, cfg.layers, &data);
         let model = Seq2Seq::<f64>::new(config, seed)?;
         let profile = init_admin(&model, &batch)?;
+        // the encoder's streams with ω in place (no gradients: a 50-layer graph does not fit)
+        let mut traced = ForwardCtx::eval().with_trace();
+        no_grad(|| model.encode(batch.src.view(), batch.src_mask.view(), &mut traced))?;
+        let trace = traced.trace.take().ok_or_else(|| LabError::Run("no trace recorded".into()))?;
+        for s in &trace.sublayers {
+            let x = s.residual.to_array();
+            let f = s.branch.to_array();
+            let real = batch.src_mask.view();
+            streams.push(vec![
+                seed.to_string(),
+                s.name.clone(),
+                shared_fraction(&x, real).to_string(),
+                (second_moment(&f, real) / second_moment(&x, real)).to_string(),
+                shared_fraction(&f, real).to_string(),
+            ]);
+            if s.name.ends_with(".attn") {
+                attn_shared.push(shared_fraction(&x, real));
+            }
+        }
         for (k, (name, omega)) in profile.iter().enumerate() {
             table.push(vec![
                 seed.to_string(),
@@ -95,6 +166,17 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
         encoders.push((seed, enc));
     }
     ctx.dir.write_csv("omega.csv", &["seed", "index", "sublayer", "omega"], &table)?;
+    ctx.dir.write_csv(
+        "streams.csv",
+        &[
+            "seed",
+            "sublayer",
+            "input_shared_fraction",
+            "branch_to_input_moment",
+            "branch_shared_fraction",
+        ],
+        &streams,
+    )?;
     line_chart(
         &ctx.dir,
         "omega_squared",
@@ -159,7 +241,11 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
         "FFN sublayers raise ω² more than attention sublayers do",
         "admin-torch profile.ratio.init (≈0.4 per FFN vs ≈0.2 per attention sublayer at d = 512); PAPERS.md §6 target 3",
         "mean ω² increment over FFN sublayers > over attention sublayers (first increment excluded), every seed",
-        [("attention_increment", json!(attn_inc)), ("ffn_increment", json!(ffn_inc))],
+        [
+            ("attention_increment", json!(attn_inc)),
+            ("ffn_increment", json!(ffn_inc)),
+            ("attention_input_shared_fraction_mean", json!(mean(&attn_shared))),
+        ],
         ffn_inc.iter().zip(&attn_inc).all(|(f, a)| f > a),
     );
     let closed: Vec<(usize, f64, f64)> =
@@ -181,4 +267,37 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
         closed.iter().all(|(_, w, p)| (w - p).abs() < 0.005),
     );
     Ok(claims)
+}
+
+#[cfg(test)]
+mod tests {
+    use saturn_tensor::ndarray::{Array2, Array3};
+
+    use super::*;
+
+    #[test]
+    fn the_shared_fraction_is_one_for_equal_positions_and_zero_for_cancelling_ones() {
+        // sentence 0: three equal positions and a padded one that differs;
+        // sentence 1: two opposite positions
+        let mut x = Array3::<f64>::zeros((2, 4, 2));
+        for t in 0..3 {
+            x[[0, t, 0]] = 1.0;
+            x[[0, t, 1]] = 2.0;
+        }
+        x[[0, 3, 0]] = -50.0;
+        x[[1, 0, 1]] = 3.0;
+        x[[1, 1, 1]] = -3.0;
+        let mut real = Array2::from_elem((2, 4), true);
+        real[[0, 3]] = false;
+        real[[1, 2]] = false;
+        real[[1, 3]] = false;
+        let one = real.clone().select(saturn_tensor::ndarray::Axis(0), &[0]);
+        let x = x.into_dyn();
+        let first = x.slice(saturn_tensor::ndarray::s![0..1, .., ..]).to_owned().into_dyn();
+        assert!((shared_fraction(&first, one.view()) - 1.0).abs() < 1e-15);
+        // common 5 (sentence 0) + 0 over total 5 + 9
+        assert!((shared_fraction(&x, real.view()) - 5.0 / 14.0).abs() < 1e-15);
+        // the mean square over the real entries: (3·5 + 2·9) / (5 positions · 2 features)
+        assert!((second_moment(&x, real.view()) - 33.0 / 10.0).abs() < 1e-15);
+    }
 }
