@@ -213,9 +213,8 @@ where
                 }
                 runs.push(krylov.tridiagonal.quadrature()?);
             }
-            op.finish();
             m.runs = Some(runs);
-            m.products += op.done();
+            m.products += op.finish();
             dir.write_json(&format!("{name}.json"), &m)?;
         }
         if m.power.is_none() {
@@ -242,22 +241,20 @@ where
             } else {
                 largest_eigenpair(&op, &power)?
             };
-            op.finish();
             m.power = Some(PowerResult {
                 top: top.largest.value,
                 dominant: top.dominant.value,
                 iterations: top.largest.iterations,
                 converged: top.largest.converged && top.dominant.converged,
             });
-            m.products += op.done();
+            m.products += op.finish();
             dir.write_json(&format!("{name}.json"), &m)?;
         }
         if m.trace.is_none() {
             let op = Reported::new(&h, &format!("{name} trace"), cfg.trace_probes);
             let trace = hutchinson_trace(&op, cfg.trace_probes, derive_seed(seed, 42, 0))?;
-            op.finish();
             m.trace = Some(TraceResult { mean: trace.mean, std_error: trace.std_error });
-            m.products += op.done();
+            m.products += op.finish();
             dir.write_json(&format!("{name}.json"), &m)?;
         }
     }
@@ -313,13 +310,11 @@ impl<'a, O: LinearOperator> Reported<'a, O> {
         }
     }
 
-    fn done(&self) -> usize {
-        self.done.get()
-    }
-
-    fn finish(&self) {
-        let progress = self.progress.replace(Progress::new("", 0));
-        progress.finish(&format!("({} products)", self.done()));
+    /// Ends the report; returns the products made.
+    fn finish(self) -> usize {
+        let done = self.done.get();
+        self.progress.into_inner().finish(&format!("({done} products)"));
+        done
     }
 }
 
