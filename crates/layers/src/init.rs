@@ -2,6 +2,11 @@
 //!
 //! - Xavier-uniform (Glorot & Bengio 2010) with zero biases, as fairseq initializes `Linear`:
 //!   W ~ U(−a, a), a = gain·√(6 / (fan_in + fan_out)); embeddings ~ N(0, d^(−1/2)).
+//!   One known deviation from the reference: Transformer-Clinic's fairseq draws q, k and v as
+//!   one fused (3d × d) matrix, so Xavier sees fan_out = 3d and each projection gets variance
+//!   1/(2d) (later fairseq: gain 1/√2 on each); here each is a (d × d) Xavier matrix with
+//!   variance 1/d. The attention branch then adds twice the reference's variance at init
+//!   (admin-profile's `streams.csv` measures it).
 //! - Normal(0, σ) for every weight and embedding (σ = 0.02: GPT-2 / BERT / `torch_ref.py`).
 //! - DeepNorm (Wang et al. 2022): inside the residual branches, the value and output projections
 //!   of attention and both FFN matrices get Xavier-normal with gain β,
