@@ -7,7 +7,9 @@
 //!   is indefinite and its largest-|λ| eigenvalue (what PyHessian's power iteration returns) can
 //!   be negative; power iteration is then repeated on H − λ_d·I to reach the top of the
 //!   spectrum (`largest_eigenpair`). Both are recorded, with the largest Ritz value of the SLQ
-//!   runs as a cross-check;
+//!   runs as a cross-check. The SLQ runs come first, and with `warm_start` both power
+//!   iterations start from the first run's extreme Ritz vectors (`largest_eigenpair_from`):
+//!   at the full preset they converge in 2–4 products where random starts did not in 100;
 //! - the trace by Hutchinson's estimator with Rademacher probes (fixed count, standard error);
 //! - the spectral density by stochastic Lanczos quadrature (full re-orthogonalization,
 //!   LAPACK on the tridiagonal, Gaussian smoothing, unit area), drawn on a log scale.
