@@ -18,7 +18,7 @@
 use saturn_dynamics::OmegaProfile;
 use saturn_layers::init::admin_omega_closed_form;
 use saturn_layers::{ForwardCtx, ResidualScheme, Seq2Seq};
-use saturn_tensor::ndarray::{Array1, ArrayD, ArrayView2};
+use saturn_tensor::ndarray::{Array1, ArrayD, ArrayView2, Axis};
 use saturn_tensor::no_grad;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -69,22 +69,17 @@ impl AdminProfileConfig {
 fn shared_fraction(x: &ArrayD<f64>, real: ArrayView2<bool>) -> f64 {
     let (mut common, mut total) = (0.0, 0.0);
     for (b, sentence) in x.outer_iter().enumerate() {
-        let rows: Vec<_> = sentence
-            .outer_iter()
-            .enumerate()
-            .filter(|(t, _)| real[[b, *t]])
-            .map(|(_, r)| r.to_owned())
-            .collect();
-        if rows.is_empty() {
-            continue;
+        let mut sum = Array1::<f64>::zeros(sentence.len_of(Axis(1)));
+        let (mut n, mut squares) = (0.0, 0.0);
+        for (_, row) in sentence.outer_iter().enumerate().filter(|(t, _)| real[[b, *t]]) {
+            sum += &row;
+            squares += row.mapv(|v| v * v).sum();
+            n += 1.0;
         }
-        let n = rows.len() as f64;
-        let mut sum = Array1::<f64>::zeros(rows[0].len());
-        for r in &rows {
-            sum.zip_mut_with(r, |s, v| *s += v);
+        if n > 0.0 {
+            common += sum.mapv(|v| v * v).sum() / (n * n);
+            total += squares / n;
         }
-        common += (&sum / n).mapv(|v| v * v).sum();
-        total += rows.iter().map(|r| r.mapv(|v| v * v).sum()).sum::<f64>() / n;
     }
     common / total
 }
@@ -136,15 +131,16 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
             let x = s.residual.to_array();
             let f = s.branch.to_array();
             let real = batch.src_mask.view();
+            let input_shared = shared_fraction(&x, real);
             streams.push(vec![
                 seed.to_string(),
                 s.name.clone(),
-                shared_fraction(&x, real).to_string(),
+                input_shared.to_string(),
                 (second_moment(&f, real) / second_moment(&x, real)).to_string(),
                 shared_fraction(&f, real).to_string(),
             ]);
             if s.name.ends_with(".attn") {
-                attn_shared.push(shared_fraction(&x, real));
+                attn_shared.push(input_shared);
             }
         }
         for (k, (name, omega)) in profile.iter().enumerate() {

@@ -196,6 +196,7 @@ where
             Hessian::new(params, weights.to_vec(), loss)?
         };
         let ritz_file = dir.file(&format!("{name}-ritz.safetensors"));
+        let save = |m: &Measurement| dir.write_json(&format!("{name}.json"), m);
         if m.runs.is_none() {
             let op =
                 Reported::new(&h, &format!("{name} Lanczos"), cfg.lanczos_runs * cfg.lanczos_steps);
@@ -217,7 +218,7 @@ where
             }
             m.runs = Some(runs);
             m.products += op.finish();
-            dir.write_json(&format!("{name}.json"), &m)?;
+            save(&m)?;
         }
         if m.power.is_none() {
             let power = PowerIteration {
@@ -250,14 +251,14 @@ where
                 converged: top.largest.converged && top.dominant.converged,
             });
             m.products += op.finish();
-            dir.write_json(&format!("{name}.json"), &m)?;
+            save(&m)?;
         }
         if m.trace.is_none() {
             let op = Reported::new(&h, &format!("{name} trace"), cfg.trace_probes);
             let trace = hutchinson_trace(&op, cfg.trace_probes, derive_seed(seed, 42, 0))?;
             m.trace = Some(TraceResult { mean: trace.mean, std_error: trace.std_error });
             m.products += op.finish();
-            dir.write_json(&format!("{name}.json"), &m)?;
+            save(&m)?;
         }
     }
     let (Some(runs), Some(power), Some(trace)) = (m.runs, m.power, m.trace) else {
