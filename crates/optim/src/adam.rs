@@ -218,8 +218,14 @@ fn adam_update<T: Float>(
     }
 }
 
+/// Elements per block of a parallel update: a block's Σ(Δθ)² is formed on its own and the
+/// blocks' sums are added in order, so the sum does not depend on the thread count.
+const BLOCK: usize = 1 << 16;
+
 /// Updates every element; Σ(Δθ)² in 8 running sums (fixed order) over contiguous buffers, so
-/// that the f64 additions do not serialize the loop.
+/// that the f64 additions do not serialize the loop. A parameter of more than one [`BLOCK`] is
+/// updated in blocks spread over the BLAS thread count ([`saturn_tensor::parallel::map_items`]);
+/// θ's bits are those of one pass, and Σ(Δθ)² is the in-order sum of the blocks' sums.
 fn update_all<T: Float, const L2: bool, const DECAY: bool>(
     theta: &mut Data<T>,
     grad: &Data<T>,
@@ -227,34 +233,56 @@ fn update_all<T: Float, const L2: bool, const DECAY: bool>(
     v: &mut ArrayD<T>,
     c: &Coefficients<T>,
 ) -> f64 {
-    const LANES: usize = 8;
     if let (Some(p), Some(g), Some(m), Some(v)) =
         (theta.as_slice_mut(), grad.as_slice(), m.as_slice_mut(), v.as_slice_mut())
     {
-        let mut sums = [0.0f64; LANES];
-        let body = p.len() / LANES * LANES;
-        let (p_body, p_tail) = p.split_at_mut(body);
-        let (m_body, m_tail) = m.split_at_mut(body);
-        let (v_body, v_tail) = v.split_at_mut(body);
-        let chunks = p_body
-            .chunks_exact_mut(LANES)
-            .zip(g[..body].chunks_exact(LANES))
-            .zip(m_body.chunks_exact_mut(LANES).zip(v_body.chunks_exact_mut(LANES)));
-        for ((p, g), (m, v)) in chunks {
-            for l in 0..LANES {
-                sums[l] += update_one::<T, L2, DECAY>(&mut p[l], g[l], &mut m[l], &mut v[l], c);
-            }
+        if p.len() <= BLOCK {
+            return update_slices::<T, L2, DECAY>(p, g, m, v, c);
         }
-        let mut sum_sq = sums.iter().sum::<f64>();
-        for (((p, &g), m), v) in p_tail.iter_mut().zip(&g[body..]).zip(m_tail).zip(v_tail) {
-            sum_sq += update_one::<T, L2, DECAY>(p, g, m, v, c);
-        }
-        return sum_sq;
+        let blocks: Vec<_> = p
+            .chunks_mut(BLOCK)
+            .zip(g.chunks(BLOCK))
+            .zip(m.chunks_mut(BLOCK).zip(v.chunks_mut(BLOCK)))
+            .collect();
+        let sums = saturn_tensor::parallel::map_items(blocks, |((p, g), (m, v))| {
+            update_slices::<T, L2, DECAY>(p, g, m, v, c)
+        });
+        return sums.iter().sum();
     }
     let mut sum_sq = 0.0;
     Zip::from(theta.view_mut()).and(grad.view()).and(m).and(v).for_each(|p, &g, m, v| {
         sum_sq += update_one::<T, L2, DECAY>(p, g, m, v, c);
     });
+    sum_sq
+}
+
+/// [`update_one`] over slices of one length; returns Σ(Δθ)² from 8 running sums.
+fn update_slices<T: Float, const L2: bool, const DECAY: bool>(
+    p: &mut [T],
+    g: &[T],
+    m: &mut [T],
+    v: &mut [T],
+    c: &Coefficients<T>,
+) -> f64 {
+    const LANES: usize = 8;
+    let mut sums = [0.0f64; LANES];
+    let body = p.len() / LANES * LANES;
+    let (p_body, p_tail) = p.split_at_mut(body);
+    let (m_body, m_tail) = m.split_at_mut(body);
+    let (v_body, v_tail) = v.split_at_mut(body);
+    let chunks = p_body
+        .chunks_exact_mut(LANES)
+        .zip(g[..body].chunks_exact(LANES))
+        .zip(m_body.chunks_exact_mut(LANES).zip(v_body.chunks_exact_mut(LANES)));
+    for ((p, g), (m, v)) in chunks {
+        for l in 0..LANES {
+            sums[l] += update_one::<T, L2, DECAY>(&mut p[l], g[l], &mut m[l], &mut v[l], c);
+        }
+    }
+    let mut sum_sq = sums.iter().sum::<f64>();
+    for (((p, &g), m), v) in p_tail.iter_mut().zip(&g[body..]).zip(m_tail).zip(v_tail) {
+        sum_sq += update_one::<T, L2, DECAY>(p, g, m, v, c);
+    }
     sum_sq
 }
 

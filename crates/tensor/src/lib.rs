@@ -41,7 +41,7 @@ mod error;
 mod float;
 pub mod io;
 mod ops;
-mod parallel;
+pub mod parallel;
 mod simd_math;
 mod tensor;
 

@@ -7,6 +7,9 @@
 //! same code whichever part holds it, and no value is combined across parts, so results are
 //! bitwise the same for every thread count (tested in `simd_math`). Reductions across units (sums
 //! over rows) are not split.
+//!
+//! [`map_items`] is the one entry point for other crates: an optimizer's update of a large
+//! parameter in fixed blocks.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -120,6 +123,39 @@ pub(crate) fn for_each_wide_part<T: Send>(
     })
 }
 
+/// `f(item)` for every item, results in the items' order. The items are split into at most as
+/// many contiguous groups as there are threads ([`crate::blas::num_threads`]), run in parallel
+/// (the calling thread runs the first group). A result depends only on its item, so the results
+/// are the same on any thread count; the caller chooses items large enough to be worth a thread
+/// (the optimizers update a parameter in fixed blocks of elements).
+pub fn map_items<I: Send, R: Send>(items: Vec<I>, f: impl Fn(I) -> R + Sync) -> Vec<R> {
+    let threads = threads();
+    let groups = threads.min(items.len());
+    let pool = if groups > 1 { pool(threads - 1) } else { None };
+    let Some(pool) = pool else { return items.into_iter().map(f).collect() };
+    let per_group = items.len().div_ceil(groups);
+    let mut results: Vec<Option<R>> = std::iter::repeat_with(|| None).take(items.len()).collect();
+    let mut items = items.into_iter();
+    let mut work: Vec<(Vec<I>, &mut [Option<R>])> = results
+        .chunks_mut(per_group)
+        .map(|slots| (items.by_ref().take(slots.len()).collect(), slots))
+        .collect();
+    let f = &f;
+    let run = move |(group, slots): (Vec<I>, &mut [Option<R>])| {
+        for (slot, item) in slots.iter_mut().zip(group) {
+            *slot = Some(f(item));
+        }
+    };
+    let first = work.remove(0);
+    pool.in_place_scope(|scope| {
+        for part in work {
+            scope.spawn(move |_| run(part));
+        }
+        run(first);
+    });
+    results.into_iter().map(|r| r.expect("every item was run")).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,5 +180,15 @@ mod tests {
             }
         });
         assert!(out.chunks(unit).enumerate().all(|(i, row)| row.iter().all(|&v| v == i)));
+    }
+
+    #[test]
+    fn map_items_keeps_the_order_on_any_thread_count() {
+        let expected: Vec<usize> = (0..7).map(|i| i * i).collect();
+        for threads in [1, 2, 3, 8] {
+            let got = with_threads(threads, || map_items((0..7).collect(), |i: usize| i * i));
+            assert_eq!(got, expected, "{threads} threads");
+        }
+        assert!(map_items(Vec::<usize>::new(), |i| i).is_empty());
     }
 }

@@ -268,6 +268,15 @@ column_broadcast_into_avx2, column_broadcast_into_avx512,
     }
 });
 
+dispatched_loop!(zip_in_place, zip_in_place_generic, zip_in_place_avx2, zip_in_place_avx512,
+(acc: &mut [T], ys: &[T]), f: impl Elementwise2<T>, {
+    let n = acc.len();
+    let ys = &ys[..n];
+    for i in 0..n {
+        acc[i] = f.apply(acc[i], ys[i]);
+    }
+});
+
 /// A vector of `n` elements filled by `fill(first_unit, part)` over parts made of whole `unit`s
 /// (in parallel on large outputs: [`parallel::for_each_part`]); `fill` must write every element
 /// of its part.
@@ -364,6 +373,17 @@ pub(crate) fn repeat_rows<T: Copy + Send + Sync>(row: &[T], times: usize) -> Vec
     })
 }
 
+/// acc[i] ← f(acc[i], ys[i]) for two slices of the same length (a gradient summed in place), in
+/// parallel parts on large slices.
+pub(crate) fn zip_slices_in_place<T: Copy + Send + Sync>(
+    acc: &mut [T],
+    ys: &[T],
+    f: impl Elementwise2<T>,
+) {
+    assert_eq!(acc.len(), ys.len(), "zip_slices_in_place: callers pass slices of one length");
+    parallel::for_each_part(acc, 1, |first, part| zip_in_place(part, &ys[first..], f));
+}
+
 /// f(a, b) for two slices of the same length; a vectorized loop.
 pub(crate) fn zip_slices<T: Copy + Send + Sync>(
     xs: &[T],
@@ -406,6 +426,11 @@ mod tests {
                 zip_slices(&xs, &ys, |x: f32, y: f32| x * y + tanh_f32(x)),
                 row_broadcast(&xs, &row, |x: f32, r: f32| x - r),
                 column_broadcast(&xs, &column, |x: f32, c: f32| x / (c + 1.0)),
+                {
+                    let mut acc = xs.clone();
+                    zip_slices_in_place(&mut acc, &ys, |a: f32, y: f32| a + y);
+                    acc
+                },
             )
         };
         let one = parallel::with_threads(1, run);
@@ -415,7 +440,9 @@ mod tests {
             assert_eq!(one.1, many.1, "zip on {threads}");
             assert_eq!(one.2, many.2, "row broadcast on {threads}");
             assert_eq!(one.3, many.3, "column broadcast on {threads}");
+            assert_eq!(one.4, many.4, "in-place zip on {threads}");
         }
+        assert_eq!(one.4[n - 1], xs[n - 1] + ys[n - 1]);
         assert_eq!(one.2[385], xs[385] - row[1]);
         assert_eq!(one.3[384 * 5 + 2], xs[384 * 5 + 2] / (column[5] + 1.0));
     }

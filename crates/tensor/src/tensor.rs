@@ -356,7 +356,12 @@ impl<T: Float> Tensor<T> {
         if data.shape() != other.shape() {
             return false;
         }
-        data.zip_mut_with(&other, |a, &b| *a += b);
+        match (data.as_slice_mut(), other.as_slice()) {
+            (Some(acc), Some(ys)) => {
+                crate::simd_math::zip_slices_in_place(acc, ys, |a: T, y: T| a + y)
+            }
+            _ => data.zip_mut_with(&other, |a, &b| *a += b),
+        }
         true
     }
 

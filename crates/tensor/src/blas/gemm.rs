@@ -9,11 +9,10 @@
 
 use std::any::TypeId;
 use std::ffi::c_int;
+use std::mem::MaybeUninit;
 
 use ndarray::linalg::general_mat_mul;
-use ndarray::{
-    ArrayBase, ArrayView2, ArrayView3, ArrayViewMut2, ArrayViewMut3, Axis, Data, DataMut, Ix2,
-};
+use ndarray::{ArrayBase, ArrayView2, ArrayView3, ArrayViewMut2, Axis, Data, DataMut, Ix2};
 
 use super::Backend;
 use crate::Float;
@@ -65,13 +64,24 @@ struct Call {
 /// The call for C ← A·B, or `None` when the shapes disagree, a dimension is empty or too large,
 /// or a view is no CBLAS matrix (the caller falls back to `general_mat_mul`).
 fn plan<T>(a: &ArrayView2<'_, T>, b: &ArrayView2<'_, T>, c: &ArrayViewMut2<'_, T>) -> Option<Call> {
+    let sc = c.strides();
+    plan_into(a, b, c.dim(), [sc[0], sc[1]])
+}
+
+/// [`plan`] for an output of `c_dim` rows and columns with element strides `c_strides`.
+fn plan_into<T>(
+    a: &ArrayView2<'_, T>,
+    b: &ArrayView2<'_, T>,
+    c_dim: (usize, usize),
+    c_strides: [isize; 2],
+) -> Option<Call> {
     let ((m, k), n) = (a.dim(), b.ncols());
-    if b.nrows() != k || c.dim() != (m, n) || m == 0 || n == 0 || k == 0 {
+    if b.nrows() != k || c_dim != (m, n) || m == 0 || n == 0 || k == 0 {
         return None;
     }
     let as_int = |x: usize| c_int::try_from(x).ok();
-    let (sa, sb, sc) = (a.strides(), b.strides(), c.strides());
-    let out = operand(m, n, [sc[0], sc[1]]).filter(|o| o.trans == NO_TRANS)?;
+    let (sa, sb) = (a.strides(), b.strides());
+    let out = operand(m, n, c_strides).filter(|o| o.trans == NO_TRANS)?;
     Some(Call {
         m: as_int(m)?,
         n: as_int(n)?,
@@ -122,76 +132,129 @@ fn gemm_on<T: Float>(
 ) {
     if let Backend::Mkl(mkl) = super::backend()
         && let Some(call) = plan(a, b, c)
+        // SAFETY: `call` was planned for these three views, and C is initialized
+        && unsafe { mkl_gemm(mkl, threads, &call, alpha, a, b, beta, c.as_mut_ptr()) }
     {
-        let flops = 2.0 * call.m as f64 * call.n as f64 * call.k as f64;
-        if threads == Threads::One || flops < MKL_THREADED_MIN_FLOPS {
-            mkl.on_one_thread(|| mkl_gemm(mkl, &call, alpha, a, b, beta, c));
-        } else {
-            mkl_gemm(mkl, &call, alpha, a, b, beta, c);
-        }
         return;
     }
     general_mat_mul(alpha, a, b, beta, c);
 }
 
-/// o[i] ← a[i]·b[i] for every i along the leading axis. With MKL on several threads and an
-/// output in standard layout, the batch is split into parts over Saturn's threads
-/// ([`crate::parallel`]), each product on one thread (the per-head products of attention are
-/// too small to split one by one); otherwise one product after another.
-pub(crate) fn gemm_batched<T: Float>(
+/// C ← A·B into `c`: uninitialized room for the m×n product in row-major order (a new array's
+/// buffer). With MKL, β = 0 lets cblas_?gemm write every element without reading any, so the
+/// buffer needs no zero fill first; the other backend gets it zero-filled.
+fn product_into<T: Float>(
+    threads: Threads,
+    a: &ArrayView2<'_, T>,
+    b: &ArrayView2<'_, T>,
+    c: &mut [MaybeUninit<T>],
+) {
+    let (m, n) = (a.nrows(), b.ncols());
+    assert_eq!(c.len(), m * n, "product_into: room for m×n elements");
+    if let Backend::Mkl(mkl) = super::backend()
+        && let Some(call) = plan_into(a, b, (m, n), [n as isize, 1])
+        // SAFETY: `c` is the m×n row-major output `call` was planned for (ldc = n), and with
+        // β = 0 BLAS writes each of its elements without reading it
+        && unsafe {
+            mkl_gemm(mkl, threads, &call, T::one(), a, b, T::zero(), c.as_mut_ptr().cast())
+        }
+    {
+        return;
+    }
+    for x in c.iter_mut() {
+        x.write(T::zero());
+    }
+    // SAFETY: every element was just initialized
+    let c = unsafe { &mut *(std::ptr::from_mut(c) as *mut [T]) };
+    let mut c = ArrayViewMut2::from_shape((m, n), c).expect("m×n elements");
+    general_mat_mul(T::one(), a, b, T::zero(), &mut c);
+}
+
+/// o[i] ← a[i]·b[i] for every i along the leading axis, into `o`: uninitialized room for the
+/// products in row-major order, one after another (see [`product_into`]). With MKL on several
+/// threads the batch is split into parts over Saturn's threads ([`crate::parallel`]), each
+/// product on one thread (the per-head products of attention are too small to split one by
+/// one); otherwise one product after another.
+pub(crate) fn gemm_batched_into<T: Float>(
     a: ArrayView3<'_, T>,
     b: ArrayView3<'_, T>,
-    mut o: ArrayViewMut3<'_, T>,
+    o: &mut [MaybeUninit<T>],
 ) {
-    let (_, m, n) = o.dim();
-    let mkl = matches!(super::backend(), Backend::Mkl(_));
-    if mkl && crate::parallel::threads() > 1 && m * n > 0 {
-        let (a, b) = (&a, &b);
-        if let Some(out) = o.as_slice_mut() {
-            crate::parallel::for_each_part(out, m * n, |first, part| {
-                let mut part = ArrayViewMut3::from_shape((part.len() / (m * n), m, n), part)
-                    .expect("whole matrices");
-                for (i, mut oi) in part.outer_iter_mut().enumerate() {
-                    let (ai, bi) =
-                        (a.index_axis(Axis(0), first + i), b.index_axis(Axis(0), first + i));
-                    gemm_on(Threads::One, T::one(), &ai, &bi, T::zero(), &mut oi);
-                }
-            });
-            return;
-        }
+    let (m, n) = (a.dim().1, b.dim().2);
+    let size = m * n;
+    assert_eq!(o.len(), a.dim().0 * size, "gemm_batched_into: room for the batch of products");
+    if size == 0 {
+        return;
     }
-    for ((a, b), mut o) in a.outer_iter().zip(b.outer_iter()).zip(o.outer_iter_mut()) {
-        gemm_on(Threads::Backend, T::one(), &a, &b, T::zero(), &mut o);
+    let mkl = matches!(super::backend(), Backend::Mkl(_));
+    if mkl && crate::parallel::threads() > 1 {
+        let (a, b) = (&a, &b);
+        crate::parallel::for_each_part(o, size, |first, part| {
+            for (i, oi) in part.chunks_exact_mut(size).enumerate() {
+                let (ai, bi) = (a.index_axis(Axis(0), first + i), b.index_axis(Axis(0), first + i));
+                product_into(Threads::One, &ai, &bi, oi);
+            }
+        });
+        return;
+    }
+    for ((a, b), o) in a.outer_iter().zip(b.outer_iter()).zip(o.chunks_exact_mut(size)) {
+        product_into(Threads::Backend, &a, &b, o);
     }
 }
 
-/// One cblas_?gemm call on MKL, as planned.
-fn mkl_gemm<T: Float>(
+/// C ← A·B into `c`: uninitialized room for the m×n product in row-major order, written whole
+/// (no zero fill first with MKL: see [`product_into`]).
+pub(crate) fn gemm_into<T: Float>(
+    a: &ArrayView2<'_, T>,
+    b: &ArrayView2<'_, T>,
+    c: &mut [MaybeUninit<T>],
+) {
+    product_into(Threads::Backend, a, b, c);
+}
+
+/// One cblas_?gemm call on MKL, as planned, writing C through `pc`; products below
+/// [`MKL_THREADED_MIN_FLOPS`] (or with [`Threads::One`]) run on one thread. Returns false, doing
+/// nothing, for element types other than f32 and f64.
+///
+/// # Safety
+/// `call` was planned for `a`, `b` and the matrix at `pc` (so MKL reads and writes only their
+/// elements); with β ≠ 0 that matrix is initialized.
+#[allow(clippy::too_many_arguments)]
+unsafe fn mkl_gemm<T: Float>(
     mkl: &super::mkl::Mkl,
+    threads: Threads,
     call: &Call,
     alpha: T,
     a: &ArrayView2<'_, T>,
     b: &ArrayView2<'_, T>,
     beta: T,
-    c: &mut ArrayViewMut2<'_, T>,
-) {
+    pc: *mut T,
+) -> bool {
     let [pa, pb] = [a.as_ptr(), b.as_ptr()];
-    let pc = c.as_mut_ptr();
-    // SAFETY: `plan` checked that each view is addressable as a CBLAS matrix with the given
-    // transpose flag and leading dimension (positive strides, ld ≥ the row length), so MKL reads
-    // and writes only elements of the three views; T is f32 or f64 as the TypeId says, so the
-    // pointer casts are to the same type.
-    unsafe {
-        if TypeId::of::<T>() == TypeId::of::<f32>() {
-            let (alpha, beta) = (alpha.as_f64() as f32, beta.as_f64() as f32);
-            cblas_call(mkl.sgemm, call, alpha, pa.cast(), pb.cast(), beta, pc.cast());
-        } else if TypeId::of::<T>() == TypeId::of::<f64>() {
-            let (alpha, beta) = (alpha.as_f64(), beta.as_f64());
-            cblas_call(mkl.dgemm, call, alpha, pa.cast(), pb.cast(), beta, pc.cast());
-        } else {
-            general_mat_mul(alpha, a, b, beta, c);
-        }
+    let is = |id| TypeId::of::<T>() == id;
+    if !is(TypeId::of::<f32>()) && !is(TypeId::of::<f64>()) {
+        return false;
     }
+    let run = || {
+        // SAFETY: as the caller guarantees; T is f32 or f64 as the TypeId says, so the pointer
+        // casts are to the same type
+        unsafe {
+            if is(TypeId::of::<f32>()) {
+                let (alpha, beta) = (alpha.as_f64() as f32, beta.as_f64() as f32);
+                cblas_call(mkl.sgemm, call, alpha, pa.cast(), pb.cast(), beta, pc.cast());
+            } else {
+                let (alpha, beta) = (alpha.as_f64(), beta.as_f64());
+                cblas_call(mkl.dgemm, call, alpha, pa.cast(), pb.cast(), beta, pc.cast());
+            }
+        }
+    };
+    let flops = 2.0 * call.m as f64 * call.n as f64 * call.k as f64;
+    if threads == Threads::One || flops < MKL_THREADED_MIN_FLOPS {
+        mkl.on_one_thread(run);
+    } else {
+        run();
+    }
+    true
 }
 
 /// `gemm` (cblas_sgemm or cblas_dgemm) with the planned flags, dimensions and strides.
@@ -259,8 +322,8 @@ mod tests {
         assert_eq!(plan(&empty.view(), &b0.view(), &c.view_mut()), None);
     }
 
-    /// A batch of products (split into parallel parts on MKL with several threads) gives the
-    /// bits of one `gemm` per matrix, on 1 and 2 threads.
+    /// A batch of products into new memory (split into parallel parts on MKL with several
+    /// threads) gives the bits of one `gemm` per matrix into zeros, on 1 and 2 threads.
     #[test]
     fn batched_products_match_one_product_per_matrix_on_any_thread_count() {
         use ndarray::Array3;
@@ -274,12 +337,20 @@ mod tests {
             gemm(1.0, &a.index_axis(Axis(0), i), &b.index_axis(Axis(0), i), 0.0, &mut oi);
         }
         for threads in [1, 2] {
-            let mut o = Array3::<f32>::zeros((batch, m, n));
+            // NaN-filled room: every element must be written
+            let mut o = vec![MaybeUninit::new(f32::NAN); batch * m * n];
             crate::parallel::with_threads(threads, || {
-                gemm_batched(a.view(), b.view(), o.view_mut())
+                gemm_batched_into(a.view(), b.view(), &mut o)
             });
-            assert!(o == want, "{threads} thread(s)");
+            // SAFETY: the elements were initialized (to NaN) before the call
+            let o: Vec<f32> = o.iter().map(|x| unsafe { x.assume_init() }).collect();
+            assert!(o == want.as_slice().unwrap(), "{threads} thread(s)");
         }
+        let mut single = vec![MaybeUninit::new(f32::NAN); m * n];
+        gemm_into(&a.index_axis(Axis(0), 3), &b.index_axis(Axis(0), 3), &mut single);
+        // SAFETY: initialized (to NaN) before the call
+        let single: Vec<f32> = single.iter().map(|x| unsafe { x.assume_init() }).collect();
+        assert!(single == want.index_axis(Axis(0), 3).as_slice().unwrap());
     }
 
     /// Every layout pair through `gemm` (whichever backend is selected) against a plain triple

@@ -8,12 +8,10 @@
 //!
 //! Backward: for C = A·B, dA = dC·Bᵀ and dB = Aᵀ·dC, summed over broadcast batch axes.
 
-use ndarray::{
-    ArrayD, ArrayView2, ArrayViewD, ArrayViewMutD, Axis, Dimension, Ix2, Ix3, Ix4, IxDyn,
-};
+use ndarray::{ArrayD, ArrayView2, ArrayViewD, Axis, Dimension, Ix2, Ix3, Ix4, IxDyn};
 
 use super::broadcast_shape;
-use crate::blas::{gemm, gemm_batched};
+use crate::blas::{gemm_batched_into, gemm_into};
 use crate::tensor::Data;
 use crate::{Float, Result, Tensor, TensorError};
 
@@ -50,41 +48,43 @@ pub(crate) fn matmul_data<T: Float>(a: &Data<T>, b: &Data<T>) -> Result<ArrayD<T
     let batch = broadcast_shape("matmul", &a.shape()[..ra - 2], &b.shape()[..rb - 2])
         .map_err(|_| mismatch())?;
     let full = |rows, cols| IxDyn(&[batch.as_slice(), &[rows, cols]].concat());
-    let mut out = ArrayD::<T>::zeros(full(m, n));
-    if out.is_empty() {
-        return Ok(out);
+    let len = batch.iter().product::<usize>() * m * n;
+    if len == 0 {
+        return Ok(ArrayD::zeros(full(m, n)));
     }
+    let mut out: Vec<T> = Vec::with_capacity(len);
+    let room = &mut out.spare_capacity_mut()[..len];
     let av = a.broadcast(full(m, k)).expect("batch axes broadcast");
     let bv = b.broadcast(full(k, n)).expect("batch axes broadcast");
     // one or two batch axes (attention's [B, H, …]): fixed-rank views, no IxDyn index per GEMM
     match batch.len() {
+        0 => gemm_into(&matrix(av, &[]), &matrix(bv, &[]), room),
         1 => {
             let (a3, b3) = (av.into_dimensionality::<Ix3>(), bv.into_dimensionality::<Ix3>());
-            let o3 = out.view_mut().into_dimensionality::<Ix3>().expect("three axes");
-            gemm_batched(a3.expect("three axes"), b3.expect("three axes"), o3);
-            return Ok(out);
+            gemm_batched_into(a3.expect("three axes"), b3.expect("three axes"), room);
         }
         2 => {
             let a4 = av.into_dimensionality::<Ix4>().expect("four axes");
             let b4 = bv.into_dimensionality::<Ix4>().expect("four axes");
-            let mut o4 = out.view_mut().into_dimensionality::<Ix4>().expect("four axes");
-            for ((a3, b3), o3) in a4.outer_iter().zip(b4.outer_iter()).zip(o4.outer_iter_mut()) {
-                gemm_batched(a3, b3, o3);
+            let per_outer = batch[1] * m * n;
+            for ((a3, b3), o) in
+                a4.outer_iter().zip(b4.outer_iter()).zip(room.chunks_mut(per_outer))
+            {
+                gemm_batched_into(a3, b3, o);
             }
-            return Ok(out);
         }
-        _ => {}
-    }
-    for index in ndarray::indices(IxDyn(&batch)) {
-        let index = index.slice();
-        let mut o: ArrayViewMutD<'_, T> = out.view_mut();
-        for &i in index {
-            o = o.index_axis_move(Axis(0), i);
+        _ => {
+            let matrices = ndarray::indices(IxDyn(&batch)).into_iter();
+            for (index, o) in matrices.zip(room.chunks_mut(m * n)) {
+                let index = index.slice();
+                gemm_into(&matrix(av.view(), index), &matrix(bv.view(), index), o);
+            }
         }
-        let mut o = o.into_dimensionality::<Ix2>().expect("two axes remain");
-        gemm(T::one(), &matrix(av.view(), index), &matrix(bv.view(), index), T::zero(), &mut o);
     }
-    Ok(out)
+    // SAFETY: every branch above wrote each of the `len` elements (the products fill their
+    // m×n blocks, which tile the output)
+    unsafe { out.set_len(len) };
+    Ok(ArrayD::from_shape_vec(full(m, n), out).expect("the product's shape"))
 }
 
 impl<T: Float> Tensor<T> {

@@ -24,11 +24,21 @@ pub(crate) fn sum_leading_axes<T: Float>(
     if xs.is_empty() || cols == 0 {
         return None;
     }
-    let mut rows = xs.chunks_exact(cols);
-    let mut acc = rows.next()?.to_vec();
-    for row in rows {
-        acc.iter_mut().zip(row).for_each(|(a, &x)| *a += x);
-    }
+    let rows = xs.len() / cols;
+    let mut acc = xs[..cols].to_vec();
+    // columns in parallel parts: each column is still summed over the rows in order
+    crate::parallel::for_each_wide_part(
+        &mut acc,
+        1,
+        rows,
+        #[inline(always)]
+        |first, part| {
+            let width = part.len();
+            for row in xs.chunks_exact(cols).skip(1) {
+                part.iter_mut().zip(&row[first..first + width]).for_each(|(a, &x)| *a += x);
+            }
+        },
+    );
     Some(ArrayD::from_shape_vec(ndarray::IxDyn(tail), acc).expect("the trailing shape"))
 }
 
@@ -230,6 +240,23 @@ mod tests {
         let x = Tensor::<f64>::param_from_vec(vec![1.0, 3.0, 3.0, 0.0], &[4]).unwrap();
         x.max_axis(0, false).unwrap().backward().unwrap();
         assert_eq!(x.grad().unwrap().to_vec(), vec![0.0, 0.5, 0.5, 0.0]);
+    }
+
+    /// The bias-gradient sum over rows gives ndarray's `sum_axis` bits on 1, 2 and 3 threads
+    /// (columns are split among threads; each column is still summed in row order).
+    #[test]
+    fn sum_over_rows_is_bitwise_the_same_on_any_thread_count() {
+        let (rows, cols) = (700, 385);
+        let x = ndarray::ArrayD::from_shape_fn(ndarray::IxDyn(&[rows, cols]), |p| {
+            ((p[0] * 7919 + p[1] * 104_729) % 1000) as f32 * 0.0137 - 6.5
+        });
+        let expected = x.sum_axis(ndarray::Axis(0));
+        for threads in [1, 2, 3] {
+            let got = crate::parallel::with_threads(threads, || {
+                super::sum_leading_axes(&x.view(), 1).unwrap()
+            });
+            assert_eq!(got, expected, "{threads} threads");
+        }
     }
 
     #[test]
