@@ -137,6 +137,7 @@ impl XiongStack {
             scheme,
             alpha: 1.0,
             beta: 1.0,
+            qkv_gain: 1.0,
             omega_init: 1.0,
             dropout: 0.0,
         };

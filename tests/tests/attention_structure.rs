@@ -147,6 +147,7 @@ proptest! {
             scheme,
             alpha: 1.3,
             beta: 1.0,
+            qkv_gain: 1.0,
             omega_init: 1.7,
             dropout: 0.0,
         };

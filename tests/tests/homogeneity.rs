@@ -18,7 +18,7 @@
 use proptest::prelude::*;
 use saturn_layers::{
     Activation, AttentionMask, AttentionMode, DecoderLm, ForwardCtx, InitScheme, Initializer,
-    Linear, LmConfig, Module, MultiHeadAttention, PositionKind, ResidualScheme,
+    Linear, LmConfig, Module, MultiHeadAttention, PositionKind, ProjectionInit, ResidualScheme,
 };
 use saturn_tensor::ndarray::Array2;
 use saturn_tensor::{Tensor, grad};
@@ -127,7 +127,7 @@ proptest! {
     ) {
         let d = heads * d_per_head;
         let mut init = Initializer::new(InitScheme::Normal { std: 0.7 }, seed);
-        let attn = MultiHeadAttention::<f64>::new(&mut init, d, heads, false, scale_scores, 1.0, false).unwrap();
+        let attn = MultiHeadAttention::<f64>::new(&mut init, d, heads, false, scale_scores, ProjectionInit::default()).unwrap();
         let x = normal(&[batch, tokens, d], 1.0, seed ^ 3).detach_param();
         let (wq, wk, wv, wo) = (attn.q.weight.clone(), attn.k.weight.clone(), attn.v.weight.clone(), attn.o.weight.clone());
         let scores = project(&attention_scores(&attn, &x, &x, false), seed ^ 4);

@@ -15,7 +15,7 @@
 use proptest::prelude::*;
 use saturn_layers::{
     AttentionMask, AttentionMode, ForwardCtx, InitScheme, Initializer, Linear, MultiHeadAttention,
-    saturated_softmax,
+    ProjectionInit, saturated_softmax,
 };
 use saturn_tensor::Tensor;
 use saturn_theorems::proptest_config;
@@ -166,7 +166,7 @@ proptest! {
     ) {
         let d = heads * d_per_head;
         let mut init = Initializer::new(InitScheme::Normal { std: 0.6 }, seed);
-        let attn: MultiHeadAttention<f64> = MultiHeadAttention::new(&mut init, d, heads, bias, true, 1.0, false).unwrap();
+        let attn: MultiHeadAttention<f64> = MultiHeadAttention::new(&mut init, d, heads, bias, true, ProjectionInit::default()).unwrap();
         // biases are zero at init; make them random so the scaling of biases is exercised too
         for l in [&attn.q, &attn.k, &attn.v, &attn.o] {
             if let Some(b) = &l.bias {

@@ -247,6 +247,7 @@ pub(crate) mod tests {
             embed_scale: true,
             dropout: 0.0,
             init: Default::default(),
+            qkv_init: Default::default(),
             deepnorm_alpha_enc: None,
             deepnorm_alpha_dec: None,
             admin_omega: 1.0,

@@ -47,6 +47,7 @@ pub fn export(spec: &ExportSpec) -> Result<Export> {
         embed_scale: lm.embed_scale,
         dropout: lm.dropout,
         init: lm.init,
+        qkv_init: lm.qkv_init,
         deepnorm_alpha_enc: None,
         deepnorm_alpha_dec: None,
         admin_omega: lm.admin_omega,

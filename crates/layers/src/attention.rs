@@ -117,6 +117,24 @@ impl AttentionMask<'_> {
     }
 }
 
+/// How the projections of one attention block are scaled and drawn, beyond the initializer's
+/// scheme.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ProjectionInit {
+    /// Gain on q, k and v: 1, or 1/√2 for a fused Xavier draw ([`crate::init::QkvInit`]).
+    pub qkv_gain: f64,
+    /// Gain on v and o: DeepNorm's β (1 otherwise).
+    pub value_gain: f64,
+    /// v and o Xavier-normal (DeepNorm's init) instead of the scheme's draw.
+    pub xavier_normal_values: bool,
+}
+
+impl Default for ProjectionInit {
+    fn default() -> Self {
+        ProjectionInit { qkv_gain: 1.0, value_gain: 1.0, xavier_normal_values: false }
+    }
+}
+
 /// Multi-head attention with projections q, k, v, o.
 #[derive(Debug, Clone)]
 pub struct MultiHeadAttention<T: Float> {
@@ -130,34 +148,35 @@ pub struct MultiHeadAttention<T: Float> {
 }
 
 impl<T: Float> MultiHeadAttention<T> {
-    /// Attention over `d` features in `n_heads` heads; `value_gain` scales the init of v and o
-    /// (DeepNorm's β), while q and k keep gain 1.
+    /// Attention over `d` features in `n_heads` heads, its projections drawn by `init` and
+    /// scaled as `projections` says (q, k: `qkv_gain`; v: `qkv_gain`·`value_gain`; o:
+    /// `value_gain`).
     pub fn new(
         init: &mut Initializer,
         d: usize,
         n_heads: usize,
         bias: bool,
         scale_scores: bool,
-        value_gain: f64,
-        xavier_normal_values: bool,
+        projections: ProjectionInit,
     ) -> Result<Self> {
         if n_heads == 0 || !d.is_multiple_of(n_heads) {
             return Err(config_err(format!("d_model {d} is not divisible by {n_heads} heads")));
         }
-        let value_linear = |init: &mut Initializer| {
+        let ProjectionInit { qkv_gain, value_gain, xavier_normal_values } = projections;
+        let value_linear = |init: &mut Initializer, gain: f64| {
             if xavier_normal_values {
                 Linear {
-                    weight: init.xavier_normal(d, d, value_gain),
+                    weight: init.xavier_normal(d, d, gain),
                     bias: bias.then(|| crate::init::filled(&[d], 0.0)),
                 }
             } else {
-                Linear::new(init, d, d, bias, value_gain)
+                Linear::new(init, d, d, bias, gain)
             }
         };
-        let q = Linear::new(init, d, d, bias, 1.0);
-        let k = Linear::new(init, d, d, bias, 1.0);
-        let v = value_linear(init);
-        let o = value_linear(init);
+        let q = Linear::new(init, d, d, bias, qkv_gain);
+        let k = Linear::new(init, d, d, bias, qkv_gain);
+        let v = value_linear(init, qkv_gain * value_gain);
+        let o = value_linear(init, value_gain);
         Ok(MultiHeadAttention { q, k, v, o, n_heads, scale_scores })
     }
 
@@ -247,6 +266,35 @@ mod tests {
     use super::*;
     use crate::init::InitScheme;
 
+    /// A fused (3d × d) Xavier draw has bound √(6/(4d)): q, k and v get 1/√2 of a separate
+    /// draw's spread, o keeps it.
+    #[test]
+    fn fused_qkv_init_draws_q_k_v_with_the_fused_matrix_bound() {
+        use crate::init::QkvInit;
+        let d = 64;
+        let scheme = InitScheme::XavierUniform;
+        let projections =
+            ProjectionInit { qkv_gain: QkvInit::Fused.gain(scheme), ..Default::default() };
+        let attn: MultiHeadAttention<f64> = MultiHeadAttention::new(
+            &mut Initializer::new(scheme, 3),
+            d,
+            4,
+            true,
+            true,
+            projections,
+        )
+        .unwrap();
+        let bound = |l: &Linear<f64>| l.weight.to_vec().iter().fold(0.0f64, |m, w| m.max(w.abs()));
+        let fused = (6.0 / (4 * d) as f64).sqrt();
+        for l in [&attn.q, &attn.k, &attn.v] {
+            assert!(bound(l) <= fused && bound(l) > 0.98 * fused);
+        }
+        let separate = (6.0 / (2 * d) as f64).sqrt();
+        assert!(bound(&attn.o) <= separate && bound(&attn.o) > 0.98 * separate);
+        assert_eq!(QkvInit::Fused.gain(InitScheme::Normal { std: 0.02 }), 1.0);
+        assert_eq!(QkvInit::Separate.gain(scheme), 1.0);
+    }
+
     fn mha(seed: u64, d: usize, h: usize) -> MultiHeadAttention<f64> {
         MultiHeadAttention::new(
             &mut Initializer::new(InitScheme::Normal { std: 0.4 }, seed),
@@ -254,8 +302,7 @@ mod tests {
             h,
             true,
             true,
-            1.0,
-            false,
+            ProjectionInit::default(),
         )
         .unwrap()
     }
@@ -388,8 +435,7 @@ mod tests {
                 2,
                 true,
                 true,
-                1.0,
-                false
+                ProjectionInit::default()
             )
             .is_err()
         );

@@ -4,7 +4,7 @@
 
 use saturn_tensor::{Float, Tensor};
 
-use crate::attention::{AttentionMask, MultiHeadAttention};
+use crate::attention::{AttentionMask, MultiHeadAttention, ProjectionInit};
 use crate::ctx::ForwardCtx;
 use crate::error::Result;
 use crate::ffn::{Activation, FeedForward};
@@ -29,6 +29,8 @@ pub struct LayerSpec {
     pub alpha: f64,
     /// DeepNorm's β gain on v, o, w1, w2 (1 otherwise).
     pub beta: f64,
+    /// Gain on q, k and v ([`crate::init::QkvInit::gain`]).
+    pub qkv_gain: f64,
     /// Admin's initial ω.
     pub omega_init: f64,
     pub dropout: f64,
@@ -51,14 +53,18 @@ impl LayerSpec {
 
     fn attention<T: Float>(&self, init: &mut Initializer) -> Result<MultiHeadAttention<T>> {
         let deepnorm = self.scheme == ResidualScheme::DeepNorm;
+        let projections = ProjectionInit {
+            qkv_gain: self.qkv_gain,
+            value_gain: self.beta,
+            xavier_normal_values: deepnorm,
+        };
         MultiHeadAttention::new(
             init,
             self.d_model,
             self.n_heads,
             self.bias,
             self.scale_scores,
-            self.beta,
-            deepnorm,
+            projections,
         )
     }
 

@@ -5,8 +5,9 @@
 //!   One known deviation from the reference: Transformer-Clinic's fairseq draws q, k and v as
 //!   one fused (3d × d) matrix, so Xavier sees fan_out = 3d and each projection gets variance
 //!   1/(2d) (later fairseq: gain 1/√2 on each); here each is a (d × d) Xavier matrix with
-//!   variance 1/d. The attention branch then adds twice the reference's variance at init
-//!   (admin-profile's `streams.csv` measures it).
+//!   variance 1/d by default ([`QkvInit::Separate`]). The attention branch then adds twice the
+//!   reference's variance at init (admin-profile's `streams.csv` measures it);
+//!   [`QkvInit::Fused`] draws them as the reference does.
 //! - Normal(0, σ) for every weight and embedding (σ = 0.02: GPT-2 / BERT / `torch_ref.py`).
 //! - DeepNorm (Wang et al. 2022): inside the residual branches, the value and output projections
 //!   of attention and both FFN matrices get Xavier-normal with gain β,
@@ -35,6 +36,31 @@ pub enum InitScheme {
     /// and biases U(−1/√fan_in, 1/√fan_in) (kaiming-uniform with a = √5), embeddings N(0, 1).
     /// The only scheme with non-zero biases at init, as in code that keeps PyTorch's defaults.
     TorchDefault,
+}
+
+/// How the query, key and value projections of attention are drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum QkvInit {
+    /// Three (d × d) matrices, each drawn on its own (Xavier: variance 1/d).
+    #[default]
+    Separate,
+    /// As one fused (3d × d) matrix, as fairseq's and Transformer-Clinic's `in_proj_weight` and
+    /// PyTorch's `nn.MultiheadAttention`: Xavier then sees fan_out = 3d, so each projection's
+    /// bound (and standard deviation) is 1/√2 of a separate draw's (variance 1/(2d)). Only
+    /// [`InitScheme::XavierUniform`] depends on the fan-out; other schemes draw as `Separate`.
+    Fused,
+}
+
+impl QkvInit {
+    /// The gain on each of q, k and v under `scheme`: √((d + d)/(3d + d)) = 1/√2 for a fused
+    /// Xavier draw, 1 otherwise.
+    pub fn gain(self, scheme: InitScheme) -> f64 {
+        match (self, scheme) {
+            (QkvInit::Fused, InitScheme::XavierUniform) => std::f64::consts::FRAC_1_SQRT_2,
+            _ => 1.0,
+        }
+    }
 }
 
 /// Draws parameters from one seeded, portable RNG (PCG-64), in a fixed order.

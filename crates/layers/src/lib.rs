@@ -34,14 +34,14 @@ pub mod residual;
 
 pub use admin::{admin_profile, set_admin_omegas};
 pub use attention::{
-    AttentionMask, AttentionMode, MaskFill, MultiHeadAttention, saturated_softmax,
+    AttentionMask, AttentionMode, MaskFill, MultiHeadAttention, ProjectionInit, saturated_softmax,
 };
 pub use block::{DecoderLayer, EncoderLayer, LayerSpec};
 pub use ctx::{AttentionTrace, ForwardCtx, SublayerTrace, Trace};
 pub use embedding::{Embedding, PositionKind, Positions};
 pub use error::{LayerError, Result};
 pub use ffn::{Activation, FeedForward};
-pub use init::{InitScheme, Initializer};
+pub use init::{InitScheme, Initializer, QkvInit};
 pub use linear::Linear;
 pub use models::bert::{Bert, BertConfig};
 pub use models::lm::{DecoderLm, LmConfig, token_cross_entropy};

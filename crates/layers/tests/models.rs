@@ -66,6 +66,7 @@ fn unmasked_attention_without_positions_is_permutation_equivariant() {
         scheme: ResidualScheme::PostLn,
         alpha: 1.0,
         beta: 1.0,
+        qkv_gain: 1.0,
         omega_init: 1.0,
         dropout: 0.0,
     };

@@ -14,10 +14,15 @@
 //! own shared share. They say why attention's increments can exceed the FFN's: an attention
 //! branch at init averages nearly uniformly, so it adds about the common part of its input and
 //! writes the same vector at every position, which makes the next input more common still.
+//!
+//! q, k and v are drawn as Transformer-Clinic draws them, as one fused (3d × d) Xavier matrix
+//! ([`QkvInit::Fused`]: variance 1/(2d) each). With the default separate draws (variance 1/d,
+//! `model.qkv_init = "separate"`) the attention increments are about twice as large and exceed
+//! the FFN's (full preset, code 0603edf: 0.87 vs 0.32), so the FFN claim fails.
 
 use saturn_dynamics::OmegaProfile;
 use saturn_layers::init::admin_omega_closed_form;
-use saturn_layers::{ForwardCtx, ResidualScheme, Seq2Seq};
+use saturn_layers::{ForwardCtx, QkvInit, ResidualScheme, Seq2Seq};
 use saturn_tensor::ndarray::{Array1, ArrayD, ArrayView2, Axis};
 use saturn_tensor::no_grad;
 use serde::{Deserialize, Serialize};
@@ -46,14 +51,21 @@ pub struct AdminProfileConfig {
 
 impl AdminProfileConfig {
     /// quick: 12 layers (24 encoder sublayers), d = 64; full: 50 layers (100 sublayers),
-    /// d = 256, as deep as CPU memory comfortably allows for one pass.
+    /// d = 256, as deep as CPU memory comfortably allows for one pass. Both with the reference's
+    /// fused q/k/v init.
     pub fn preset(preset: Preset) -> Self {
         let (d, layers, pairs) = match preset {
             Preset::Quick => (64, 12, 64),
             Preset::Full => (256, 50, 256),
         };
         AdminProfileConfig {
-            model: Seq2SeqShape { d_model: d, n_heads: 4, d_ff: 4 * d, dropout: 0.0 },
+            model: Seq2SeqShape {
+                d_model: d,
+                n_heads: 4,
+                d_ff: 4 * d,
+                dropout: 0.0,
+                qkv_init: QkvInit::Fused,
+            },
             layers,
             batch_pairs: pairs,
             vocab: 2000,
@@ -241,6 +253,7 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
             ("attention_increment", json!(attn_inc)),
             ("ffn_increment", json!(ffn_inc)),
             ("attention_input_shared_fraction_mean", json!(mean(&attn_shared))),
+            ("qkv_init", json!(cfg.model.qkv_init)),
         ],
         ffn_inc.iter().zip(&attn_inc).all(|(f, a)| f > a),
     );

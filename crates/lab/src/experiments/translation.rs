@@ -19,7 +19,7 @@ use saturn_datasets::rng::{Order, shuffle};
 use saturn_datasets::tokenize::{SPECIALS, Tokenizer, TranslationBpe, VocabSharing};
 use saturn_datasets::{Multi30kSplit, data_dir, load_multi30k, multi30k_dir, tiny_shakespeare};
 use saturn_layers::{
-    Activation, ForwardCtx, InitScheme, NormKind, PositionKind, ResidualScheme, Seq2Seq,
+    Activation, ForwardCtx, InitScheme, NormKind, PositionKind, QkvInit, ResidualScheme, Seq2Seq,
     Seq2SeqBatch, Seq2SeqConfig, admin_profile,
 };
 use saturn_tensor::Tensor;
@@ -268,6 +268,10 @@ pub struct Seq2SeqShape {
     pub d_ff: usize,
     #[serde(default)]
     pub dropout: f64,
+    /// q, k and v drawn separately (the default) or as one fused matrix (the reference code's
+    /// init: [`QkvInit::Fused`]).
+    #[serde(default)]
+    pub qkv_init: QkvInit,
 }
 
 impl Seq2SeqShape {
@@ -299,6 +303,7 @@ impl Seq2SeqShape {
             embed_scale: true,
             dropout: self.dropout,
             init: InitScheme::XavierUniform,
+            qkv_init: self.qkv_init,
             deepnorm_alpha_enc: None,
             deepnorm_alpha_dec: None,
             admin_omega: 1.0,

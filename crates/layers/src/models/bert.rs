@@ -114,6 +114,7 @@ impl<T: Float> Bert<T> {
             scheme: ResidualScheme::PostLn,
             alpha: 1.0,
             beta: 1.0,
+            qkv_gain: 1.0,
             omega_init: 1.0,
             dropout: 0.0,
         };

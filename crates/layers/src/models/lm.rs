@@ -13,7 +13,7 @@ use crate::ctx::ForwardCtx;
 use crate::embedding::{Embedding, PositionKind, Positions};
 use crate::error::{Result, batch_err, config_err};
 use crate::ffn::Activation;
-use crate::init::{DeepNormArch, InitScheme, Initializer, deepnorm_constants};
+use crate::init::{DeepNormArch, InitScheme, Initializer, QkvInit, deepnorm_constants};
 use crate::linear::Linear;
 use crate::module::{Module, join};
 use crate::norm::{Norm, NormKind};
@@ -63,6 +63,9 @@ pub struct LmConfig {
     pub dropout: f64,
     #[serde(default)]
     pub init: InitScheme,
+    /// How q, k and v are drawn (separately, the default; or as one fused matrix).
+    #[serde(default)]
+    pub qkv_init: QkvInit,
     /// DeepNorm's α; default (2L)^¼.
     #[serde(default)]
     pub deepnorm_alpha: Option<f64>,
@@ -102,6 +105,7 @@ impl LmConfig {
             embed_scale: false,
             dropout: 0.0,
             init: InitScheme::XavierUniform,
+            qkv_init: QkvInit::Separate,
             deepnorm_alpha: None,
             admin_omega: 1.0,
             mask_fill: MaskFill::NegInfinity,
@@ -157,6 +161,7 @@ impl LmConfig {
             scheme: self.residual,
             alpha,
             beta,
+            qkv_gain: self.qkv_init.gain(self.init),
             omega_init: self.admin_omega,
             dropout: self.dropout,
         }

@@ -13,7 +13,7 @@ use crate::ctx::ForwardCtx;
 use crate::embedding::{Embedding, PositionKind, Positions};
 use crate::error::{Result, batch_err, config_err};
 use crate::ffn::Activation;
-use crate::init::{DeepNormArch, InitScheme, Initializer, deepnorm_constants};
+use crate::init::{DeepNormArch, InitScheme, Initializer, QkvInit, deepnorm_constants};
 use crate::linear::Linear;
 use crate::models::lm::{LmConfig, token_cross_entropy};
 use crate::module::{Module, join};
@@ -63,6 +63,9 @@ pub struct Seq2SeqConfig {
     pub dropout: f64,
     #[serde(default)]
     pub init: InitScheme,
+    /// How q, k and v are drawn (separately, the default; or as one fused matrix).
+    #[serde(default)]
+    pub qkv_init: QkvInit,
     /// DeepNorm's α on the encoder side; default 0.81·(N⁴M)^(1/16).
     #[serde(default)]
     pub deepnorm_alpha_enc: Option<f64>,
@@ -101,6 +104,7 @@ impl Seq2SeqConfig {
             embed_scale: self.embed_scale,
             dropout: self.dropout,
             init: self.init,
+            qkv_init: self.qkv_init,
             admin_omega: self.admin_omega,
             ..LmConfig::new(vocab, self.d_model, self.n_heads, self.d_ff, n_layers, max_seq)
         }
