@@ -6,9 +6,12 @@
 //! Each backward is the inverse movement: reshape back, the inverse permutation, pad ↔ narrow,
 //! concat → narrow of each piece.
 
-use ndarray::{ArrayD, ArrayViewD, Axis, Ix3, Ix4, IxDyn, Slice};
+use std::mem::MaybeUninit;
+
+use ndarray::{ArrayD, ArrayViewD, Axis, Ix2, Ix3, IxDyn, Slice};
 
 use super::normalize_axis;
+use crate::parallel;
 use crate::tensor::Data;
 use crate::{Float, Result, Tensor, TensorError};
 
@@ -25,42 +28,39 @@ pub(crate) fn reshape_data<T: Float>(data: Data<T>, shape: &[usize]) -> Data<T> 
 
 /// The elements of `view` in row-major order. When the last axis has unit stride (a permuted
 /// [B, T, H, d_h] → [B, H, T, d_h] view of attention heads, or a row broadcast) whole rows are
-/// copied as slices; a broadcast last axis repeats one value per row; otherwise ndarray's
-/// strided copy.
+/// copied as slices — for rank 3 and 4 in parallel parts of whole leading-axis blocks
+/// ([`parallel::for_each_part`]); a broadcast last axis repeats one value per row; otherwise
+/// ndarray's strided copy.
 pub(crate) fn row_major_copy<T: Float>(view: ArrayViewD<'_, T>) -> Vec<T> {
     if let Some(s) = view.as_slice() {
         return s.to_vec();
     }
-    let ndim = view.ndim();
-    let mut out = Vec::with_capacity(view.len());
-    match (ndim > 0).then(|| view.strides()[ndim - 1]) {
+    let (ndim, len) = (view.ndim(), view.len());
+    if len == 0 {
+        return Vec::new();
+    }
+    let mut out = Vec::with_capacity(len);
+    match view.strides()[ndim - 1] {
         // rank 3 and 4 (attention's head splits and merges) through fixed-rank views: ndarray's
         // lanes iterator pays an IxDyn index per lane, which dominated for 32-element lanes
-        Some(1) if ndim == 4 => {
-            let v = view.into_dimensionality::<Ix4>().expect("four axes");
-            for a in v.outer_iter() {
-                for b in a.outer_iter() {
-                    for lane in b.outer_iter() {
-                        out.extend_from_slice(lane.to_slice().expect("unit stride"));
-                    }
+        1 if ndim == 3 || ndim == 4 => {
+            let block = len / view.shape()[0];
+            let room = &mut out.spare_capacity_mut()[..len];
+            parallel::for_each_part(room, block, |first, part| {
+                for (i, dst) in part.chunks_exact_mut(block).enumerate() {
+                    copy_rows(view.index_axis(Axis(0), first + i), dst);
                 }
-            }
+            });
+            // SAFETY: the parts tile the `len` elements, and `copy_rows` wrote each block whole
+            unsafe { out.set_len(len) };
         }
-        Some(1) if ndim == 3 => {
-            let v = view.into_dimensionality::<Ix3>().expect("three axes");
-            for a in v.outer_iter() {
-                for lane in a.outer_iter() {
-                    out.extend_from_slice(lane.to_slice().expect("unit stride"));
-                }
-            }
-        }
-        Some(1) => {
+        1 => {
             for lane in view.lanes(Axis(ndim - 1)) {
                 out.extend_from_slice(lane.to_slice().expect("unit stride"));
             }
         }
         // a broadcast last axis (a column [N, 1] → [N, d]): each row repeats one value
-        Some(0) if view.shape()[ndim - 1] > 0 => {
+        0 => {
             let d = view.shape()[ndim - 1];
             for lane in view.lanes(Axis(ndim - 1)) {
                 out.extend(std::iter::repeat_n(lane[0], d));
@@ -70,6 +70,30 @@ pub(crate) fn row_major_copy<T: Float>(view: ArrayViewD<'_, T>) -> Vec<T> {
         _ => return view.as_standard_layout().into_owned().into_raw_vec_and_offset().0,
     }
     out
+}
+
+/// The rows (unit-stride last axis) of a rank-2 or rank-3 view, in row-major order, into `dst`
+/// (exactly the view's length).
+fn copy_rows<T: Copy>(view: ArrayViewD<'_, T>, dst: &mut [MaybeUninit<T>]) {
+    let mut rest = dst;
+    let mut put = |row: &[T]| {
+        let (head, tail) = std::mem::take(&mut rest).split_at_mut(row.len());
+        for (d, &x) in head.iter_mut().zip(row) {
+            d.write(x);
+        }
+        rest = tail;
+    };
+    if view.ndim() == 3 {
+        for a in view.into_dimensionality::<Ix3>().expect("three axes").outer_iter() {
+            for row in a.outer_iter() {
+                put(row.to_slice().expect("unit stride"));
+            }
+        }
+    } else {
+        for row in view.into_dimensionality::<Ix2>().expect("two axes").outer_iter() {
+            put(row.to_slice().expect("unit stride"));
+        }
+    }
 }
 
 impl<T: Float> Tensor<T> {
@@ -254,6 +278,28 @@ mod tests {
         for v in [heads, transposed, a.view(), rows, three] {
             let expected: Vec<f64> = v.as_standard_layout().iter().copied().collect();
             assert_eq!(super::row_major_copy(v), expected);
+        }
+    }
+
+    /// Attention-sized head splits (rank 4) and merges (rank 3) are copied in parallel parts
+    /// of whole leading blocks: the same elements on 1, 2 and 3 threads.
+    #[test]
+    fn large_head_copies_are_the_same_on_any_thread_count() {
+        let a = ndarray::ArrayD::from_shape_fn(ndarray::IxDyn(&[6, 64, 8, 32]), |p| {
+            (p[0] * 1_000_000 + p[1] * 1000 + p[2] * 100 + p[3]) as f32
+        });
+        let heads = a.view().permuted_axes(ndarray::IxDyn(&[0, 2, 1, 3]));
+        let b = ndarray::ArrayD::from_shape_fn(ndarray::IxDyn(&[128, 24, 64]), |p| {
+            (p[0] * 10_000 + p[1] * 100 + p[2]) as f32
+        });
+        let merged = b.view().permuted_axes(ndarray::IxDyn(&[1, 0, 2]));
+        for v in [heads, merged] {
+            let expected: Vec<f32> = v.as_standard_layout().iter().copied().collect();
+            for threads in [1, 2, 3] {
+                let got =
+                    crate::parallel::with_threads(threads, || super::row_major_copy(v.view()));
+                assert!(got == expected, "{threads} threads, shape {:?}", v.shape());
+            }
         }
     }
 
