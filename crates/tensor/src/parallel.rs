@@ -5,8 +5,9 @@
 //! of a row kernel), each of at least [`MIN_PART`] elements; the calling thread computes the
 //! first part and a rayon pool of `threads − 1` workers the others. Every unit is computed by the
 //! same code whichever part holds it, and no value is combined across parts, so results are
-//! bitwise the same for every thread count (tested in `simd_math`). Reductions across units (sums
-//! over rows) are not split.
+//! bitwise the same for every thread count (tested in `simd_math`). A reduction is never split
+//! across parts: a sum over rows is split by columns (each part sums its columns over every row,
+//! in row order), or not at all.
 //!
 //! [`map_items`] is the one entry point for other crates: an optimizer's update of a large
 //! parameter in fixed blocks.
