@@ -64,7 +64,7 @@ pub(crate) fn threads() -> usize {
 
 /// How many parts `len` elements in units of `unit`, each element standing for `work` elements
 /// of input, are split into on `threads` threads.
-fn parts(len: usize, unit: usize, work: usize, threads: usize) -> usize {
+pub(crate) fn parts(len: usize, unit: usize, work: usize, threads: usize) -> usize {
     let units = len / unit.max(1);
     threads.min(len.saturating_mul(work) / MIN_PART).min(units).max(1)
 }

@@ -177,7 +177,7 @@ fn layer_norm_backward_fused<T: Float>(
     let (xs, gs) = (x.as_slice().expect("standard layout"), g.as_slice().expect("standard layout"));
     let gm = gamma.map(row_major);
     let mut dx = vec![T::zero(); xs.len()];
-    let (mut dg, mut db) = (vec![T::zero(); d], vec![T::zero(); d]);
+    let (mut dg, mut db) = (Vec::with_capacity(d), Vec::with_capacity(d));
     let e = T::cast(eps);
     let n = T::cast(d as f64);
     if let Some(rows) = xs.len().checked_div(d) {
@@ -222,23 +222,37 @@ fn layer_norm_backward_fused<T: Float>(
                 }
             },
         );
-        // dγ = Σ_rows g ⊙ x̂ and dβ = Σ_rows g, over the rows in order
-        crate::simd_math::widest(
-            #[inline(always)]
-            || {
-                let mut xhat = vec![T::zero(); d];
-                let rows = xs.chunks_exact(d).zip(gs.chunks_exact(d)).zip(&stats);
-                for ((xr, gr), &(mu, r)) in rows {
-                    for j in 0..d {
-                        xhat[j] = (xr[j] - mu) * r;
+        // dγ = Σ_rows g ⊙ x̂ and dβ = Σ_rows g, each column over the rows in order; the
+        // columns in parallel parts (a column's sum never depends on the split)
+        let parts = parallel::parts(d, 1, 2 * rows, parallel::threads());
+        let width = d.div_ceil(parts);
+        let ranges: Vec<_> = (0..d).step_by(width).map(|a| a..(a + width).min(d)).collect();
+        let sums = parallel::map_items(ranges, |cols| {
+            crate::simd_math::widest(
+                #[inline(always)]
+                || {
+                    let w = cols.len();
+                    let (mut dg, mut db) = (vec![T::zero(); w], vec![T::zero(); w]);
+                    let mut xhat = vec![T::zero(); w];
+                    let rows = xs.chunks_exact(d).zip(gs.chunks_exact(d)).zip(&stats);
+                    for ((xr, gr), &(mu, r)) in rows {
+                        let (xr, gr) = (&xr[cols.clone()], &gr[cols.clone()]);
+                        for j in 0..w {
+                            xhat[j] = (xr[j] - mu) * r;
+                        }
+                        for j in 0..w {
+                            dg[j] += gr[j] * xhat[j];
+                            db[j] += gr[j];
+                        }
                     }
-                    for j in 0..d {
-                        dg[j] += gr[j] * xhat[j];
-                        db[j] += gr[j];
-                    }
-                }
-            },
-        );
+                    (dg, db)
+                },
+            )
+        });
+        for (dg_part, db_part) in sums {
+            dg.extend(dg_part);
+            db.extend(db_part);
+        }
     }
     let constant = |v: Vec<T>, s: &[usize]| {
         Tensor::constant(ArrayD::from_shape_vec(IxDyn(s), v).expect("matching length"))
@@ -254,25 +268,31 @@ mod tests {
     use crate::ops::testing::{shape, uniform};
     use crate::{Result, Tensor, grad};
 
-    /// Layer norm and the masked softmax (forward and fused backward) give the same bits on 1
-    /// and 2 threads, on inputs large enough to be split into parts of rows.
+    /// Layer norm and the masked softmax (forward and fused backward: dx, dγ, dβ) give the
+    /// same bits on 1, 2 and 3 threads, on inputs large enough to be split into parts.
     #[test]
     fn row_kernels_are_bitwise_the_same_on_any_thread_count() {
         let (rows, d) = (crate::parallel::MIN_PART * 2 / 64 + 3, 64);
         let x = uniform(&[rows, d], -3.0, 3.0, 7).to_vec().iter().map(|&v| v as f32).collect();
         let x = Tensor::<f32>::param_from_vec(x, &[rows, d]).unwrap();
-        let g = Tensor::<f32>::full(&[d], 1.5);
+        let g =
+            Tensor::<f32>::param_from_vec((0..d).map(|j| 1.0 + j as f32 / 64.0).collect(), &[d])
+                .unwrap();
+        let b = Tensor::<f32>::param_from_vec(vec![0.25; d], &[d]).unwrap();
         let mask = ndarray::ArrayD::from_shape_fn(ndarray::IxDyn(&[rows, d]), |i| i[1] > i[0] % d);
         let run = || {
-            let y = x.layer_norm(Some(&g), None, 1e-5).unwrap();
+            let y = x.layer_norm(Some(&g), Some(&b), 1e-5).unwrap();
             let p = x.masked_softmax(Some(&mask), 0.125).unwrap();
             let loss = y.mul(&p).unwrap().sum_all();
-            let dx = grad(&[loss], &[x.clone()], false).unwrap();
-            (y.to_vec(), p.to_vec(), dx[0].to_vec())
+            let grads = grad(&[loss], &[x.clone(), g.clone(), b.clone()], false).unwrap();
+            let grads: Vec<Vec<f32>> = grads.iter().map(|t| t.to_vec()).collect();
+            (y.to_vec(), p.to_vec(), grads)
         };
         let one = crate::parallel::with_threads(1, run);
-        let two = crate::parallel::with_threads(2, run);
-        assert!(one == two, "thread count changed the bits");
+        for threads in [2, 3] {
+            let many = crate::parallel::with_threads(threads, run);
+            assert!(one == many, "{threads} threads changed the bits");
+        }
     }
 
     /// The composite form the fused operation replaces.
