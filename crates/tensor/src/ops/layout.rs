@@ -8,7 +8,7 @@
 
 use std::mem::MaybeUninit;
 
-use ndarray::{ArrayD, ArrayViewD, Axis, Ix2, Ix3, IxDyn, Slice};
+use ndarray::{ArrayD, ArrayView1, ArrayViewD, Axis, Ix2, Ix3, IxDyn, Slice};
 
 use super::normalize_axis;
 use crate::parallel;
@@ -26,73 +26,85 @@ pub(crate) fn reshape_data<T: Float>(data: Data<T>, shape: &[usize]) -> Data<T> 
     }
 }
 
-/// The elements of `view` in row-major order. When the last axis has unit stride (a permuted
-/// [B, T, H, d_h] → [B, H, T, d_h] view of attention heads, or a row broadcast) whole rows are
-/// copied as slices — for rank 3 and 4 in parallel parts of whole leading-axis blocks
-/// ([`parallel::for_each_part`]); a broadcast last axis repeats one value per row; otherwise
-/// ndarray's strided copy.
+/// The elements of `view` in row-major order, a new buffer written in parallel parts on large
+/// views ([`parallel::for_each_part`]): a contiguous view is copied as a slice; rank 3 and 4 (a
+/// permuted [B, T, H, d_h] → [B, H, T, d_h] view of attention heads, or its transposed
+/// gradient) row by row in parts of whole leading-axis blocks; a broadcast last axis repeats
+/// one value per row; other views take ndarray's strided copy.
 pub(crate) fn row_major_copy<T: Float>(view: ArrayViewD<'_, T>) -> Vec<T> {
-    if let Some(s) = view.as_slice() {
-        return s.to_vec();
-    }
     let (ndim, len) = (view.ndim(), view.len());
     if len == 0 {
         return Vec::new();
     }
     let mut out = Vec::with_capacity(len);
-    match view.strides()[ndim - 1] {
-        // rank 3 and 4 (attention's head splits and merges) through fixed-rank views: ndarray's
-        // lanes iterator pays an IxDyn index per lane, which dominated for 32-element lanes
-        1 if ndim == 3 || ndim == 4 => {
-            let block = len / view.shape()[0];
-            let room = &mut out.spare_capacity_mut()[..len];
-            parallel::for_each_part(room, block, |first, part| {
-                for (i, dst) in part.chunks_exact_mut(block).enumerate() {
-                    copy_rows(view.index_axis(Axis(0), first + i), dst);
+    let room = &mut out.spare_capacity_mut()[..len];
+    if let Some(xs) = view.as_slice() {
+        parallel::for_each_part(room, 1, |first, dst| {
+            for (d, &x) in dst.iter_mut().zip(&xs[first..]) {
+                d.write(x);
+            }
+        });
+    } else if ndim == 3 || ndim == 4 {
+        // fixed-rank views: ndarray's lanes iterator pays an IxDyn index per lane, which
+        // dominated for 32-element lanes
+        let block = len / view.shape()[0];
+        parallel::for_each_part(room, block, |first, part| {
+            for (i, dst) in part.chunks_exact_mut(block).enumerate() {
+                copy_rows(view.index_axis(Axis(0), first + i), dst);
+            }
+        });
+    } else {
+        match view.strides()[ndim - 1] {
+            1 => {
+                for lane in view.lanes(Axis(ndim - 1)) {
+                    out.extend_from_slice(lane.to_slice().expect("unit stride"));
                 }
-            });
-            // SAFETY: the parts tile the `len` elements, and `copy_rows` wrote each block whole
-            unsafe { out.set_len(len) };
-        }
-        1 => {
-            for lane in view.lanes(Axis(ndim - 1)) {
-                out.extend_from_slice(lane.to_slice().expect("unit stride"));
             }
-        }
-        // a broadcast last axis (a column [N, 1] → [N, d]): each row repeats one value
-        0 => {
-            let d = view.shape()[ndim - 1];
-            for lane in view.lanes(Axis(ndim - 1)) {
-                out.extend(std::iter::repeat_n(lane[0], d));
+            // a broadcast last axis (a column [N, 1] → [N, d]): each row repeats one value
+            0 => {
+                let d = view.shape()[ndim - 1];
+                for lane in view.lanes(Axis(ndim - 1)) {
+                    out.extend(std::iter::repeat_n(lane[0], d));
+                }
             }
+            // ndarray's own strided copy (a fold, much faster than pulling its element iterator)
+            _ => return view.as_standard_layout().into_owned().into_raw_vec_and_offset().0,
         }
-        // ndarray's own strided copy (a fold, much faster than pulling its element iterator)
-        _ => return view.as_standard_layout().into_owned().into_raw_vec_and_offset().0,
+        return out;
     }
+    // SAFETY: the parts tile the `len` elements and each was written whole above
+    unsafe { out.set_len(len) };
     out
 }
 
-/// The rows (unit-stride last axis) of a rank-2 or rank-3 view, in row-major order, into `dst`
+/// `view` as a new array in standard layout ([`row_major_copy`]).
+pub(crate) fn standard_copy<T: Float>(view: ArrayViewD<'_, T>) -> ArrayD<T> {
+    let shape = view.raw_dim();
+    ArrayD::from_shape_vec(shape, row_major_copy(view)).expect("one element per element")
+}
+
+/// The rows (last axis, any stride) of a rank-2 or rank-3 view, in row-major order, into `dst`
 /// (exactly the view's length).
 fn copy_rows<T: Copy>(view: ArrayViewD<'_, T>, dst: &mut [MaybeUninit<T>]) {
     let mut rest = dst;
-    let mut put = |row: &[T]| {
+    let mut put = |row: ArrayView1<'_, T>| {
         let (head, tail) = std::mem::take(&mut rest).split_at_mut(row.len());
-        for (d, &x) in head.iter_mut().zip(row) {
-            d.write(x);
+        match row.to_slice() {
+            Some(row) => head.iter_mut().zip(row).for_each(|(d, &x)| {
+                d.write(x);
+            }),
+            None => head.iter_mut().zip(row.iter()).for_each(|(d, &x)| {
+                d.write(x);
+            }),
         }
         rest = tail;
     };
     if view.ndim() == 3 {
         for a in view.into_dimensionality::<Ix3>().expect("three axes").outer_iter() {
-            for row in a.outer_iter() {
-                put(row.to_slice().expect("unit stride"));
-            }
+            a.outer_iter().for_each(&mut put);
         }
     } else {
-        for row in view.into_dimensionality::<Ix2>().expect("two axes").outer_iter() {
-            put(row.to_slice().expect("unit stride"));
-        }
+        view.into_dimensionality::<Ix2>().expect("two axes").outer_iter().for_each(put);
     }
 }
 
@@ -281,8 +293,8 @@ mod tests {
         }
     }
 
-    /// Attention-sized head splits (rank 4) and merges (rank 3) are copied in parallel parts
-    /// of whole leading blocks: the same elements on 1, 2 and 3 threads.
+    /// Attention-sized head splits (rank 4), merges (rank 3), a transposed gradient and a
+    /// contiguous array are copied in parallel parts: the same elements on 1, 2 and 3 threads.
     #[test]
     fn large_head_copies_are_the_same_on_any_thread_count() {
         let a = ndarray::ArrayD::from_shape_fn(ndarray::IxDyn(&[6, 64, 8, 32]), |p| {
@@ -293,7 +305,9 @@ mod tests {
             (p[0] * 10_000 + p[1] * 100 + p[2]) as f32
         });
         let merged = b.view().permuted_axes(ndarray::IxDyn(&[1, 0, 2]));
-        for v in [heads, merged] {
+        // a head split's transposed gradient: no unit-stride axis last
+        let transposed = a.view().permuted_axes(ndarray::IxDyn(&[0, 2, 3, 1]));
+        for v in [heads, merged, transposed, a.view()] {
             let expected: Vec<f32> = v.as_standard_layout().iter().copied().collect();
             for threads in [1, 2, 3] {
                 let got =

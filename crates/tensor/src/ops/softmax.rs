@@ -14,6 +14,7 @@
 
 use ndarray::{ArrayD, Axis, IxDyn, Zip};
 
+use super::layout::standard_copy;
 use super::{lanes, normalize_axis};
 use crate::tensor::Data;
 use crate::{Float, Result, Tensor, TensorError, is_grad_enabled, parallel};
@@ -229,7 +230,7 @@ impl<T: Float> Tensor<T> {
             None => None,
         };
         let s = T::cast(scale);
-        let mut y = x.as_standard_layout().into_owned();
+        let mut y = standard_copy(x.view());
         if d > 0 {
             // each row's mask as a slice of the mask's own data when it is in standard layout
             // (a [1, 1, T, T] causal mask is: its rows are found by index arithmetic), else
@@ -255,7 +256,7 @@ impl<T: Float> Tensor<T> {
             let y = a.output;
             if !is_grad_enabled() && a.grad.shape() == y.shape() && d > 0 {
                 // dx = s·y ⊙ (g − Σ g⊙y), row by row
-                let mut dx = a.grad.data().as_standard_layout().into_owned();
+                let mut dx = standard_copy(a.grad.data().view());
                 let yd = y.data();
                 let ys = yd.as_slice().expect("made in standard layout");
                 let dxs = dx.as_slice_mut().expect("standard layout");
