@@ -61,13 +61,7 @@ impl AdminProfileConfig {
             Preset::Full => (256, 50, 256),
         };
         AdminProfileConfig {
-            model: Seq2SeqShape {
-                d_model: d,
-                n_heads: 4,
-                d_ff: 4 * d,
-                dropout: 0.0,
-                qkv_init: QkvInit::Fused,
-            },
+            model: Seq2SeqShape { qkv_init: QkvInit::Fused, ..Seq2SeqShape::of_width(d) },
             layers,
             batch_pairs: pairs,
             vocab: 2000,

@@ -13,7 +13,7 @@
 use saturn_dynamics::{
     encoder_dependency, linear_fit, output_change, output_change_along_gradient,
 };
-use saturn_layers::{ForwardCtx, Module, QkvInit, ResidualScheme, Seq2Seq};
+use saturn_layers::{ForwardCtx, Module, ResidualScheme, Seq2Seq};
 use saturn_tensor::{Tensor, grad};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -58,13 +58,7 @@ impl AmplificationConfig {
             Preset::Full => (128, 128, vec![6, 12, 24, 48]),
         };
         AmplificationConfig {
-            model: Seq2SeqShape {
-                d_model: d,
-                n_heads: 4,
-                d_ff: 4 * d,
-                dropout: 0.0,
-                qkv_init: QkvInit::Separate,
-            },
+            model: Seq2SeqShape::of_width(d),
             schemes: vec![ResidualScheme::PostLn, ResidualScheme::PreLn, ResidualScheme::Admin],
             sublayers,
             eta: 1e-4,

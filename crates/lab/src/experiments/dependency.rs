@@ -8,7 +8,7 @@
 //! stays within ±0.1 of Pre-LN's.
 
 use saturn_dynamics::{Dependency, encoder_dependency, linear_fit};
-use saturn_layers::{QkvInit, ResidualScheme, Seq2Seq};
+use saturn_layers::{ResidualScheme, Seq2Seq};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -43,13 +43,7 @@ impl DependencyConfig {
             Preset::Full => (256, 256),
         };
         DependencyConfig {
-            model: Seq2SeqShape {
-                d_model: d,
-                n_heads: 4,
-                d_ff: 4 * d,
-                dropout: 0.0,
-                qkv_init: QkvInit::Separate,
-            },
+            model: Seq2SeqShape::of_width(d),
             layers: 6,
             schemes: vec![ResidualScheme::PostLn, ResidualScheme::PreLn, ResidualScheme::Admin],
             batch_pairs: pairs,

@@ -15,7 +15,7 @@
 //! seed; at the shallow depth Post-LN's mean final validation loss is no worse than Pre-LN's
 //! (≤ 1.01×, every shallow run of both succeeding).
 
-use saturn_layers::{QkvInit, ResidualScheme, Seq2Seq};
+use saturn_layers::{ResidualScheme, Seq2Seq};
 use saturn_optim::{AdamConfig, Decay, OptimizerConfig, Schedule};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -58,13 +58,7 @@ impl DepthStabilityConfig {
             Preset::Full => (64, 6, 18, 4_000, 320, 32, 250, 512),
         };
         DepthStabilityConfig {
-            model: Seq2SeqShape {
-                d_model: d,
-                n_heads: 4,
-                d_ff: 4 * d,
-                dropout: 0.0,
-                qkv_init: QkvInit::Separate,
-            },
+            model: Seq2SeqShape::of_width(d),
             schemes: vec![
                 ResidualScheme::PostLn,
                 ResidualScheme::PreLn,

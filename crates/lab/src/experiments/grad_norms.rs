@@ -13,7 +13,7 @@
 //! decoder and in the encoder (two claims).
 
 use saturn_dynamics::gradient_norms;
-use saturn_layers::{ForwardCtx, Module, QkvInit, ResidualScheme, Seq2Seq};
+use saturn_layers::{ForwardCtx, Module, ResidualScheme, Seq2Seq};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -51,13 +51,7 @@ impl GradNormsConfig {
             Preset::Full => (256, 16, 64),
         };
         GradNormsConfig {
-            model: Seq2SeqShape {
-                d_model: d,
-                n_heads: 4,
-                d_ff: 4 * d,
-                dropout: 0.0,
-                qkv_init: QkvInit::Separate,
-            },
+            model: Seq2SeqShape::of_width(d),
             schemes: vec![ResidualScheme::PostLn, ResidualScheme::PreLn],
             depths: vec![2, 4, 8, 16],
             profile_layers: 6,

@@ -26,7 +26,7 @@ use saturn_dynamics::hessian::{
     DensityConfig, Hessian, Krylov, LinearOperator, PowerIteration, Quadrature, WarmStart,
     hutchinson_trace, largest_eigenpair, largest_eigenpair_from, spectral_density,
 };
-use saturn_layers::{ForwardCtx, Module, QkvInit, ResidualScheme, Seq2Seq};
+use saturn_layers::{ForwardCtx, Module, ResidualScheme, Seq2Seq};
 use saturn_tensor::Tensor;
 use saturn_tensor::io::{read_safetensors, write_safetensors};
 use serde::{Deserialize, Serialize};
@@ -77,13 +77,7 @@ impl HessianConfig {
     pub fn preset(preset: Preset) -> Self {
         match preset {
             Preset::Quick => HessianConfig {
-                model: Seq2SeqShape {
-                    d_model: 32,
-                    n_heads: 4,
-                    d_ff: 128,
-                    dropout: 0.0,
-                    qkv_init: QkvInit::Separate,
-                },
+                model: Seq2SeqShape::of_width(32),
                 layers: 2,
                 schemes: vec![ResidualScheme::PostLn, ResidualScheme::PreLn],
                 pairs: 64,
@@ -100,13 +94,7 @@ impl HessianConfig {
                 max_len: 64,
             },
             Preset::Full => HessianConfig {
-                model: Seq2SeqShape {
-                    d_model: 64,
-                    n_heads: 4,
-                    d_ff: 256,
-                    dropout: 0.0,
-                    qkv_init: QkvInit::Separate,
-                },
+                model: Seq2SeqShape::of_width(64),
                 layers: 6,
                 schemes: vec![ResidualScheme::PostLn, ResidualScheme::PreLn],
                 pairs: 1000,

@@ -275,6 +275,18 @@ pub struct Seq2SeqShape {
 }
 
 impl Seq2SeqShape {
+    /// Width `d` with 4 heads, d_ff = 4d, no dropout and separate q/k/v draws: the shape every
+    /// Liu et al. / Xiong et al. experiment starts from.
+    pub fn of_width(d: usize) -> Self {
+        Seq2SeqShape {
+            d_model: d,
+            n_heads: 4,
+            d_ff: 4 * d,
+            dropout: 0.0,
+            qkv_init: QkvInit::Separate,
+        }
+    }
+
     /// fairseq's transformer with this width, `scheme`, and `enc` / `dec` layers on `data`.
     pub fn config(
         &self,

@@ -7,7 +7,7 @@
 //! Pre-LN without warmup ends no more than 2 % above Post-LN with warmup. A run that diverges
 //! (a non-finite loss, or a validation loss above ln V from half-way on) counts as +∞.
 
-use saturn_layers::{Module, QkvInit, ResidualScheme, Seq2Seq};
+use saturn_layers::{Module, ResidualScheme, Seq2Seq};
 use saturn_optim::{AdamConfig, Decay, OptimizerConfig, Schedule};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -52,13 +52,7 @@ impl WarmupConfig {
             Preset::Full => (64, 12_000, 4_000, 32, 500, 512),
         };
         WarmupConfig {
-            model: Seq2SeqShape {
-                d_model: d,
-                n_heads: 4,
-                d_ff: 4 * d,
-                dropout: 0.0,
-                qkv_init: QkvInit::Separate,
-            },
+            model: Seq2SeqShape::of_width(d),
             layers: 6,
             batch_size: batch,
             valid_pairs: valid,
