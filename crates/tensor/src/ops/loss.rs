@@ -14,6 +14,7 @@
 
 use ndarray::{ArrayD, IxDyn};
 
+use super::layout::standard_copy;
 use super::softmax::{exp_floor, exp_or_zero, masked_softmax_rows};
 use crate::{Float, Result, Tensor, TensorError, is_grad_enabled, parallel};
 
@@ -106,7 +107,7 @@ impl<T: Float> Tensor<T> {
             let row_weight = |i: usize| if kept[i] { T::cast(1.0 / count) } else { T::zero() };
             if !is_grad_enabled() && a.grad.shape().is_empty() {
                 let g = a.grad.data().iter().copied().next().expect("a scalar");
-                let mut dx = a.inputs[0].data().as_standard_layout().into_owned();
+                let mut dx = standard_copy(a.inputs[0].data().view());
                 let dx_rows = dx.as_slice_mut().expect("standard layout");
                 masked_softmax_rows(dx_rows, c, &[], T::one());
                 parallel::for_each_wide_part(

@@ -32,7 +32,7 @@ impl<T: Float> Tensor<T> {
         let ax = normalize_axis("softmax", axis, x.ndim())?;
         let e = if ax + 1 == x.ndim() {
             // along the last axis: the row kernel of masked_softmax, unmasked
-            let mut e = x.as_standard_layout().into_owned();
+            let mut e = standard_copy(x.view());
             let d = x.shape()[ax];
             masked_softmax_rows(e.as_slice_mut().expect("standard layout"), d, &[], T::one());
             e
