@@ -58,10 +58,10 @@ pub fn run_experiment(exp: &Experiment, opts: &RunOptions) -> Result<Summary> {
     let summary = Summary {
         experiment: exp.name.to_string(),
         preset: opts.preset,
-        seeds: opts.seeds.clone(),
+        seeds: claims.seeds.unwrap_or_else(|| opts.seeds.clone()),
         wall_seconds: started.elapsed().as_secs_f64(),
         resumed: opts.resume,
-        claims: claims.0,
+        claims: claims.list,
         metadata,
     };
     dir.write_json("summary.json", &summary)?;

@@ -30,6 +30,7 @@ pub struct Claim {
 pub struct Summary {
     pub experiment: String,
     pub preset: Preset,
+    /// Every seed the run covers: the command's, extended by the config where it asks for more.
     pub seeds: Vec<u64>,
     /// The wall time of the process that wrote this summary.
     pub wall_seconds: f64,
@@ -43,9 +44,19 @@ pub struct Summary {
 
 /// Builds the claims of a summary.
 #[derive(Debug, Default)]
-pub struct Claims(pub Vec<Claim>);
+pub struct Claims {
+    pub list: Vec<Claim>,
+    /// The seeds the experiment ran when its config extends the command's (`seeds_for`);
+    /// `None`: exactly the command's seeds. The summary records these.
+    pub seeds: Option<Vec<u64>>,
+}
 
 impl Claims {
+    /// Records that the experiment ran `seeds` (rather than only the command's).
+    pub fn ran_seeds(&mut self, seeds: &[u64]) {
+        self.seeds = Some(seeds.to_vec());
+    }
+
     /// Adds a claim; `measured` holds the numbers `holds` was computed from.
     pub fn add(
         &mut self,
@@ -56,7 +67,7 @@ impl Claims {
         measured: impl IntoIterator<Item = (&'static str, serde_json::Value)>,
         holds: bool,
     ) {
-        self.0.push(Claim {
+        self.list.push(Claim {
             id: id.to_string(),
             statement: statement.to_string(),
             source: source.to_string(),

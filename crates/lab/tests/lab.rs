@@ -257,3 +257,26 @@ fn a_resumed_hessian_run_finishes_the_missing_phases_with_the_same_numbers() {
     let err = run_experiment(hessian, &RunOptions { resume: true, ..opts }).unwrap_err();
     assert!(err.to_string().contains("another config"), "{err}");
 }
+
+#[test]
+fn a_summary_lists_the_seeds_its_config_extends_the_command_to() {
+    let out = tmp("ds-seeds");
+    std::fs::create_dir_all(&out).unwrap();
+    let tiny = out.join("tiny.toml");
+    std::fs::write(
+        &tiny,
+        "schemes = [\"pre\"]\nshallow = 1\ndeep = 2\nseeds = 2\nbatch_size = 2\nvalid_pairs = 2\n\
+         vocab = 300\nmax_len = 16\n[model]\nd_model = 8\nn_heads = 2\nd_ff = 16\n\
+         [train]\nsteps = 1\neval_every = 1\nlog_every = 1\ncheckpoint_every = 0\n",
+    )
+    .unwrap();
+    let opts = RunOptions {
+        preset: Preset::Quick,
+        seeds: vec![5],
+        config_file: Some(tiny),
+        out: out.clone(),
+        resume: false,
+    };
+    let summary = run_experiment(find("depth-stability").unwrap(), &opts).unwrap();
+    assert_eq!(summary.seeds, vec![5, 6], "the command's seed and the one the config adds");
+}

@@ -244,6 +244,7 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
         })
     };
     let mut claims = Claims::default();
+    claims.ran_seeds(&seeds);
     let has = |s| cfg.schemes.contains(&s);
     let others: Vec<ResidualScheme> =
         cfg.schemes.iter().copied().filter(|&s| s != ResidualScheme::PostLn).collect();
