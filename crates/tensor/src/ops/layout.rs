@@ -8,7 +8,7 @@
 
 use std::mem::MaybeUninit;
 
-use ndarray::{ArrayD, ArrayView1, ArrayViewD, Axis, Ix2, Ix3, IxDyn, Slice};
+use ndarray::{ArrayD, ArrayView2, ArrayViewD, Axis, Ix2, Ix3, IxDyn, Slice, s};
 
 use super::normalize_axis;
 use crate::parallel;
@@ -27,10 +27,11 @@ pub(crate) fn reshape_data<T: Float>(data: Data<T>, shape: &[usize]) -> Data<T> 
 }
 
 /// The elements of `view` in row-major order, a new buffer written in parallel parts on large
-/// views ([`parallel::for_each_part`]): a contiguous view is copied as a slice; rank 3 and 4 (a
+/// views ([`parallel::for_each_part`]): a contiguous view is copied as a slice; a matrix (a
+/// transposed gradient) in parts of whole rows, tiled ([`copy_matrix`]); rank 3 and 4 (a
 /// permuted [B, T, H, d_h] → [B, H, T, d_h] view of attention heads, or its transposed
-/// gradient) row by row in parts of whole leading-axis blocks; a broadcast last axis repeats
-/// one value per row; other views take ndarray's strided copy.
+/// gradient) matrix by matrix in parts of whole leading-axis blocks; other ranks row by row
+/// (a broadcast last axis repeats one value per row) or by ndarray's strided copy.
 pub(crate) fn row_major_copy<T: Float>(view: ArrayViewD<'_, T>) -> Vec<T> {
     let (ndim, len) = (view.ndim(), view.len());
     if len == 0 {
@@ -43,6 +44,15 @@ pub(crate) fn row_major_copy<T: Float>(view: ArrayViewD<'_, T>) -> Vec<T> {
             for (d, &x) in dst.iter_mut().zip(&xs[first..]) {
                 d.write(x);
             }
+        });
+    } else if ndim == 2 {
+        // a transposed matrix (a gradient through `transpose` in a double backward): whole
+        // rows per part, each part in tiles
+        let m = view.into_dimensionality::<Ix2>().expect("two axes");
+        let cols = m.ncols();
+        parallel::for_each_part(room, cols, |first, part| {
+            let rows = part.len() / cols;
+            copy_matrix(m.slice(s![first..first + rows, ..]), part);
         });
     } else if ndim == 3 || ndim == 4 {
         // fixed-rank views: ndarray's lanes iterator pays an IxDyn index per lane, which
@@ -86,25 +96,53 @@ pub(crate) fn standard_copy<T: Float>(view: ArrayViewD<'_, T>) -> ArrayD<T> {
 /// The rows (last axis, any stride) of a rank-2 or rank-3 view, in row-major order, into `dst`
 /// (exactly the view's length).
 fn copy_rows<T: Copy>(view: ArrayViewD<'_, T>, dst: &mut [MaybeUninit<T>]) {
-    let mut rest = dst;
-    let mut put = |row: ArrayView1<'_, T>| {
-        let (head, tail) = std::mem::take(&mut rest).split_at_mut(row.len());
-        match row.to_slice() {
-            Some(row) => head.iter_mut().zip(row).for_each(|(d, &x)| {
-                d.write(x);
-            }),
-            None => head.iter_mut().zip(row.iter()).for_each(|(d, &x)| {
-                d.write(x);
-            }),
-        }
-        rest = tail;
-    };
     if view.ndim() == 3 {
-        for a in view.into_dimensionality::<Ix3>().expect("three axes").outer_iter() {
-            a.outer_iter().for_each(&mut put);
+        let view = view.into_dimensionality::<Ix3>().expect("three axes");
+        let block = view.shape()[1] * view.shape()[2];
+        for (a, dst) in view.outer_iter().zip(dst.chunks_exact_mut(block.max(1))) {
+            copy_matrix(a, dst);
         }
     } else {
-        view.into_dimensionality::<Ix2>().expect("two axes").outer_iter().for_each(put);
+        copy_matrix(view.into_dimensionality::<Ix2>().expect("two axes"), dst);
+    }
+}
+
+/// Columns per tile of [`copy_matrix`]: a tile row of a transposed matrix reads this many cache
+/// lines, which the next rows then reuse.
+const TILE: usize = 32;
+
+/// A matrix view (any strides) in row-major order into `dst` (exactly its length): rows with
+/// unit stride as slices; otherwise in tiles of [`TILE`] columns, so that a transposed matrix is
+/// read along its memory order a tile at a time instead of one cache line per element.
+fn copy_matrix<T: Copy>(m: ArrayView2<'_, T>, dst: &mut [MaybeUninit<T>]) {
+    let cols = m.ncols();
+    if cols == 0 {
+        return;
+    }
+    if m.strides()[1] == 1 || m.nrows() == 1 {
+        for (row, out) in m.outer_iter().zip(dst.chunks_exact_mut(cols)) {
+            match row.to_slice() {
+                Some(row) => out.iter_mut().zip(row).for_each(|(d, &x)| {
+                    d.write(x);
+                }),
+                None => out.iter_mut().zip(row.iter()).for_each(|(d, &x)| {
+                    d.write(x);
+                }),
+            }
+        }
+        return;
+    }
+    let [s0, s1] = [m.strides()[0], m.strides()[1]];
+    let base = m.as_ptr();
+    for c0 in (0..cols).step_by(TILE) {
+        let c1 = (c0 + TILE).min(cols);
+        for (r, out) in dst.chunks_exact_mut(cols).enumerate() {
+            for (c, d) in (c0..c1).zip(&mut out[c0..c1]) {
+                // SAFETY: (r, c) is inside the view (r < rows: one `cols` chunk of `dst` per
+                // row; c < cols), so the offset addresses one of its elements
+                d.write(unsafe { *base.offset(r as isize * s0 + c as isize * s1) });
+            }
+        }
     }
 }
 
@@ -293,8 +331,9 @@ mod tests {
         }
     }
 
-    /// Attention-sized head splits (rank 4), merges (rank 3), a transposed gradient and a
-    /// contiguous array are copied in parallel parts: the same elements on 1, 2 and 3 threads.
+    /// Attention-sized head splits (rank 4), merges (rank 3), transposed gradients (rank 4 and
+    /// 2), a broadcast column and a contiguous array are copied in parallel parts: the same
+    /// elements on 1, 2 and 3 threads.
     #[test]
     fn large_head_copies_are_the_same_on_any_thread_count() {
         let a = ndarray::ArrayD::from_shape_fn(ndarray::IxDyn(&[6, 64, 8, 32]), |p| {
@@ -307,7 +346,15 @@ mod tests {
         let merged = b.view().permuted_axes(ndarray::IxDyn(&[1, 0, 2]));
         // a head split's transposed gradient: no unit-stride axis last
         let transposed = a.view().permuted_axes(ndarray::IxDyn(&[0, 2, 3, 1]));
-        for v in [heads, merged, transposed, a.view()] {
+        // a transposed [N, C] matrix (logits' gradient through `transpose`), C not a multiple
+        // of the tile, and a broadcast column
+        let logits = ndarray::ArrayD::from_shape_fn(ndarray::IxDyn(&[75, 301]), |p| {
+            (p[0] * 1000 + p[1]) as f32
+        });
+        let logits_t = logits.view().reversed_axes();
+        let column = ndarray::ArrayD::from_shape_fn(ndarray::IxDyn(&[300, 1]), |p| p[0] as f32);
+        let broadcast = column.broadcast(ndarray::IxDyn(&[300, 77])).unwrap();
+        for v in [heads, merged, transposed, a.view(), logits_t, broadcast] {
             let expected: Vec<f32> = v.as_standard_layout().iter().copied().collect();
             for threads in [1, 2, 3] {
                 let got =

@@ -127,11 +127,16 @@ impl<T: Float> Tensor<T> {
                 );
                 return Ok(vec![Some(Tensor::constant(dx))]);
             }
-            let q = Tensor::constant(ArrayD::from_shape_fn(IxDyn(&[n, c]), |p| {
-                target_dist(p[0], p[1])
-            }));
-            let w = Tensor::constant(ArrayD::from_shape_fn(IxDyn(&[n, 1]), |p| row_weight(p[0])));
-            let dx = a.inputs[0].softmax(-1)?.sub(&q)?.mul(&w)?.mul(a.grad)?;
+            // q filled flat (ε/C, then the targets' entries), and the per-row factor g·wᵢ
+            // formed on [N, 1] before it meets the [N, C] difference
+            let mut q = vec![T::cast(eps / c as f64); n * c];
+            for (i, &t) in targets.iter().enumerate().filter(|&(_, &t)| t < c) {
+                q[i * c + t] = target_dist(i, t);
+            }
+            let q = Tensor::constant(ArrayD::from_shape_vec(IxDyn(&[n, c]), q).expect("n·c"));
+            let w = ArrayD::from_shape_vec(IxDyn(&[n, 1]), (0..n).map(row_weight).collect());
+            let gw = Tensor::constant(w.expect("n rows")).mul(a.grad)?;
+            let dx = a.inputs[0].softmax(-1)?.sub(&q)?.mul(&gw)?;
             Ok(vec![Some(dx)])
         }))
     }
