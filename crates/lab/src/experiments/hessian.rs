@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::ExperimentCtx;
-use super::schemes::{label, mean};
+use super::schemes::{label, mean, seeds_for};
 use super::translation::{PairSource, Seq2SeqShape, TranslationData};
 use crate::config::{Preset, resolve};
 use crate::error::{LabError, Result};
@@ -51,6 +51,10 @@ pub struct HessianConfig {
     /// Encoder and decoder layers.
     pub layers: usize,
     pub schemes: Vec<ResidualScheme>,
+    /// Seeds per scheme: the command's, extended by the next integers to this many (each claim
+    /// must hold in every one).
+    #[serde(default = "one_seed")]
+    pub seeds: usize,
     /// The first this many validation pairs define the loss.
     pub pairs: usize,
     /// Pairs per micro-batch.
@@ -72,14 +76,16 @@ pub struct HessianConfig {
 
 impl HessianConfig {
     /// quick: 2-2 layers, d = 32, 64 pairs, few products (an exact Hessian-vector product costs
-    /// about half a second here); full: the reproduction's 6-6 layers on 1,000 pairs, d = 64,
-    /// PyHessian's 100 Lanczos steps and iteration limits.
+    /// about half a second here), one seed; full: the reproduction's 6-6 layers on 1,000 pairs,
+    /// d = 64, PyHessian's 100 Lanczos steps and iteration limits, three seeds (about an hour per
+    /// scheme and seed on one core).
     pub fn preset(preset: Preset) -> Self {
         match preset {
             Preset::Quick => HessianConfig {
                 model: Seq2SeqShape::of_width(32),
                 layers: 2,
                 schemes: vec![ResidualScheme::PostLn, ResidualScheme::PreLn],
+                seeds: 1,
                 pairs: 64,
                 batch_size: 64,
                 cache_graphs: true,
@@ -97,6 +103,7 @@ impl HessianConfig {
                 model: Seq2SeqShape::of_width(64),
                 layers: 6,
                 schemes: vec![ResidualScheme::PostLn, ResidualScheme::PreLn],
+                seeds: 3,
                 pairs: 1000,
                 batch_size: 100,
                 cache_graphs: false,
@@ -112,6 +119,10 @@ impl HessianConfig {
             },
         }
     }
+}
+
+fn one_seed() -> usize {
+    1
 }
 
 /// What is measured on one model.
@@ -338,6 +349,7 @@ impl<O: LinearOperator> LinearOperator for Reported<'_, O> {
 pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     let cfg = resolve(HessianConfig::preset(ctx.preset), ctx.config_file.as_deref())?;
     if cfg.pairs == 0
+        || cfg.seeds == 0
         || cfg.batch_size == 0
         || cfg.power_iterations == 0
         || cfg.trace_probes == 0
@@ -345,7 +357,7 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
         || cfg.lanczos_runs == 0
     {
         return Err(LabError::Config(
-            "pairs, batch sizes and iteration counts must be positive".into(),
+            "seeds, pairs, batch sizes and iteration counts must be positive".into(),
         ));
     }
     ctx.dir.write_toml("config.toml", &cfg)?;
@@ -354,8 +366,9 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     let tokens: Vec<f64> = batches.iter().map(|b| b.target_tokens() as f64).collect();
     let total: f64 = tokens.iter().sum();
     let weights: Vec<f64> = tokens.iter().map(|t| t / total).collect();
+    let seeds = seeds_for(&ctx.seeds, cfg.seeds);
     let mut spectra = Vec::new();
-    for &seed in &ctx.seeds {
+    for &seed in &seeds {
         for &scheme in &cfg.schemes {
             let model =
                 Seq2Seq::<f32>::new(cfg.model.config(scheme, cfg.layers, cfg.layers, &data), seed)?;
@@ -369,7 +382,7 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     plot_density(ctx, &cfg, &spectra)?;
 
     let per_seed = |f: &dyn Fn(&Spectrum) -> f64| -> Vec<(u64, f64, f64)> {
-        ctx.seeds
+        seeds
             .iter()
             .filter_map(|&seed| {
                 let get = |s| spectra.iter().find(|x| x.seed == seed && x.scheme == s);
@@ -378,6 +391,7 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
             .collect()
     };
     let mut claims = Claims::default();
+    claims.ran_seeds(&seeds);
     if cfg.schemes.contains(&ResidualScheme::PostLn) && cfg.schemes.contains(&ResidualScheme::PreLn)
     {
         let top = per_seed(&|s| s.top);
