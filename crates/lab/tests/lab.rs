@@ -252,6 +252,14 @@ fn a_resumed_hessian_run_finishes_the_missing_phases_with_the_same_numbers() {
     let trace = read.claims.iter().find(|c| c.id == "post-ln-larger-trace").unwrap();
     let measured = trace.measured["trace"].clone();
     assert_eq!(measured[0]["post_ln"], serde_json::json!(1e6), "{measured}");
+    // more seeds reuse the finished ones: only the new seed's models are measured
+    std::fs::write(&tiny, format!("seeds = 2\n{config}")).unwrap();
+    let more = run_experiment(hessian, &RunOptions { resume: true, ..opts.clone() }).unwrap();
+    assert_eq!(more.seeds, vec![0, 1]);
+    let trace = more.claims.iter().find(|c| c.id == "post-ln-larger-trace").unwrap();
+    assert_eq!(trace.measured["trace"][0]["post_ln"], serde_json::json!(1e6), "seed 0 was read");
+    assert!(out.join("hessian/measurements/pre-seed1.json").exists());
+    std::fs::write(&tiny, config).unwrap();
     // a measurement of another config is not mixed in
     std::fs::write(&tiny, config.replace("lanczos_steps = 5", "lanczos_steps = 6")).unwrap();
     let err = run_experiment(hessian, &RunOptions { resume: true, ..opts }).unwrap_err();

@@ -190,7 +190,9 @@ where
 {
     let dir = ctx.dir.sub("measurements")?;
     let name = format!("{}-seed{seed}", scheme.name());
-    let key = HessianConfig { schemes: Vec::new(), ..cfg.clone() };
+    // the config a measurement depends on: not which models are measured (schemes, seed
+    // count; the seed count at its default, so records from before the field match)
+    let key = HessianConfig { schemes: Vec::new(), seeds: one_seed(), ..cfg.clone() };
     let saved = if ctx.resume { load_measurement(&dir, &name, &key)? } else { None };
     let mut m = saved.unwrap_or_else(|| Measurement {
         config: key,
