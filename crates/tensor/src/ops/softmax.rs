@@ -4,7 +4,8 @@
 //! exponential is [`Float::exp_fast`] (in `f32` within 1 ulp and vectorized; libm in `f64`).
 //!
 //! Backward: softmax: dx = y ⊙ (g − Σ g⊙y); log_softmax: dx = g − e^y ⊙ Σ g. Both are written
-//! with the output y, so they differentiate again.
+//! with the output y, so they differentiate again; along the last axis with recording off,
+//! softmax's is one fused pass per row (as masked_softmax's).
 //!
 //! `masked_softmax(blocked, s)` is attention's softmax(s·x + M) along the last axis, M = −∞ where
 //! `blocked` is true, in one pass (it replaces `mul_scalar(s)`, `masked_fill(−∞)` and `softmax`,
@@ -45,8 +46,13 @@ impl<T: Float> Tensor<T> {
             e /= &s;
             e
         };
+        let last = ax + 1 == x.ndim();
         Ok(Tensor::from_op(e.into_shared(), "softmax", &[self], move |a| {
             let y = a.output;
+            let d = y.shape()[ax];
+            if last && !is_grad_enabled() && a.grad.shape() == y.shape() && d > 0 {
+                return Ok(vec![Some(softmax_backward_rows(y, a.grad, d, T::one()))]);
+            }
             let inner = a.grad.mul(y)?.sum_axis(ax as isize, true)?;
             Ok(vec![Some(y.mul(&a.grad.sub(&inner)?)?)])
         }))
@@ -88,6 +94,25 @@ fn masked_softmax_row<T: Float>(row: &mut [T], blocked: Option<&[bool]>, s: T, f
     row.iter_mut().for_each(|v| *v = exp_or_zero(*v - m, floor));
     let total = lanes::sum(row);
     row.iter_mut().for_each(|v| *v /= total);
+}
+
+/// dx = s·y ⊙ (g − Σ g⊙y) for rows of length `d > 0` along the last axis, as a constant, row by
+/// row in parallel parts: the first-order rule of `softmax` (s = 1) and `masked_softmax`. `y` is
+/// an output of either (made in standard layout).
+fn softmax_backward_rows<T: Float>(y: &Tensor<T>, g: &Tensor<T>, d: usize, s: T) -> Tensor<T> {
+    let mut dx = standard_copy(g.data().view());
+    let yd = y.data();
+    let ys = yd.as_slice().expect("made in standard layout");
+    let dxs = dx.as_slice_mut().expect("standard layout");
+    parallel::for_each_part(dxs, d, |first, part| {
+        for (g, y) in part.chunks_exact_mut(d).zip(ys[first * d..].chunks_exact(d)) {
+            let dot = lanes::dot(g, y);
+            for (g, &y) in g.iter_mut().zip(y) {
+                *g = s * y * (*g - dot);
+            }
+        }
+    });
+    Tensor::constant(dx)
 }
 
 /// ln of the smallest normal number of `T` (≈ −87.3 in `f32`, ≈ −708.4 in `f64`).
@@ -255,20 +280,7 @@ impl<T: Float> Tensor<T> {
         Ok(Tensor::from_op(y.into_shared(), "masked_softmax", &[self], move |a| {
             let y = a.output;
             if !is_grad_enabled() && a.grad.shape() == y.shape() && d > 0 {
-                // dx = s·y ⊙ (g − Σ g⊙y), row by row
-                let mut dx = standard_copy(a.grad.data().view());
-                let yd = y.data();
-                let ys = yd.as_slice().expect("made in standard layout");
-                let dxs = dx.as_slice_mut().expect("standard layout");
-                parallel::for_each_part(dxs, d, |first, part| {
-                    for (g, y) in part.chunks_exact_mut(d).zip(ys[first * d..].chunks_exact(d)) {
-                        let dot = lanes::dot(g, y);
-                        for (g, &y) in g.iter_mut().zip(y) {
-                            *g = s * y * (*g - dot);
-                        }
-                    }
-                });
-                return Ok(vec![Some(Tensor::constant(dx))]);
+                return Ok(vec![Some(softmax_backward_rows(y, a.grad, d, s))]);
             }
             let inner = a.grad.mul(y)?.sum_axis(-1, true)?;
             Ok(vec![Some(y.mul(&a.grad.sub(&inner)?)?.mul_scalar(scale))])
