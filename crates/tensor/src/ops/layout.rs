@@ -348,12 +348,15 @@ mod tests {
         let transposed = a.view().permuted_axes(ndarray::IxDyn(&[0, 2, 3, 1]));
         // a transposed [N, C] matrix (logits' gradient through `transpose`), C not a multiple
         // of the tile, and a broadcast column
-        let logits = ndarray::ArrayD::from_shape_fn(ndarray::IxDyn(&[75, 301]), |p| {
+        let logits = ndarray::ArrayD::from_shape_fn(ndarray::IxDyn(&[450, 301]), |p| {
             (p[0] * 1000 + p[1]) as f32
         });
         let logits_t = logits.view().reversed_axes();
-        let column = ndarray::ArrayD::from_shape_fn(ndarray::IxDyn(&[300, 1]), |p| p[0] as f32);
-        let broadcast = column.broadcast(ndarray::IxDyn(&[300, 77])).unwrap();
+        let column = ndarray::ArrayD::from_shape_fn(ndarray::IxDyn(&[1500, 1]), |p| p[0] as f32);
+        let broadcast = column.broadcast(ndarray::IxDyn(&[1500, 77])).unwrap();
+        assert!(
+            logits.len() > 2 * crate::parallel::MIN_PART && 1500 * 77 > crate::parallel::MIN_PART
+        );
         for v in [heads, merged, transposed, a.view(), logits_t, broadcast] {
             let expected: Vec<f32> = v.as_standard_layout().iter().copied().collect();
             for threads in [1, 2, 3] {
