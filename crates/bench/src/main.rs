@@ -131,6 +131,13 @@ struct Cli {
     /// $HOME/.venv-torch/bin/python or python3); fails if there is none.
     #[arg(long)]
     compare_torch: bool,
+
+    /// In each `step` case, also time every backward rule (`saturn_tensor::profile`) over the
+    /// timed steps and print one `backward_op` line per operation: its wall time and calls per
+    /// step. The rules' timers cost little, but the step lines of such a run are not the
+    /// reference numbers.
+    #[arg(long)]
+    profile_backward: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -162,6 +169,8 @@ pub struct Ctx {
     pub plan: Plan,
     pub quick: bool,
     pub dtypes: Vec<DType>,
+    /// `--profile-backward`: the step cases add `backward_op` lines.
+    pub profile_backward: bool,
 }
 
 /// One JSON output line, keys in insertion order.
@@ -268,7 +277,12 @@ fn run(cli: Cli) -> BenchResult<()> {
         DTypeArg::F64 => vec![DType::F64],
         DTypeArg::All => vec![DType::F32, DType::F64],
     };
-    let ctx = Ctx { plan: Plan { warmup, runs }, quick: cli.quick, dtypes };
+    let ctx = Ctx {
+        plan: Plan { warmup, runs },
+        quick: cli.quick,
+        dtypes,
+        profile_backward: cli.profile_backward,
+    };
 
     let mut cases = matmul::cases(&ctx);
     cases.extend(mlp::cases(&ctx));

@@ -13,6 +13,9 @@
 //! 6·N·tokens + 12·L·T·d·tokens per step, N the matmul weights; forward ⅓ of it, backward ⅔;
 //! 0 for the optimizer, which has no matmul), `peak_fraction` (added by main) and `peak_rss_mb`
 //! (VmHWM of the whole bench process so far, so it grows with the largest case run before).
+//! With `--profile-backward`, `backward_op` lines follow: for each operation, the wall time of
+//! its backward rule per timed step (`ms_per_step`) and `calls_per_step`; `op` = "accumulate" is
+//! the summing of gradient contributions.
 //!
 //! `step/{tiny,small}/{variant}/hvp/f32` and `step/medium/post/hvp/f32` time, alternately on
 //! the same batches, one gradient (phase `grad`: forward + `saturn_tensor::grad(loss, all
@@ -207,7 +210,10 @@ fn run(
         let loss = model.loss(inputs, targets, &mut ForwardCtx::train(i as u64))?;
         let forward = ms_since(start);
         let t = Instant::now();
+        // only the timed steps are profiled
+        saturn_tensor::profile::enable(ctx.profile_backward && i >= plan.warmup);
         loss.backward()?;
+        saturn_tensor::profile::enable(false);
         drop(loss);
         let backward = ms_since(t);
         let t = Instant::now();
@@ -228,13 +234,35 @@ fn run(
         ("optimizer", 0.0),
         ("step", flops),
     ];
-    Ok(phases
+    let mut records: Vec<Record> = phases
         .into_iter()
         .zip(samples)
         .map(|((phase, phase_flops), s)| {
             record(size, variant, phase, &Stats::from_ms(s), phase_flops)
         })
-        .collect())
+        .collect();
+    if ctx.profile_backward {
+        records.extend(backward_op_records(size, variant, plan.runs));
+    }
+    Ok(records)
+}
+
+/// One `backward_op` line per operation whose backward rule ran in the profiled steps: wall
+/// time and calls per step (the table of [`saturn_tensor::profile`], divided by `steps`).
+fn backward_op_records(size: LmSize, variant: &str, steps: usize) -> Vec<Record> {
+    let per_step = |x: f64| x / steps.max(1) as f64;
+    saturn_tensor::profile::take()
+        .into_iter()
+        .map(|row| {
+            Record::new("backward_op")
+                .with("config", size.name)
+                .with("variant", variant)
+                .with("dtype", "f32")
+                .with("op", row.op)
+                .num("ms_per_step", per_step(row.total.as_secs_f64() * 1e3))
+                .num("calls_per_step", per_step(row.calls as f64))
+        })
+        .collect()
 }
 
 /// One gradient against one exact Hessian-vector product of the LM's loss over every parameter,

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 
+use crate::profile::timed;
 use crate::tensor::{BackwardArgs, GradModeGuard, is_grad_enabled};
 use crate::{Float, Result, Tensor, TensorError};
 
@@ -201,7 +202,7 @@ fn propagate<T: Float>(
             continue;
         }
         let args = BackwardArgs { inputs: &grad_fn.inputs, output: node, grad: &g, needs: &needs };
-        let input_grads = (grad_fn.rule)(&args)?;
+        let input_grads = timed(grad_fn.op, || (grad_fn.rule)(&args))?;
         for ((input, gi), need) in grad_fn.inputs.iter().zip(input_grads).zip(&needs) {
             let (Some(gi), true) = (gi, *need) else { continue };
             if gi.shape() != input.shape() {
@@ -228,7 +229,9 @@ fn accumulate<T: Float>(
     let summed = match pending.remove(&node.id()) {
         Some(mut old) => {
             // first order: in place when the running sum is ours alone (no buffer per term)
-            if !is_grad_enabled() && old.try_add_assign(&g) { old } else { old.add(&g)? }
+            timed("accumulate", || -> Result<Tensor<T>> {
+                if !is_grad_enabled() && old.try_add_assign(&g) { Ok(old) } else { old.add(&g) }
+            })?
         }
         None => g,
     };

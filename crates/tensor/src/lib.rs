@@ -27,6 +27,7 @@
 //!   differentiated again: [`hvp`] gives exact Hessian-vector products by double backward.
 //! - [`gradcheck`] and [`gradgradcheck`] compare first and second derivatives with central
 //!   differences in `f64`; every operation's tests use them.
+//! - [`profile`]: opt-in wall time per backward rule, to see where a backward pass goes.
 //! - [`alloc::tune_malloc`]: binaries call it at startup so that glibc keeps freed tensor
 //!   buffers instead of unmapping them (see `docs/PERFORMANCE.md`).
 
@@ -42,6 +43,7 @@ mod float;
 pub mod io;
 mod ops;
 pub mod parallel;
+pub mod profile;
 mod simd_math;
 mod tensor;
 
