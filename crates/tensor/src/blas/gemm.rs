@@ -12,7 +12,9 @@ use std::ffi::c_int;
 use std::mem::MaybeUninit;
 
 use ndarray::linalg::general_mat_mul;
-use ndarray::{ArrayBase, ArrayView2, ArrayView3, ArrayViewMut2, Axis, Data, DataMut, Ix2};
+use ndarray::{
+    ArrayBase, ArrayView2, ArrayView3, ArrayView4, ArrayViewMut2, Axis, Data, DataMut, Ix2, s,
+};
 
 use super::Backend;
 use crate::Float;
@@ -171,34 +173,65 @@ fn product_into<T: Float>(
 }
 
 /// o[i] ← a[i]·b[i] for every i along the leading axis, into `o`: uninitialized room for the
-/// products in row-major order, one after another (see [`product_into`]). With MKL on several
-/// threads the batch is split into parts over Saturn's threads ([`crate::parallel`]), each
-/// product on one thread (the per-head products of attention are too small to split one by
-/// one); otherwise one product after another.
+/// products in row-major order, one after another (see [`product_into`]); see
+/// [`products_into`] for how they are spread over threads.
 pub(crate) fn gemm_batched_into<T: Float>(
     a: ArrayView3<'_, T>,
     b: ArrayView3<'_, T>,
     o: &mut [MaybeUninit<T>],
 ) {
-    let (m, n) = (a.dim().1, b.dim().2);
+    let (count, m, k) = a.dim();
+    let (a, b) = (&a, &b);
+    let operands = move |i| (a.index_axis(Axis(0), i), b.index_axis(Axis(0), i));
+    products_into(count, [m, k, b.dim().2], operands, o);
+}
+
+/// o[i, j] ← a[i, j]·b[i, j] over two leading axes (attention's batch and heads), in row-major
+/// order of (i, j), as one batch of products (see [`gemm_batched_into`]).
+pub(crate) fn gemm_batched2_into<T: Float>(
+    a: ArrayView4<'_, T>,
+    b: ArrayView4<'_, T>,
+    o: &mut [MaybeUninit<T>],
+) {
+    let (outer, inner, m, k) = a.dim();
+    let (a, b) = (&a, &b);
+    let operands = move |i: usize| {
+        let (p, q) = (i / inner, i % inner);
+        (a.slice(s![p, q, .., ..]), b.slice(s![p, q, .., ..]))
+    };
+    products_into(outer * inner, [m, k, b.dim().3], operands, o);
+}
+
+/// The `count` products operands(i) = (m×k, k×n) into `o`, one after another. With MKL on
+/// several threads the batch is split into parts over Saturn's threads ([`crate::parallel`],
+/// by work: m·n·k per product), each product on one thread (the per-head products of
+/// attention are too small to split one by one); otherwise one product after another on the
+/// backend's threads.
+fn products_into<'v, T: Float>(
+    count: usize,
+    [m, k, n]: [usize; 3],
+    operands: impl Fn(usize) -> (ArrayView2<'v, T>, ArrayView2<'v, T>) + Sync,
+    o: &mut [MaybeUninit<T>],
+) {
     let size = m * n;
-    assert_eq!(o.len(), a.dim().0 * size, "gemm_batched_into: room for the batch of products");
+    assert_eq!(o.len(), count * size, "products_into: room for the batch of products");
     if size == 0 {
         return;
     }
     let mkl = matches!(super::backend(), Backend::Mkl(_));
     if mkl && crate::parallel::threads() > 1 {
-        let (a, b) = (&a, &b);
-        crate::parallel::for_each_part(o, size, |first, part| {
+        let operands = &operands;
+        crate::parallel::for_each_part_of_work(o, size, k.max(1), |first, part| {
             for (i, oi) in part.chunks_exact_mut(size).enumerate() {
-                let (ai, bi) = (a.index_axis(Axis(0), first + i), b.index_axis(Axis(0), first + i));
+                let (ai, bi) = operands(first + i);
                 product_into(Threads::One, &ai, &bi, oi);
             }
         });
         return;
     }
-    for ((a, b), o) in a.outer_iter().zip(b.outer_iter()).zip(o.chunks_exact_mut(size)) {
-        product_into(Threads::Backend, &a, &b, o);
+    for (i, oi) in o.chunks_exact_mut(size).enumerate() {
+        let (ai, bi) = operands(i);
+        product_into(Threads::Backend, &ai, &bi, oi);
     }
 }
 
@@ -345,6 +378,14 @@ mod tests {
             // SAFETY: the elements were initialized (to NaN) before the call
             let o: Vec<f32> = o.iter().map(|x| unsafe { x.assume_init() }).collect();
             assert!(o == want.as_slice().unwrap(), "{threads} thread(s)");
+            // the same batch as 4 × 6 (attention's batch × heads)
+            let a4 = a.view().into_shape_with_order((4, 6, m, k)).unwrap();
+            let b4 = b.view().into_shape_with_order((4, 6, k, n)).unwrap();
+            let mut o = vec![MaybeUninit::new(f32::NAN); batch * m * n];
+            crate::parallel::with_threads(threads, || gemm_batched2_into(a4, b4, &mut o));
+            // SAFETY: the elements were initialized (to NaN) before the call
+            let o: Vec<f32> = o.iter().map(|x| unsafe { x.assume_init() }).collect();
+            assert!(o == want.as_slice().unwrap(), "two batch axes, {threads} thread(s)");
         }
         let mut single = vec![MaybeUninit::new(f32::NAN); m * n];
         gemm_into(&a.index_axis(Axis(0), 3), &b.index_axis(Axis(0), 3), &mut single);

@@ -20,7 +20,7 @@ mod gemm;
 pub mod mkl;
 
 pub use gemm::gemm;
-pub(crate) use gemm::{gemm_batched_into, gemm_into};
+pub(crate) use gemm::{gemm_batched_into, gemm_batched2_into, gemm_into};
 
 use std::ffi::{CStr, c_char, c_int};
 use std::path::PathBuf;

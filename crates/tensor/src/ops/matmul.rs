@@ -11,7 +11,7 @@
 use ndarray::{ArrayD, ArrayView2, ArrayViewD, Axis, Dimension, Ix2, Ix3, Ix4, IxDyn};
 
 use super::broadcast_shape;
-use crate::blas::{gemm_batched_into, gemm_into};
+use crate::blas::{gemm_batched_into, gemm_batched2_into, gemm_into};
 use crate::tensor::Data;
 use crate::{Float, Result, Tensor, TensorError};
 
@@ -66,12 +66,7 @@ pub(crate) fn matmul_data<T: Float>(a: &Data<T>, b: &Data<T>) -> Result<ArrayD<T
         2 => {
             let a4 = av.into_dimensionality::<Ix4>().expect("four axes");
             let b4 = bv.into_dimensionality::<Ix4>().expect("four axes");
-            let per_outer = batch[1] * m * n;
-            for ((a3, b3), o) in
-                a4.outer_iter().zip(b4.outer_iter()).zip(room.chunks_mut(per_outer))
-            {
-                gemm_batched_into(a3, b3, o);
-            }
+            gemm_batched2_into(a4, b4, room);
         }
         _ => {
             let matrices = ndarray::indices(IxDyn(&batch)).into_iter();
