@@ -199,7 +199,16 @@ impl<T: Float> Tensor<T> {
     }
 }
 
-/// [dx, dγ, dβ] row by row in one pass, as constants (the first-order path).
+/// Rows per block of the first-order rule: each block sums its rows' dγ and dβ terms, and the
+/// blocks' sums are added in block order. The blocks do not depend on the thread count, so
+/// neither do the bits.
+const LN_BLOCK_ROWS: usize = 64;
+
+/// [dx, dγ, dβ] in one pass over the rows, as constants (the first-order path).
+///
+/// Each block of [`LN_BLOCK_ROWS`] rows is one work item ([`parallel::map_items`]): per row,
+/// μ and r, then x̂ (kept in the row of dx), ĝ = g ⊙ γ, its mean and mean(ĝ ⊙ x̂), dx in place,
+/// and the row's g ⊙ x̂ and g added to the block's column sums. x and g are read once.
 fn layer_norm_backward_fused<T: Float>(
     x: &Tensor<T>,
     gamma: Option<&Tensor<T>>,
@@ -212,82 +221,52 @@ fn layer_norm_backward_fused<T: Float>(
     let (x, g) = (x.as_standard_layout(), g.as_standard_layout());
     let (xs, gs) = (x.as_slice().expect("standard layout"), g.as_slice().expect("standard layout"));
     let gm = gamma.map(row_major);
-    let mut dx = vec![T::zero(); xs.len()];
-    let (mut dg, mut db) = (Vec::with_capacity(d), Vec::with_capacity(d));
+    let mut dx: Vec<T> = Vec::with_capacity(xs.len());
+    let (mut dg, mut db) = (vec![T::zero(); d], vec![T::zero(); d]);
     let e = T::cast(eps);
     let n = T::cast(d as f64);
-    if let Some(rows) = xs.len().checked_div(d) {
-        // (μ, r) of every row, then dx row by row, both in parallel parts (each row on its
-        // own: the same bits on any thread count); every loop is a plain slice loop
-        let mut stats = vec![(T::zero(), T::zero()); rows];
-        parallel::for_each_wide_part(
-            &mut stats,
-            1,
-            d,
-            #[inline(always)]
-            |first, part| {
-                for (s, xr) in part.iter_mut().zip(xs[first * d..].chunks_exact(d)) {
-                    *s = row_stats(xr, e);
-                }
-            },
-        );
-        parallel::for_each_wide_part(
-            &mut dx,
-            d,
-            1,
-            #[inline(always)]
-            |first, part| {
-                let mut gh = vec![T::zero(); d];
-                let rows = xs[first * d..].chunks_exact(d).zip(gs[first * d..].chunks_exact(d));
-                for (((xr, gr), dxr), &(mu, r)) in
-                    rows.zip(part.chunks_exact_mut(d)).zip(&stats[first..])
-                {
-                    // x̂ goes into dxr for now
-                    for j in 0..d {
-                        dxr[j] = (xr[j] - mu) * r;
-                    }
-                    match &gm {
-                        Some(gm) => (0..d).for_each(|j| gh[j] = gr[j] * gm[j]),
-                        None => gh.copy_from_slice(gr),
-                    }
-                    let mean_gh = lanes::sum(&gh) / n;
-                    let mean_gh_xhat = lanes::dot(&gh, dxr) / n;
-                    for j in 0..d {
-                        dxr[j] = r * (gh[j] - mean_gh - dxr[j] * mean_gh_xhat);
-                    }
-                }
-            },
-        );
-        // dγ = Σ_rows g ⊙ x̂ and dβ = Σ_rows g, each column over the rows in order; the
-        // columns in parallel parts (a column's sum never depends on the split)
-        let parts = parallel::parts(d, 1, 2 * rows, parallel::threads());
-        let width = d.div_ceil(parts);
-        let ranges: Vec<_> = (0..d).step_by(width).map(|a| a..(a + width).min(d)).collect();
-        let sums = parallel::map_items(ranges, |cols| {
+    if d > 0 {
+        let block = LN_BLOCK_ROWS * d;
+        let items: Vec<_> =
+            dx.spare_capacity_mut()[..xs.len()].chunks_mut(block).enumerate().collect();
+        let gm = gm.as_deref();
+        let sums = parallel::map_items(items, |(b, dxb)| {
             crate::simd_math::widest(
                 #[inline(always)]
                 || {
-                    let w = cols.len();
-                    let (mut dg, mut db) = (vec![T::zero(); w], vec![T::zero(); w]);
-                    let mut xhat = vec![T::zero(); w];
-                    let rows = xs.chunks_exact(d).zip(gs.chunks_exact(d)).zip(&stats);
-                    for ((xr, gr), &(mu, r)) in rows {
-                        let (xr, gr) = (&xr[cols.clone()], &gr[cols.clone()]);
-                        for j in 0..w {
+                    let (xb, gb) = (&xs[b * block..][..dxb.len()], &gs[b * block..][..dxb.len()]);
+                    let (mut dgb, mut dbb) = (vec![T::zero(); d], vec![T::zero(); d]);
+                    let mut gh = vec![T::zero(); d];
+                    let mut xhat = vec![T::zero(); d];
+                    let rows = xb.chunks_exact(d).zip(gb.chunks_exact(d));
+                    for ((xr, gr), dxr) in rows.zip(dxb.chunks_exact_mut(d)) {
+                        let (mu, r) = row_stats(xr, e);
+                        for j in 0..d {
                             xhat[j] = (xr[j] - mu) * r;
                         }
-                        for j in 0..w {
-                            dg[j] += gr[j] * xhat[j];
-                            db[j] += gr[j];
+                        match gm {
+                            Some(gm) => (0..d).for_each(|j| gh[j] = gr[j] * gm[j]),
+                            None => gh.copy_from_slice(gr),
+                        }
+                        let mean_gh = lanes::sum(&gh) / n;
+                        let mean_gh_xhat = lanes::dot(&gh, &xhat) / n;
+                        for j in 0..d {
+                            dxr[j].write(r * (gh[j] - mean_gh - xhat[j] * mean_gh_xhat));
+                            dgb[j] += gr[j] * xhat[j];
+                            dbb[j] += gr[j];
                         }
                     }
-                    (dg, db)
+                    (dgb, dbb)
                 },
             )
         });
-        for (dg_part, db_part) in sums {
-            dg.extend(dg_part);
-            db.extend(db_part);
+        // SAFETY: the blocks cover all rows and every element of each row was written
+        unsafe { dx.set_len(xs.len()) };
+        for (dgb, dbb) in sums {
+            for j in 0..d {
+                dg[j] += dgb[j];
+                db[j] += dbb[j];
+            }
         }
     }
     let constant = |v: Vec<T>, s: &[usize]| {
