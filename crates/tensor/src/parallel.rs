@@ -157,6 +157,21 @@ pub fn map_items<I: Send, R: Send>(items: Vec<I>, f: impl Fn(I) -> R + Sync) -> 
     results.into_iter().map(|r| r.expect("every item was run")).collect()
 }
 
+/// [`map_items`] when the items together read `work` elements, enough for more than one part
+/// of at least [`MIN_PART`]; otherwise one item after another on the calling thread (waking a
+/// worker would cost more than it saves). The results are the same either way.
+pub(crate) fn map_items_of_work<I: Send, R: Send>(
+    items: Vec<I>,
+    work: usize,
+    f: impl Fn(I) -> R + Sync,
+) -> Vec<R> {
+    if parts(work, 1, 1, threads()) > 1 {
+        map_items(items, f)
+    } else {
+        items.into_iter().map(f).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -206,7 +206,7 @@ const LN_BLOCK_ROWS: usize = 64;
 
 /// [dx, dγ, dβ] in one pass over the rows, as constants (the first-order path).
 ///
-/// Each block of [`LN_BLOCK_ROWS`] rows is one work item ([`parallel::map_items`]): per row,
+/// Each block of [`LN_BLOCK_ROWS`] rows is one work item ([`parallel::map_items_of_work`]): per row,
 /// μ and r, then x̂ (kept in the row of dx), ĝ = g ⊙ γ, its mean and mean(ĝ ⊙ x̂), dx in place,
 /// and the row's g ⊙ x̂ and g added to the block's column sums. x and g are read once.
 fn layer_norm_backward_fused<T: Float>(
@@ -230,7 +230,7 @@ fn layer_norm_backward_fused<T: Float>(
         let items: Vec<_> =
             dx.spare_capacity_mut()[..xs.len()].chunks_mut(block).enumerate().collect();
         let gm = gm.as_deref();
-        let sums = parallel::map_items(items, |(b, dxb)| {
+        let sums = parallel::map_items_of_work(items, 2 * xs.len(), |(b, dxb)| {
             crate::simd_math::widest(
                 #[inline(always)]
                 || {
