@@ -202,9 +202,15 @@ pub(crate) fn gemm_batched2_into<T: Float>(
     products_into(outer * inner, [m, k, b.dim().3], operands, o);
 }
 
+/// Multiply-adds of a small GEMM that cost about as much as one element of an element-wise
+/// kernel (which [`crate::parallel::MIN_PART`] is counted in): a part of products is worth a
+/// worker's wake-up only from ≈ 2 M multiply-adds (tiny's attention, 64 heads of 32×16×32,
+/// ran slower on two threads than on one).
+const MACS_PER_ELEMENT_OF_WORK: usize = 32;
+
 /// The `count` products operands(i) = (m×k, k×n) into `o`, one after another. With MKL on
 /// several threads the batch is split into parts over Saturn's threads ([`crate::parallel`],
-/// by work: m·n·k per product), each product on one thread (the per-head products of
+/// by work: m·n·k multiply-adds per product), each product on one thread (the per-head products of
 /// attention are too small to split one by one); otherwise one product after another on the
 /// backend's threads.
 fn products_into<'v, T: Float>(
@@ -221,7 +227,8 @@ fn products_into<'v, T: Float>(
     let mkl = matches!(super::backend(), Backend::Mkl(_));
     if mkl && crate::parallel::threads() > 1 {
         let operands = &operands;
-        crate::parallel::for_each_part_of_work(o, size, k.max(1), |first, part| {
+        let work = k.div_ceil(MACS_PER_ELEMENT_OF_WORK).max(1);
+        crate::parallel::for_each_part_of_work(o, size, work, |first, part| {
             for (i, oi) in part.chunks_exact_mut(size).enumerate() {
                 let (ai, bi) = operands(first + i);
                 product_into(Threads::One, &ai, &bi, oi);
@@ -360,7 +367,9 @@ mod tests {
     #[test]
     fn batched_products_match_one_product_per_matrix_on_any_thread_count() {
         use ndarray::Array3;
-        let (batch, m, k, n) = (24, 64, 16, 64);
+        let (batch, m, k, n): (usize, usize, usize, usize) = (24, 64, 64, 64);
+        let work = k.div_ceil(MACS_PER_ELEMENT_OF_WORK);
+        assert!(crate::parallel::parts(batch * m * n, m * n, work, 2) == 2, "split on 2 threads");
         let value = |i: usize, salt: usize| ((i * 7919 + salt) % 101) as f32 * 0.03 - 1.5;
         let a = Array3::from_shape_fn((batch, m, k), |(b, i, j)| value(b * 1000 + i * 31 + j, 1));
         let b = Array3::from_shape_fn((batch, k, n), |(b, i, j)| value(b * 1000 + i * 17 + j, 2));
