@@ -398,6 +398,7 @@ fn compare_record(saturn: &[Record], torch: &torch_ref::TorchRun) -> BenchResult
     let phase_ms = |phase: &str| {
         saturn
             .iter()
+            .filter(|r| r.get("bench").and_then(Value::as_str) == Some("step"))
             .find(|r| r.get("phase").and_then(Value::as_str) == Some(phase))
             .and_then(|r| r.get("ms_per_step").and_then(Value::as_f64))
             .ok_or_else(|| format!("the Saturn case gave no `{phase}` line to compare"))

@@ -15,7 +15,8 @@
 //! (VmHWM of the whole bench process so far, so it grows with the largest case run before).
 //! With `--profile-backward`, `backward_op` lines follow: for each operation, the wall time of
 //! its backward rule per timed step (`ms_per_step`) and `calls_per_step`; `op` = "accumulate" is
-//! the summing of gradient contributions.
+//! the summing of gradient contributions. The HVP cases add the same lines with `phase` "hvp":
+//! the rules run by both backwards of the timed HVPs.
 //!
 //! `step/{tiny,small}/{variant}/hvp/f32` and `step/medium/post/hvp/f32` time, alternately on
 //! the same batches, one gradient (phase `grad`: forward + `saturn_tensor::grad(loss, all
@@ -242,14 +243,15 @@ fn run(
         })
         .collect();
     if ctx.profile_backward {
-        records.extend(backward_op_records(size, variant, plan.runs));
+        records.extend(backward_op_records(size, variant, "backward", plan.runs));
     }
     Ok(records)
 }
 
-/// One `backward_op` line per operation whose backward rule ran in the profiled steps: wall
-/// time and calls per step (the table of [`saturn_tensor::profile`], divided by `steps`).
-fn backward_op_records(size: LmSize, variant: &str, steps: usize) -> Vec<Record> {
+/// One `backward_op` line per operation whose backward rule ran in the profiled steps of
+/// `phase` (the training step's `backward`, or both backwards of an `hvp`): wall time and calls
+/// per step (the table of [`saturn_tensor::profile`], divided by `steps`).
+fn backward_op_records(size: LmSize, variant: &str, phase: &str, steps: usize) -> Vec<Record> {
     let per_step = |x: f64| x / steps.max(1) as f64;
     saturn_tensor::profile::take()
         .into_iter()
@@ -258,6 +260,7 @@ fn backward_op_records(size: LmSize, variant: &str, steps: usize) -> Vec<Record>
                 .with("config", size.name)
                 .with("variant", variant)
                 .with("dtype", "f32")
+                .with("phase", phase)
                 .with("op", row.op)
                 .num("ms_per_step", per_step(row.total.as_secs_f64() * 1e3))
                 .num("calls_per_step", per_step(row.calls as f64))
@@ -297,7 +300,9 @@ fn run_hvp(
         let g = ms_since(start);
         let start = Instant::now();
         let loss = model.loss(inputs, targets, &mut ForwardCtx::train(i as u64))?;
+        saturn_tensor::profile::enable(ctx.profile_backward && i >= plan.warmup);
         let hv = hvp(&loss, &params, &v)?;
+        saturn_tensor::profile::enable(false);
         let h = ms_since(start);
         if i == 0 {
             for (a, b) in v.iter().zip(&hv) {
@@ -316,10 +321,14 @@ fn run_hvp(
     let (g, h) = (Stats::from_ms(grad_ms), Stats::from_ms(hvp_ms));
     let flops = size.step_flops();
     let ratio = h.median_ms / g.median_ms;
-    Ok(vec![
+    let mut records = vec![
         record(size, variant, "grad", &g, flops),
         record(size, variant, "hvp", &h, 3.0 * flops).num("hvp_over_grad", ratio).with("vhv", vhv),
-    ])
+    ];
+    if ctx.profile_backward {
+        records.extend(backward_op_records(size, variant, "hvp", plan.runs));
+    }
+    Ok(records)
 }
 
 #[cfg(test)]

@@ -356,11 +356,21 @@ impl<T: Float> Tensor<T> {
         if data.shape() != other.shape() {
             return false;
         }
-        match (data.as_slice_mut(), other.as_slice()) {
-            (Some(acc), Some(ys)) => {
-                crate::simd_math::zip_slices_in_place(acc, ys, |a: T, y: T| a + y)
-            }
-            _ => data.zip_mut_with(&other, |a, &b| *a += b),
+        let add = |a: T, y: T| a + y;
+        let same_order = data.strides() == other.strides();
+        if let (true, Some(acc), Some(ys)) =
+            (same_order, data.as_slice_memory_order_mut(), other.as_slice_memory_order())
+        {
+            // the same layout (row-major, or both transposed alike): element for element in
+            // memory order
+            crate::simd_math::zip_slices_in_place(acc, ys, add);
+        } else if let Some(acc) = data.as_slice_mut() {
+            // a row-major sum and a strided term (a transposed gradient): the term copied in
+            // row-major order by the tiled copy first, instead of ndarray's strided walk
+            let ys = crate::ops::layout::row_major_copy(other.view());
+            crate::simd_math::zip_slices_in_place(acc, &ys, add);
+        } else {
+            data.zip_mut_with(&other, |a, &b| *a += b);
         }
         true
     }
@@ -404,6 +414,27 @@ fn vec_to_array<T: Float>(op: &'static str, values: Vec<T>, shape: &[usize]) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn in_place_addition_matches_add_for_every_pair_of_layouts() {
+        let values = |salt: usize| -> Vec<f64> {
+            (0..12).map(|i| ((i * 7 + salt) % 11) as f64 - 5.0).collect()
+        };
+        let row_major = |salt| Tensor::from_vec(values(salt), &[3, 4]).unwrap();
+        let transposed = |salt| {
+            let t = ArrayD::from_shape_vec(IxDyn(&[4, 3]), values(salt)).unwrap();
+            Tensor::constant(t.reversed_axes().into_shared())
+        };
+        let layouts: [&dyn Fn(usize) -> Tensor<f64>; 2] = [&row_major, &transposed];
+        for (i, sum) in layouts.iter().enumerate() {
+            for (j, term) in layouts.iter().enumerate() {
+                let (mut acc, y) = (sum(1), term(2));
+                let want = acc.add(&y).unwrap();
+                assert!(acc.try_add_assign(&y), "layouts {i}, {j}");
+                assert_eq!(acc.to_array(), want.to_array(), "layouts {i}, {j}");
+            }
+        }
+    }
 
     #[test]
     fn no_grad_scope_records_nothing_and_restores_the_mode() {

@@ -10,7 +10,7 @@ mod gelu;
 mod index;
 mod lanes;
 mod layer_norm;
-mod layout;
+pub(crate) mod layout;
 mod linear;
 mod loss;
 mod matmul;
