@@ -36,6 +36,7 @@ proptest! {
         let _ = a.div(&b);
         let _ = a.dot(&b);
         let _ = a.matmul(&b);
+        let _ = a.transpose_matmul(&b);
         let _ = a.broadcast_to(&sb);
         let _ = a.sum_to(&sb);
         let _ = a.reshape(&sb);

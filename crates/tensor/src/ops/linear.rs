@@ -6,7 +6,8 @@
 //! plain product.
 //!
 //! Backward, with g = ∂L/∂y: dx = g·W, dW = gᵀ·x, db = Σ_rows g — written with `matmul`,
-//! `transpose` and `sum_axis`, so it differentiates again.
+//! `transpose_matmul` and `sum_axis`, so it differentiates again (and the double backward's
+//! gradients stay row-major: see [`Tensor::transpose_matmul`]).
 
 use ndarray::{ArrayD, Ix2, IxDyn};
 
@@ -57,7 +58,7 @@ impl<T: Float> Tensor<T> {
             let (x, w, g) = (&a.inputs[0], &a.inputs[1], a.grad);
             let mut grads = vec![
                 a.needs[0].then(|| g.matmul(w)).transpose()?,
-                a.needs[1].then(|| g.transpose(0, 1)?.matmul(x)).transpose()?,
+                a.needs[1].then(|| g.transpose_matmul(x)).transpose()?,
             ];
             if a.inputs.len() == 3 {
                 grads.push(a.needs[2].then(|| g.sum_axis(0, false)).transpose()?);

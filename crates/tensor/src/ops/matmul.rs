@@ -100,6 +100,44 @@ impl<T: Float> Tensor<T> {
     }
 }
 
+impl<T: Float> Tensor<T> {
+    /// selfᵀ · other for matrices self [k, m] and other [k, n]: the product of the transpose
+    /// without a `transpose` node in the graph (GEMM reads self transposed; no copy).
+    ///
+    /// Backward, for C = Aᵀ·B: dA = B·dCᵀ and dB = A·dC, both written row-major by GEMM. Through
+    /// `transpose(0, 1)` + `matmul`, dA would instead come back as a transposed view of dAᵀ, a
+    /// strided gradient that has to be copied when it is summed with others. Linear layers'
+    /// weight gradient gᵀ·x is this product, so the double backward of every layer has one
+    /// strided gradient fewer.
+    pub fn transpose_matmul(&self, other: &Tensor<T>) -> Result<Tensor<T>> {
+        if self.ndim() != 2 || other.ndim() != 2 {
+            return Err(TensorError::invalid(
+                "transpose_matmul",
+                format!(
+                    "needs two matrices, got shapes {:?} and {:?}",
+                    self.shape(),
+                    other.shape()
+                ),
+            ));
+        }
+        if self.shape()[0] != other.shape()[0] {
+            return Err(TensorError::ShapeMismatch {
+                op: "transpose_matmul",
+                lhs: self.shape(),
+                rhs: other.shape(),
+            });
+        }
+        let out = matmul_data(&self.data().reversed_axes(), &other.data())?;
+        Ok(Tensor::from_op(out.into_shared(), "transpose_matmul", &[self, other], |a| {
+            let [x, y] = [&a.inputs[0], &a.inputs[1]];
+            Ok(vec![
+                a.needs[0].then(|| y.matmul(&a.grad.transpose(0, 1)?)).transpose()?,
+                a.needs[1].then(|| x.matmul(a.grad)).transpose()?,
+            ])
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -163,6 +201,41 @@ mod tests {
             gradgradcheck(|t| t[0].matmul(&t[1]), &[a.clone(), b.clone()]).unwrap();
             gradgradcheck(|t| t[0].matmul(&t[1])?.tanh().matmul(&t[1].transpose(0, 1)?), &[a, b]).unwrap();
         }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(16))]
+
+        #[test]
+        fn transpose_matmul_equals_transpose_then_matmul_and_passes_gradgradcheck(m in 1usize..5, k in 1usize..5, n in 1usize..5, seed: u64) {
+            let a = uniform(&[k, m], -1.0, 1.0, seed);
+            let b = uniform(&[k, n], -1.0, 1.0, seed ^ 5);
+            let want = a.transpose(0, 1).unwrap().matmul(&b).unwrap().to_vec();
+            let got = a.transpose_matmul(&b).unwrap();
+            prop_assert_eq!(got.shape(), vec![m, n]);
+            prop_assert!(got.to_vec().iter().zip(&want).all(|(x, y)| (x - y).abs() < 1e-12));
+            gradcheck(|t| t[0].transpose_matmul(&t[1]), &[a.clone(), b.clone()]).unwrap();
+            gradgradcheck(|t| t[0].transpose_matmul(&t[1])?.tanh().transpose_matmul(&t[0].transpose(0, 1)?), &[a, b]).unwrap();
+        }
+    }
+
+    #[test]
+    fn transpose_matmul_gradients_are_row_major() {
+        let a = uniform(&[6, 3], -1.0, 1.0, 1);
+        let b = uniform(&[6, 4], -1.0, 1.0, 2);
+        let loss = a.transpose_matmul(&b).unwrap().tanh().sum_all();
+        for g in crate::grad(&[loss], &[a, b], false).unwrap() {
+            assert!(g.data().is_standard_layout(), "{:?}", g.data().strides());
+        }
+    }
+
+    #[test]
+    fn transpose_matmul_of_bad_shapes_is_an_error() {
+        let a = Tensor::<f32>::zeros(&[2, 3]);
+        assert!(
+            a.transpose_matmul(&Tensor::zeros(&[3, 3])).unwrap_err().to_string().contains("[2, 3]")
+        );
+        assert!(a.transpose_matmul(&Tensor::zeros(&[2, 2, 3])).is_err());
     }
 
     #[test]
