@@ -7,7 +7,8 @@
 //! same code whichever part holds it, and no value is combined across parts, so results are
 //! bitwise the same for every thread count (tested in `simd_math`). A reduction is never split
 //! across parts: a sum over rows is split by columns (each part sums its columns over every row,
-//! in row order), or not at all.
+//! in row order), or taken over fixed blocks of rows whose sums are added in block order (the
+//! blocks do not depend on the thread count: layer norm's backward), or not split at all.
 //!
 //! [`map_items`] is the one entry point for other crates: an optimizer's update of a large
 //! parameter in fixed blocks.
