@@ -206,9 +206,9 @@ const LN_BLOCK_ROWS: usize = 64;
 
 /// [dx, dγ, dβ] in one pass over the rows, as constants (the first-order path).
 ///
-/// Each block of [`LN_BLOCK_ROWS`] rows is one work item ([`parallel::map_items_of_work`]): per row,
-/// μ and r, then x̂ (kept in the row of dx), ĝ = g ⊙ γ, its mean and mean(ĝ ⊙ x̂), dx in place,
-/// and the row's g ⊙ x̂ and g added to the block's column sums. x and g are read once.
+/// Each block of [`LN_BLOCK_ROWS`] rows is one work item ([`parallel::map_items_of_work`]):
+/// per row μ and r, then x̂, ĝ = g ⊙ γ, mean(ĝ) and mean(ĝ ⊙ x̂), the row of dx, and the row's
+/// g ⊙ x̂ and g added to the block's column sums. x and g are read from memory once.
 fn layer_norm_backward_fused<T: Float>(
     x: &Tensor<T>,
     gamma: Option<&Tensor<T>>,
