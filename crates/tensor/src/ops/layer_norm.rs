@@ -395,4 +395,25 @@ mod tests {
             }
         }
     }
+
+    /// The first-order rule sums dγ and dβ over blocks of 64 rows: with several blocks and a
+    /// partial last one, its gradients still match the composite form's.
+    #[test]
+    fn fused_gradients_over_several_row_blocks_match_the_composite_form() {
+        let s = [2, 70, 6];
+        let x = uniform(&s, -3.0, 3.0, 11);
+        let g = uniform(&[6], 0.5, 1.5, 12);
+        let b = uniform(&[6], -0.5, 0.5, 13);
+        let w = uniform(&s, -1.0, 1.0, 14).detach();
+        let leaves = [x.clone(), g.clone(), b.clone()];
+        let y = x.layer_norm(Some(&g), Some(&b), 1e-5).unwrap();
+        let fused = grad(&[y.mul(&w).unwrap().sum_all()], &leaves, false).unwrap();
+        let yc = composite(&x, &g, &b, 1e-5).unwrap();
+        let reference = grad(&[yc.mul(&w).unwrap().sum_all()], &leaves, false).unwrap();
+        for (i, (f, r)) in fused.iter().zip(&reference).enumerate() {
+            for (p, q) in f.to_vec().iter().zip(r.to_vec()) {
+                assert!((p - q).abs() < 1e-11, "grad {i}: {p} vs {q}");
+            }
+        }
+    }
 }
