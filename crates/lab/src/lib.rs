@@ -6,9 +6,12 @@
 //!
 //! - [`config`]: typed configs with `quick` / `full` presets and TOML overrides;
 //! - [`train`]: the shared training loop (checkpoints, bit-identical resume, divergence);
+//! - [`claim`], [`stats`]: claims with per-seed evidence, intervals, gates and three-valued
+//!   verdicts;
 //! - [`summary`], [`metadata`], [`metrics`], [`plot`], [`report`]: results;
 //! - [`experiments`]: the registry.
 
+pub mod claim;
 pub mod config;
 pub mod error;
 pub mod experiments;
@@ -18,6 +21,7 @@ pub mod plot;
 pub mod progress;
 pub mod report;
 pub mod run_dir;
+pub mod stats;
 pub mod summary;
 pub mod train;
 
@@ -36,7 +40,11 @@ use crate::summary::Summary;
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     pub preset: Preset,
+    /// The command's seeds.
     pub seeds: Vec<u64>,
+    /// Extend `seeds` to the count the preset asks for (the integers after the largest given
+    /// one); false runs exactly `seeds` (an explicit `--seeds` list).
+    pub extend_seeds: bool,
     pub config_file: Option<std::path::PathBuf>,
     pub out: std::path::PathBuf,
     pub resume: bool,
@@ -47,18 +55,28 @@ pub fn run_experiment(exp: &Experiment, opts: &RunOptions) -> Result<Summary> {
     let started = Instant::now();
     let metadata = Metadata::collect();
     let dir = RunDir::create(&opts.out, exp.name)?;
+    let preset_seeds = exp.seeds.count(opts.preset);
+    let seeds = if opts.extend_seeds {
+        experiments::schemes::seeds_for(&opts.seeds, preset_seeds)
+    } else {
+        opts.seeds.clone()
+    };
     let ctx = ExperimentCtx {
         preset: opts.preset,
-        seeds: opts.seeds.clone(),
+        seeds: seeds.clone(),
         config_file: opts.config_file.clone(),
         dir: dir.clone(),
         resume: opts.resume,
     };
     let claims = (exp.run)(&ctx)?;
+    plot::claims_chart(&dir, "claims", &claims.list)?;
     let summary = Summary {
+        schema: summary::SCHEMA,
         experiment: exp.name.to_string(),
         preset: opts.preset,
-        seeds: claims.seeds.unwrap_or_else(|| opts.seeds.clone()),
+        seeds: claims.seeds.unwrap_or(seeds),
+        preset_seeds,
+        partial: false,
         wall_seconds: started.elapsed().as_secs_f64(),
         resumed: opts.resume,
         claims: claims.list,
@@ -68,15 +86,28 @@ pub fn run_experiment(exp: &Experiment, opts: &RunOptions) -> Result<Summary> {
     Ok(summary)
 }
 
-/// One line per claim: ✓ or ✗, the statement, the id.
+/// One line per claim: its verdict, the statement, the id, and why.
 pub fn print_summary(s: &Summary) {
-    println!("{} ({}, {:.0} s):", s.experiment, s.preset.name(), s.wall_seconds);
+    let (holds, fails, open) = s.counts();
+    println!(
+        "{} ({}, seeds {:?}, {:.0} s): {holds} hold, {fails} fail, {open} inconclusive",
+        s.experiment,
+        s.preset.name(),
+        s.seeds,
+        s.wall_seconds
+    );
     for c in &s.claims {
-        println!("  [{}] {} ({})", if c.holds { "holds" } else { "FAILS" }, c.statement, c.id);
+        let verdict = match c.outcome() {
+            claim::Verdict::Holds => "holds",
+            claim::Verdict::Fails => "FAILS",
+            claim::Verdict::Inconclusive => "inconclusive",
+        };
+        println!("  [{verdict}] {} ({}): {}", c.statement, c.id, c.reason);
     }
 }
 
-/// Writes the report from `results` into `docs`.
-pub fn report(results: &Path, docs: &Path) -> Result<usize> {
-    report::write_report(results, docs)
+/// Writes the report from `results` into `docs`; `allow_partial` folds in `--full` runs with
+/// fewer seeds than their preset asks for (marked partial) instead of refusing them.
+pub fn report(results: &Path, docs: &Path, allow_partial: bool) -> Result<usize> {
+    report::write_report(results, docs, allow_partial)
 }

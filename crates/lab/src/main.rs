@@ -31,6 +31,10 @@ enum Command {
         /// Where RESULTS.md, results/ and figures/ are.
         #[arg(long, default_value = "docs")]
         docs: PathBuf,
+        /// Fold in `--full` runs with fewer seeds than their preset asks for, marked partial
+        /// (without it they are refused).
+        #[arg(long)]
+        allow_partial: bool,
     },
 }
 
@@ -44,10 +48,11 @@ struct ExperimentArgs {
     /// The full preset: paper-scale settings.
     #[arg(long)]
     full: bool,
-    /// One seed (default 0).
+    /// The first seed (default 0): the preset's seed count is run from it (N, N+1, …).
     #[arg(long, conflicts_with = "seeds")]
     seed: Option<u64>,
-    /// Several seeds, comma-separated; every one is run and counted.
+    /// Exactly these seeds, comma-separated; every one is run and counted (a `--full` run
+    /// with fewer than its preset asks for is folded into the record only as partial).
     #[arg(long, value_delimiter = ',')]
     seeds: Option<Vec<u64>>,
     /// A TOML file overriding any fields of the preset's config.
@@ -81,8 +86,8 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> saturn_lab::Result<ExitCode> {
     match cli.command {
-        Command::Report { results, docs } => {
-            let n = report(&results, &docs)?;
+        Command::Report { results, docs, allow_partial } => {
+            let n = report(&results, &docs, allow_partial)?;
             println!("report: {n} experiment(s) → {}", docs.join("RESULTS.md").display());
             Ok(ExitCode::SUCCESS)
         }
@@ -109,6 +114,7 @@ fn run(cli: Cli) -> saturn_lab::Result<ExitCode> {
             let opts = RunOptions {
                 preset: if args.full { Preset::Full } else { Preset::Quick },
                 seeds: args.seeds.clone().unwrap_or_else(|| vec![args.seed.unwrap_or(0)]),
+                extend_seeds: args.seeds.is_none(),
                 config_file: args.config.clone(),
                 out: args.out.clone(),
                 resume: args.resume,
@@ -125,11 +131,13 @@ fn run(cli: Cli) -> saturn_lab::Result<ExitCode> {
                 all_hold &= summary.claims.iter().all(|c| c.holds);
             }
             if args.name == "all" {
-                let n = report(&opts.out, &args.docs)?;
+                let n = report(&opts.out, &args.docs, false)?;
                 println!("report: {n} experiment(s) → {}", args.docs.join("RESULTS.md").display());
             }
             if !all_hold {
-                println!("note: some claims do not hold; see summary.json in each run directory");
+                println!(
+                    "note: some claims fail or are inconclusive; see summary.json in each run directory"
+                );
             }
             Ok(ExitCode::SUCCESS)
         }

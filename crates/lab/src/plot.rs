@@ -443,3 +443,98 @@ mod tests {
         let _ = std::fs::remove_dir_all(root);
     }
 }
+
+/// Writes `stem.svg` / `stem.png`: one panel per claim with evidence — each seed's value as a
+/// point, the mean with its 95 % t interval as a bar to the right, and the threshold(s) as red
+/// lines — so the spread over seeds behind every verdict is visible.
+pub fn claims_chart(dir: &RunDir, stem: &str, claims: &[crate::claim::Claim]) -> Result<()> {
+    let panels: Vec<&crate::claim::Claim> =
+        claims.iter().filter(|c| c.evidence.is_some()).collect();
+    if panels.is_empty() {
+        return Ok(());
+    }
+    let cols = panels.len().min(3);
+    let rows = panels.len().div_ceil(cols);
+    let size = (380 * cols as u32, 260 * rows as u32);
+    write_figure(dir, stem, size, &ClaimPanels { panels, rows, cols })
+}
+
+struct ClaimPanels<'a> {
+    panels: Vec<&'a crate::claim::Claim>,
+    rows: usize,
+    cols: usize,
+}
+
+impl Figure for ClaimPanels<'_> {
+    fn draw_on<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, plotters::coord::Shift>,
+    ) -> Result<(), String> {
+        use crate::claim::{Rule, Verdict};
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let areas = root.split_evenly((self.rows, self.cols));
+        for (claim, area) in self.panels.iter().zip(areas) {
+            let Some(e) = &claim.evidence else { continue };
+            let thresholds: Vec<f64> = match e.rule {
+                Rule::Above(t) | Rule::Below(t) => vec![t],
+                Rule::Within(a, b) => vec![a, b],
+            };
+            let n = e.values.len();
+            let interval = e.interval.as_ref().map(|i| (i.low, i.high));
+            let ys = bounds(
+                e.values
+                    .iter()
+                    .copied()
+                    .chain(thresholds.iter().copied())
+                    .chain(interval.into_iter().flat_map(|(a, b)| [a, b])),
+                false,
+            );
+            let verdict = claim.outcome();
+            let color = match verdict {
+                Verdict::Holds => COLORS[2],
+                Verdict::Fails => COLORS[3],
+                Verdict::Inconclusive => COLORS[7],
+            };
+            let mut ctx = ChartBuilder::on(&area)
+                .caption(format!("{} — {}", claim.id, verdict.name()), ("sans-serif", 14))
+                .margin(8)
+                .x_label_area_size(24)
+                .y_label_area_size(56)
+                .build_cartesian_2d(-0.5..n as f64 + 0.5, ys.0..ys.1)
+                .map_err(|e| e.to_string())?;
+            ctx.configure_mesh()
+                .x_desc("seed index (mean ± 95 % CI at right)")
+                .label_style(("sans-serif", 11))
+                .x_labels(n + 2)
+                .draw()
+                .map_err(|e| e.to_string())?;
+            for t in thresholds {
+                ctx.draw_series(LineSeries::new(
+                    vec![(-0.5, t), (n as f64 + 0.5, t)],
+                    RED.stroke_width(1),
+                ))
+                .map_err(|e| e.to_string())?;
+            }
+            ctx.draw_series(
+                e.values
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, v)| v.is_finite())
+                    .map(|(i, &v)| Circle::new((i as f64, v), 4, COLORS[0].filled())),
+            )
+            .map_err(|e| e.to_string())?;
+            if let Some((lo, hi)) = interval {
+                let x = n as f64;
+                ctx.draw_series(std::iter::once(PathElement::new(
+                    vec![(x, lo), (x, hi)],
+                    color.stroke_width(3),
+                )))
+                .map_err(|e| e.to_string())?;
+                let mean = e.mean();
+                ctx.draw_series(std::iter::once(Circle::new((x, mean), 5, color.filled())))
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        root.present().map_err(|e| e.to_string())
+    }
+}

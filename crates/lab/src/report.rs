@@ -10,6 +10,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use crate::claim::{Claim, Origin, Verdict, short};
 use crate::config::Preset;
 use crate::error::{LabError, Result, io_err};
 use crate::metadata::Metadata;
@@ -62,31 +63,120 @@ pub fn supersedes(new: &Summary, old: &Summary) -> bool {
     (rank(new), new.metadata.started_unix) >= (rank(old), old.metadata.started_unix)
 }
 
-/// The table at the top of the report: one row per experiment with its preset, seeds, the
-/// number of claims holding, and the ids of those that do not.
+/// The table at the top of the report: one row per experiment with its preset, seeds, and the
+/// number of claims that hold, fail and are inconclusive (legacy records: holding or not).
 fn overview(record: &[Summary]) -> String {
     let mut md = String::from(
-        "| experiment | preset | seeds | claims holding | not holding |\n|---|---|---|---|---|\n",
+        "| experiment | preset | seeds | holds | fails | inconclusive | not holding |\n\
+         |---|---|---|---|---|---|---|\n",
     );
-    let (mut held_all, mut total) = (0, 0);
+    let (mut all_holds, mut all_fails, mut all_open, mut total) = (0, 0, 0, 0);
     for s in record {
-        let held = s.claims.iter().filter(|c| c.holds).count();
-        let failing: Vec<String> =
-            s.claims.iter().filter(|c| !c.holds).map(|c| format!("`{}`", c.id)).collect();
-        held_all += held;
-        total += s.claims.len();
+        let (holds, fails, open) = s.counts();
+        let others: Vec<String> = s
+            .claims
+            .iter()
+            .filter(|c| c.outcome() != Verdict::Holds)
+            .map(|c| format!("`{}` ({})", c.id, c.outcome().name()))
+            .collect();
+        (all_holds, all_fails, all_open, total) =
+            (all_holds + holds, all_fails + fails, all_open + open, total + s.claims.len());
         let _ = writeln!(
             md,
-            "| [{e}](#{e}) | {} | {} | {held} of {} | {} |",
-            s.preset.name(),
-            s.seeds.len(),
-            s.claims.len(),
-            failing.join(", "),
+            "| [{e}](#{e}) | {} | {} | {holds} | {fails} | {open} | {} |",
+            preset_label(s),
+            seeds_label(s),
+            others.join(", "),
             e = s.experiment,
         );
     }
-    let _ = writeln!(md, "\nIn all: {held_all} of {total} claims hold.\n");
+    let _ = writeln!(
+        md,
+        "\nIn all: {total} claims; {all_holds} hold, {all_fails} fail, {all_open} are \
+         inconclusive.\n"
+    );
     md
+}
+
+/// "full", "full, partial", or "quick, legacy" for records made before verdicts.
+fn preset_label(s: &Summary) -> String {
+    let mut label = s.preset.name().to_string();
+    if s.partial {
+        label.push_str(", **partial**");
+    }
+    if s.schema < crate::summary::SCHEMA {
+        label.push_str(", legacy");
+    }
+    label
+}
+
+/// "3", or "2 of 5" when the run has fewer seeds than its preset asks for.
+fn seeds_label(s: &Summary) -> String {
+    if s.has_preset_seeds() {
+        s.seeds.len().to_string()
+    } else {
+        format!("{} of {}", s.seeds.len(), s.preset_seeds)
+    }
+}
+
+/// The evidence of a claim in one table cell: the statistic, the mean with its interval (or
+/// the single value), the rule, and the per-seed values.
+fn evidence_cell(c: &Claim) -> String {
+    let Some(e) = &c.evidence else { return "legacy: no per-seed evidence".into() };
+    let values: Vec<String> = e.values.iter().map(|&v| short(v)).collect();
+    let centre = match &e.interval {
+        Some(i) => format!(
+            "mean {} [{}, {}] ({:.0} % t, n = {})",
+            short(i.estimate),
+            short(i.low),
+            short(i.high),
+            i.level * 100.0,
+            i.n
+        ),
+        None if e.values.len() == 1 => format!("{} (one seed, no interval)", values[0]),
+        None => "no interval (an undefined value)".into(),
+    };
+    format!("{}: {centre}; rule {}; per seed {}", e.statistic, e.rule.describe(), values.join(", "))
+}
+
+fn gates_cell(c: &Claim) -> String {
+    if c.gates.is_empty() {
+        return "—".into();
+    }
+    c.gates
+        .iter()
+        .map(|g| format!("{} {}", if g.met { "met:" } else { "**not met**:" }, g.what))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn threshold_cell(c: &Claim) -> String {
+    match &c.threshold {
+        Some(t) => {
+            let origin = match t.origin {
+                Origin::Source => "source",
+                Origin::Ours => "ours",
+                Origin::AsBefore => "as before",
+            };
+            format!("{origin}: {}", t.note)
+        }
+        None => "legacy".into(),
+    }
+}
+
+fn verdict_cell(c: &Claim) -> String {
+    match c.verdict {
+        Some(Verdict::Holds) => "holds".into(),
+        Some(Verdict::Fails) => "**fails**".into(),
+        Some(Verdict::Inconclusive) => "*inconclusive*".into(),
+        None if c.holds => "holds (legacy)".into(),
+        None => "**fails** (legacy)".into(),
+    }
+}
+
+/// Text safe inside a Markdown table cell.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|").replace('\n', " ")
 }
 
 /// Makes `summary` (from the run directory `run_dir`) the record of its experiment:
@@ -125,12 +215,26 @@ fn files_with(dir: &Path, extensions: &[&str]) -> Result<Vec<PathBuf>> {
 }
 
 /// Folds the runs under `results` (if it exists) into the record in `docs` (see the module
-/// docs for which run is kept) and writes `docs/RESULTS.md` from the whole record. Returns the
-/// number of experiments in the report.
-pub fn write_report(results: &Path, docs: &Path) -> Result<usize> {
+/// docs for which run is kept) and writes `docs/RESULTS.md` from the whole record. A `--full`
+/// run with fewer seeds than its preset asks for is refused, unless `allow_partial`, when it is
+/// folded in marked partial. Returns the number of experiments in the report.
+pub fn write_report(results: &Path, docs: &Path, allow_partial: bool) -> Result<usize> {
     let mut record = recorded(docs)?;
     let runs = if results.exists() { gather(results)? } else { Vec::new() };
-    for (dir, run) in runs {
+    for (dir, mut run) in runs {
+        if run.preset == Preset::Full && !run.has_preset_seeds() {
+            if !allow_partial {
+                return Err(LabError::Run(format!(
+                    "{}: a --full run with {} of the {} seeds its preset asks for ({:?}); run the \
+                     missing seeds, or report with --allow-partial to record it as partial",
+                    dir.display(),
+                    run.seeds.len(),
+                    run.preset_seeds,
+                    run.seeds
+                )));
+            }
+            run.partial = true;
+        }
         let position = record.iter().position(|s| s.experiment == run.experiment);
         if position.is_some_and(|i| !supersedes(&run, &record[i])) {
             continue;
@@ -146,37 +250,60 @@ pub fn write_report(results: &Path, docs: &Path) -> Result<usize> {
     let mut md = String::from(
         "# Results\n\nGenerated by `cargo xtask report` from the record in `docs/results/` \
          (one summary per experiment; a run is folded in when it is at least as thorough as the \
-         recorded one and newer). Every number is computed by the run; `holds` is computed from \
-         `measured` by the experiment's code.\n\n",
+         recorded one and newer). Every number is computed by the run, and every verdict from \
+         the numbers by `saturn_lab::claim`: a claim **holds** when the 95 % Student t interval \
+         of its per-seed values lies wholly on the claimed side of its threshold, **fails** when \
+         it lies wholly on the other side, and is *inconclusive* when it straddles the threshold, \
+         when a value is undefined, or when a gate (the precondition that makes the value \
+         meaningful, e.g. that the model learned) is not met. With one seed the point value \
+         decides, and the table says so. Each threshold's origin is given: read off the source, \
+         ours (with the reason), or kept as before (not yet derived from the source). \
+         Records marked *legacy* predate per-seed verdicts (holding or not, no interval).\n\n",
     );
     md.push_str(&overview(&record));
     for s in &record {
-        let held = s.claims.iter().filter(|c| c.holds).count();
+        let (holds, fails, open) = s.counts();
         let _ = writeln!(md, "## {}\n", s.experiment);
         let _ = writeln!(
             md,
-            "Preset `{}`, seeds {:?}, {:.0} s{}, commit `{}`, {} ({} thread(s)). Claims holding: {held} of {}.\n",
-            s.preset.name(),
+            "Preset `{}`, seeds {:?}{}, {:.0} s{}, commit `{}`, {} ({} thread(s)). \
+             {holds} hold, {fails} fail, {open} inconclusive.\n",
+            preset_label(s),
             s.seeds,
+            if s.has_preset_seeds() {
+                String::new()
+            } else {
+                format!(" (the preset asks for {})", s.preset_seeds)
+            },
             s.wall_seconds,
             if s.resumed { " in the last, resumed process" } else { "" },
             s.metadata.git_commit,
             gemm_label(&s.metadata),
             s.metadata.threads,
-            s.claims.len()
         );
-        md.push_str("| claim | source | expected | measured | holds |\n|---|---|---|---|---|\n");
+        md.push_str(
+            "| claim | source | threshold | expected | evidence | gates | verdict | measured |\n\
+             |---|---|---|---|---|---|---|---|\n",
+        );
         for c in &s.claims {
-            let measured =
-                serde_json::to_string(&c.measured).unwrap_or_default().replace('|', "\\|");
+            let measured = serde_json::to_string(&c.measured).unwrap_or_default();
+            let verdict = if c.reason.is_empty() {
+                verdict_cell(c)
+            } else {
+                format!("{} — {}", verdict_cell(c), c.reason)
+            };
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | `{}` | {} |",
-                c.statement,
-                c.source,
-                c.expected,
-                measured,
-                if c.holds { "yes" } else { "**no**" }
+                "| {} (`{}`) | {} | {} | {} | {} | {} | {} | `{}` |",
+                cell(&c.statement),
+                c.id,
+                cell(&c.source),
+                cell(&threshold_cell(c)),
+                cell(&c.expected),
+                cell(&evidence_cell(c)),
+                cell(&gates_cell(c)),
+                cell(&verdict),
+                cell(&measured),
             );
         }
         md.push('\n');
@@ -210,9 +337,12 @@ mod tests {
 
     fn summary(preset: Preset, started_unix: u64) -> Summary {
         Summary {
+            schema: crate::summary::SCHEMA,
             experiment: "e".into(),
             preset,
             seeds: vec![0],
+            preset_seeds: 1,
+            partial: false,
             wall_seconds: 1.0,
             resumed: false,
             claims: Vec::new(),

@@ -1,37 +1,54 @@
-//! `summary.json`: what an experiment claims, what it measured, and whether each claim holds.
+//! `summary.json`: what an experiment claims, what it measured, and the verdict of each claim.
 //!
-//! Schema (relied on by tooling and the report):
-//! `{"experiment", "preset", "seeds", "wall_seconds", "claims": [{"id", "statement", "source",
-//! "expected", "measured": {…}, "holds"}], "metadata": {…}}`. `holds` is computed by the
-//! experiment's code from `measured`, with thresholds fixed in its source before the run.
-
-use std::collections::BTreeMap;
+//! Schema 2 (relied on by tooling and the report):
+//!
+//! ```text
+//! {"schema": 2, "experiment", "preset", "seeds": [...], "preset_seeds", "partial",
+//!  "wall_seconds", "resumed",
+//!  "claims": [{"id", "statement", "source", "expected",
+//!              "threshold": {"origin": "source" | "ours" | "as-before", "note"},
+//!              "measured": {...},
+//!              "evidence": {"statistic", "seeds", "values", "rule": {"above": t} | {"below": t}
+//!                           | {"within": [a, b]}, "interval": {"method", "level", "estimate",
+//!                           "low", "high", "n"} | null},
+//!              "gates": [{"what", "met", "measured"}],
+//!              "verdict": "holds" | "fails" | "inconclusive", "reason", "holds"}],
+//!  "metadata": {...}}
+//! ```
+//!
+//! `verdict` is computed by [`crate::claim`] from `evidence` and `gates`; `holds` is true only
+//! for `holds`. Records of schema 1 (no `schema` field) have no verdict, evidence or gates: the
+//! report shows them as `legacy`.
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::claim::{Claim, Claims};
 use crate::config::Preset;
 use crate::metadata::Metadata;
 
-/// One claim of a paper, checked.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Claim {
-    pub id: String,
-    pub statement: String,
-    /// Paper, section / figure / table.
-    pub source: String,
-    /// The criterion, in words, with its threshold.
-    pub expected: String,
-    pub measured: BTreeMap<String, serde_json::Value>,
-    pub holds: bool,
+/// The schema this code writes.
+pub const SCHEMA: u32 = 2;
+
+fn legacy_schema() -> u32 {
+    1
 }
 
 /// The summary of one experiment run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
+    /// 2 for summaries with verdicts; 1 (absent) for legacy records.
+    #[serde(default = "legacy_schema")]
+    pub schema: u32,
     pub experiment: String,
     pub preset: Preset,
     /// Every seed the run covers: the command's, extended by the config where it asks for more.
     pub seeds: Vec<u64>,
+    /// How many seeds the preset asks for (0 in legacy records).
+    #[serde(default)]
+    pub preset_seeds: usize,
+    /// Folded into the record with fewer seeds than the preset asks for (`--allow-partial`).
+    #[serde(default)]
+    pub partial: bool,
     /// The wall time of the process that wrote this summary.
     pub wall_seconds: f64,
     /// Whether that process continued earlier ones (`--resume`): its wall time is then only
@@ -42,38 +59,16 @@ pub struct Summary {
     pub metadata: Metadata,
 }
 
-/// Builds the claims of a summary.
-#[derive(Debug, Default)]
-pub struct Claims {
-    pub list: Vec<Claim>,
-    /// The seeds the experiment ran when its config extends the command's (`seeds_for`);
-    /// `None`: exactly the command's seeds. The summary records these.
-    pub seeds: Option<Vec<u64>>,
-}
-
-impl Claims {
-    /// Records that the experiment ran `seeds` (rather than only the command's).
-    pub fn ran_seeds(&mut self, seeds: &[u64]) {
-        self.seeds = Some(seeds.to_vec());
+impl Summary {
+    /// Whether the run has the seeds its preset asks for (legacy records: unknown, so yes).
+    pub fn has_preset_seeds(&self) -> bool {
+        self.seeds.len() >= self.preset_seeds
     }
 
-    /// Adds a claim; `measured` holds the numbers `holds` was computed from.
-    pub fn add(
-        &mut self,
-        id: &str,
-        statement: &str,
-        source: &str,
-        expected: &str,
-        measured: impl IntoIterator<Item = (&'static str, serde_json::Value)>,
-        holds: bool,
-    ) {
-        self.list.push(Claim {
-            id: id.to_string(),
-            statement: statement.to_string(),
-            source: source.to_string(),
-            expected: expected.to_string(),
-            measured: measured.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
-            holds,
-        });
+    /// (holds, fails, inconclusive) counts.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        use crate::claim::Verdict;
+        let n = |v| self.claims.iter().filter(|c| c.outcome() == v).count();
+        (n(Verdict::Holds), n(Verdict::Fails), n(Verdict::Inconclusive))
     }
 }

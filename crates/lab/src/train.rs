@@ -11,9 +11,11 @@
 //! `checkpoints/latest` names the newest complete one and is written last, so a crash while
 //! saving leaves the previous checkpoint in force.
 //!
-//! Divergence: a non-finite training or validation loss, or a validation loss still above the
-//! loss of the uniform prediction (ln V) from half of the steps on (and at least 50 steps in),
-//! ends the run with `diverged_at_step` set; the caller's sweep goes on.
+//! Divergence: a non-finite training or validation loss, or a validation loss from half of the
+//! steps on (and at least 50 steps in) above both the loss of the uniform prediction (ln V) and
+//! the run's own loss at step 0, ends the run with `diverged_at_step` set; the caller's sweep
+//! goes on. A model that never moves (learning rate 0) keeps its step-0 loss: not learning is
+//! not diverging, and gates on learning (`saturn_lab::claim::Gate::learned`) catch it instead.
 
 use rand::SeedableRng;
 use rand_pcg::Pcg64;
@@ -162,7 +164,8 @@ impl Task for LmTask<'_> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainOutcome {
     pub metrics: Metrics,
-    /// The step at which the loss became non-finite or stayed above ln V; `None` if it trained.
+    /// The step at which the loss became non-finite or rose above ln V and its step-0 value;
+    /// `None` otherwise (which does not mean it learned).
     pub diverged_at_step: Option<usize>,
     /// The last validation loss.
     pub final_valid_loss: Option<f64>,
@@ -257,9 +260,9 @@ pub fn train<K: Task>(
             if done.is_multiple_of(cfg.eval_every) || last {
                 let valid = task.valid_loss(model)?;
                 row.push(("valid_loss".to_string(), valid));
-                if !valid.is_finite()
-                    || (done >= (cfg.steps / 2).max(50) && valid > task.uniform_loss())
-                {
+                let at_start = state.metrics.series("valid_loss").first().map_or(f64::NAN, |p| p.1);
+                let worse_than_start = valid > task.uniform_loss() && !(valid <= at_start);
+                if !valid.is_finite() || (done >= (cfg.steps / 2).max(50) && worse_than_start) {
                     state.diverged_at_step = Some(done);
                 }
                 progress.set(done as u64, &format!("valid {valid:.3}"));

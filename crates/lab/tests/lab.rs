@@ -153,6 +153,7 @@ fn the_summary_follows_the_schema() {
     let opts = RunOptions {
         preset: Preset::Quick,
         seeds: vec![0, 1],
+        extend_seeds: false,
         config_file: Some(overrides),
         out: out.clone(),
         resume: false,
@@ -181,7 +182,7 @@ fn the_summary_follows_the_schema() {
     );
 
     let report_dir = out.join("docs");
-    assert_eq!(saturn_lab::report(&out, &report_dir).unwrap(), 1);
+    assert_eq!(saturn_lab::report(&out, &report_dir, false).unwrap(), 1);
     let md = std::fs::read_to_string(report_dir.join("RESULTS.md")).unwrap();
     assert!(md.contains("## lm-baseline") && md.contains("figures/lm-baseline/valid_loss.png"));
     assert!(report_dir.join("results/lm-baseline.json").exists());
@@ -189,7 +190,7 @@ fn the_summary_follows_the_schema() {
 
     // The record outlives the run directory: reporting again without it keeps the section.
     std::fs::remove_dir_all(out.join("lm-baseline")).unwrap();
-    assert_eq!(saturn_lab::report(&out, &report_dir).unwrap(), 1);
+    assert_eq!(saturn_lab::report(&out, &report_dir, false).unwrap(), 1);
     let again = std::fs::read_to_string(report_dir.join("RESULTS.md")).unwrap();
     assert_eq!(md, again);
 }
@@ -203,6 +204,7 @@ fn a_config_with_an_unknown_key_is_refused_naming_the_key() {
     let opts = RunOptions {
         preset: Preset::Quick,
         seeds: vec![0],
+        extend_seeds: false,
         config_file: Some(overrides),
         out,
         resume: false,
@@ -224,6 +226,7 @@ fn a_resumed_hessian_run_finishes_the_missing_phases_with_the_same_numbers() {
     let opts = RunOptions {
         preset: Preset::Quick,
         seeds: vec![0],
+        extend_seeds: false,
         config_file: Some(tiny.clone()),
         out: out.clone(),
         resume: false,
@@ -280,6 +283,7 @@ fn a_summary_lists_the_seeds_its_config_extends_the_command_to() {
     let opts = RunOptions {
         preset: Preset::Quick,
         seeds: vec![5],
+        extend_seeds: false,
         config_file: Some(tiny),
         out: out.clone(),
         resume: false,

@@ -23,6 +23,7 @@ fn run(name: &str, overrides: &str) -> (PathBuf, Vec<String>) {
     let opts = RunOptions {
         preset: Preset::Quick,
         seeds: vec![0],
+        extend_seeds: false,
         config_file: Some(config),
         out: root.join("runs"),
         resume: false,
