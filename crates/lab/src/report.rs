@@ -174,6 +174,15 @@ fn verdict_cell(c: &Claim) -> String {
     }
 }
 
+/// At most 400 characters of a claim's measured values; the rest is in the record.
+fn abridged(json: &str) -> String {
+    const MAX: usize = 400;
+    match json.char_indices().nth(MAX) {
+        Some((at, _)) => format!("{}… (the rest in the record's JSON)", &json[..at]),
+        None => json.to_string(),
+    }
+}
+
 /// Text safe inside a Markdown table cell.
 fn cell(text: &str) -> String {
     text.replace('|', "\\|").replace('\n', " ")
@@ -286,7 +295,7 @@ pub fn write_report(results: &Path, docs: &Path, allow_partial: bool) -> Result<
              |---|---|---|---|---|---|---|---|\n",
         );
         for c in &s.claims {
-            let measured = serde_json::to_string(&c.measured).unwrap_or_default();
+            let measured = abridged(&serde_json::to_string(&c.measured).unwrap_or_default());
             let verdict = if c.reason.is_empty() {
                 verdict_cell(c)
             } else {
@@ -383,5 +392,82 @@ mod tests {
         assert!(supersedes(&summary(Preset::Quick, 200), &quick));
         assert!(supersedes(&summary(Preset::Full, 50), &quick));
         assert!(!supersedes(&summary(Preset::Quick, 50), &quick));
+    }
+
+    /// A run directory `dir/<name>` holding `summary`'s summary.json.
+    fn write_run(results: &Path, s: &Summary) {
+        let dir = results.join(&s.experiment);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("summary.json"), serde_json::to_vec(s).unwrap()).unwrap();
+    }
+
+    fn tmp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("saturn-report-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    fn with_claims(mut s: Summary) -> Summary {
+        use crate::claim::{Evidence, Rule, Threshold};
+        let claim = |id: &str, values: Vec<f64>| {
+            Claim::builder(id)
+                .statement("a statement")
+                .source("a source")
+                .expected("mean > 1")
+                .threshold(Threshold::ours("a test"))
+                .evidence(Evidence::new("v", &[0, 1, 2], values, Rule::Above(1.0)))
+                .build()
+        };
+        s.claims = vec![
+            claim("up", vec![2.0, 2.1, 1.9]),
+            claim("down", vec![0.1, 0.2, 0.15]),
+            claim("tie", vec![0.5, 1.5, 1.0]),
+        ];
+        s
+    }
+
+    #[test]
+    fn a_full_run_short_of_its_seeds_is_refused_unless_partial_is_allowed() {
+        let root = tmp("partial");
+        let (results, docs) = (root.join("runs"), root.join("docs"));
+        let mut run = with_claims(summary(Preset::Full, 100));
+        run.preset_seeds = 5;
+        run.seeds = vec![0, 1, 2];
+        write_run(&results, &run);
+        let err = write_report(&results, &docs, false).unwrap_err().to_string();
+        assert!(err.contains("3 of the 5 seeds") && err.contains("--allow-partial"), "{err}");
+        assert!(!docs.join("RESULTS.md").exists(), "nothing is written when a run is refused");
+        assert_eq!(write_report(&results, &docs, true).unwrap(), 1);
+        let md = std::fs::read_to_string(docs.join("RESULTS.md")).unwrap();
+        assert!(md.contains("**partial**") && md.contains("3 of 5"), "{md}");
+        assert!(recorded(&docs).unwrap()[0].partial);
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn the_report_counts_each_verdict_and_marks_legacy_records() {
+        let root = tmp("counts");
+        let (results, docs) = (root.join("runs"), root.join("docs"));
+        write_run(&results, &with_claims(summary(Preset::Quick, 100)));
+        let mut legacy = summary(Preset::Full, 50);
+        legacy.experiment = "old".into();
+        legacy.schema = 1;
+        legacy.preset_seeds = 0;
+        legacy.claims = vec![Claim {
+            verdict: None,
+            evidence: None,
+            threshold: None,
+            reason: String::new(),
+            ..with_claims(summary(Preset::Full, 50)).claims[0].clone()
+        }];
+        write_run(&results, &legacy);
+        write_report(&results, &docs, false).unwrap();
+        let md = std::fs::read_to_string(docs.join("RESULTS.md")).unwrap();
+        assert!(md.contains("| [e](#e) | quick | 1 | 1 | 1 | 1 |"), "{md}");
+        assert!(md.contains("full, legacy"), "{md}");
+        assert!(md.contains("4 claims; 2 hold, 1 fail, 1 are inconclusive"), "{md}");
+        assert!(md.contains("*inconclusive*") && md.contains("holds (legacy)"), "{md}");
+        assert!(md.contains("mean 2 [") && md.contains("95 % t, n = 3"), "{md}");
+        let _ = std::fs::remove_dir_all(&root);
     }
 }
