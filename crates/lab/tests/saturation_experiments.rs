@@ -101,13 +101,17 @@ fn heads_minilm_runs_or_says_why_not() {
     } else {
         String::new()
     };
-    let (dir, claims) =
-        run("heads-minilm", &format!("sentences = 3\nbatch_size = 2\nexample_heads = 1\n{data}"));
-    assert_eq!(claims, ["saturated-attention-is-the-large-c-limit"]);
+    let (dir, claims) = run(
+        "heads-minilm",
+        &format!(
+            "sentences = 3\nbatch_size = 2\nexample_heads = 1\nchunks = 3\ncs = [1.0, 1000.0]\n{data}"
+        ),
+    );
+    assert_eq!(claims, ["most-heads-are-hard-under-saturation"]);
     let summary = std::fs::read_to_string(dir.join("summary.json")).unwrap();
     if summary.contains("\"evaluated\": false") {
         eprintln!("SKIP heads_minilm_runs_or_says_why_not: data directory missing");
     } else {
-        has(&dir, &["heads.csv", "classes.png", "limit_check.csv", "example_tokens.txt"]);
+        has(&dir, &["heads.csv", "classes.png", "classes_by_c.csv", "example_tokens.txt"]);
     }
 }

@@ -9,8 +9,18 @@
 //! saturated attention (same θ, `Saturated { tie_tol }`), and the class of every head under
 //! saturation (1000θ), read at the `[=]` queries only — the queries the task uses.
 //!
-//! Claims (each task and seed): accuracy ≥ 95 %; at least one head is averaging; the exactly
-//! saturated model keeps ≥ 90 % accuracy — averaging heads implement counting.
+//! Claims (one value per seed: the worst over the tasks, as the claims are about every task;
+//! the verdict from the 95 % t interval of the mean over seeds, the point value with one
+//! seed; thresholds kept from before):
+//!
+//! - `learns-counting-tasks`: test accuracy > 0.95 (gated only on no run diverging: the claim
+//!   is that it learns, so not learning must fail it);
+//! - `an-averaging-head`: #averaging heads > 0.5 (at least one);
+//! - `saturated-model-still-counts`: the exactly saturated model's accuracy > 0.90 —
+//!   averaging heads implement counting.
+//!
+//! The last two are about a trained counter and are gated on every model learning: accuracy ≥
+//! chance (the test set's more frequent class) + [`ACCURACY_MARGIN`].
 
 use saturn_datasets::formal::{AnBn, FormalLanguage, LengthRange, Majority, Sample, Target};
 use saturn_layers::{
@@ -28,7 +38,8 @@ use serde_json::json;
 
 use super::ExperimentCtx;
 use super::char_lm::adamw;
-use super::heads::{CLASS_NAMES, class_cells, class_json, write_head_table};
+use super::heads::{CLASS_NAMES, class_cells, class_json, worst, write_head_table};
+use crate::claim::{Claim, Evidence, Gate, Rule, Threshold};
 use crate::config::{Preset, resolve};
 use crate::error::{LabError, Result};
 use crate::plot::{Chart, HeatMap, Palette, Series, heat_map, line_chart};
@@ -116,6 +127,11 @@ impl CountingConfig {
         }
     }
 }
+
+/// How far above chance (the test set's more frequent class) a counter's accuracy must be for
+/// it to count as trained. Ours: on 2,000 balanced test strings chance is ≈ 0.5 ± 0.01; 0.1
+/// above it is far outside that noise and far below the 0.95 the paper's counters reach.
+pub const ACCURACY_MARGIN: f64 = 0.1;
 
 /// Token ids: the two input symbols are 0 and 1.
 const BOS: usize = 2;
@@ -220,7 +236,10 @@ fn accuracy(model: &DecoderLm<f32>, test: &[Encoded], mode: AttentionMode) -> Re
 
 struct RunResult {
     label: String,
+    seed: u64,
     accuracy: f64,
+    /// The accuracy of always answering the test set's more frequent class.
+    chance: f64,
     saturated_accuracy: f64,
     heads: Vec<HeadStats>,
     diverged_at_step: Option<usize>,
@@ -269,6 +288,9 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
             let test_samples = lang.samples(cfg.test_samples, derive_seed(seed, 24, 0));
             let test: Vec<Encoded> = test_samples.chunks(250).map(encode).collect::<Result<_>>()?;
             let acc = accuracy(&model, &test, AttentionMode::Softmax)?;
+            let positives = test.iter().flat_map(|e| &e.labels).filter(|&&l| l == 1).count();
+            let n = test.iter().map(|e| e.labels.len()).sum::<usize>().max(1);
+            let chance = positives.max(n - positives) as f64 / n as f64;
             let sat_acc =
                 accuracy(&model, &test, AttentionMode::Saturated { tie_tol: cfg.tie_tol })?;
             let batches: Vec<TokenBatch> = test
@@ -300,7 +322,9 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
             )?;
             results.push(RunResult {
                 label,
+                seed,
                 accuracy: acc,
+                chance,
                 saturated_accuracy: sat_acc,
                 heads,
                 diverged_at_step: out.diverged_at_step,
@@ -330,47 +354,85 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     let per = |f: &dyn Fn(&RunResult) -> serde_json::Value| {
         serde_json::Value::Object(results.iter().map(|r| (r.label.clone(), f(r))).collect())
     };
-    let trained = results.iter().all(|r| r.diverged_at_step.is_none());
+    // one value per seed: the worst of the seed's models (one per task), as the claims are
+    // about every task
+    let per_seed = |f: &dyn Fn(&RunResult) -> f64| -> Vec<f64> {
+        ctx.seeds
+            .iter()
+            .map(|&seed| worst(results.iter().filter(|r| r.seed == seed).map(f)))
+            .collect()
+    };
+    let no_divergence =
+        Gate::new("no run diverged", results.iter().all(|r| r.diverged_at_step.is_none()))
+            .with("diverged_at_step", per(&|r| json!(r.diverged_at_step)));
+    // a claim about a trained counter needs a counter that learned
+    let learned = Gate::new(
+        format!(
+            "every model learned: test accuracy ≥ chance (the more frequent class's share) + {ACCURACY_MARGIN}"
+        ),
+        results.iter().all(|r| r.diverged_at_step.is_none() && r.accuracy >= r.chance + ACCURACY_MARGIN),
+    )
+    .with("accuracy", per(&|r| json!(r.accuracy)))
+    .with("chance", per(&|r| json!(r.chance)))
+    .with("diverged_at_step", per(&|r| json!(r.diverged_at_step)));
     let averaging =
         |r: &RunResult| r.heads.iter().filter(|h| h.class == HeadClass::Averaging).count();
     let mut claims = Claims::default();
-    claims.add(
-        "learns-counting-tasks",
-        "A 2-layer transformer learns MAJORITY and aⁿbⁿ at the trained lengths",
-        "Merrill, Sabharwal & Smith 2022 (saturated transformers count); PAPERS.md §1.1, §4",
-        &format!(
-            "every task and seed: accuracy ≥ 0.95 on {} fresh strings of lengths {}..={}",
-            cfg.test_samples, cfg.min_len, cfg.max_len
-        ),
-        [
-            ("accuracy", per(&|r| json!(r.accuracy))),
-            ("diverged_at_step", per(&|r| json!(r.diverged_at_step))),
-        ],
-        trained && results.iter().all(|r| r.accuracy >= 0.95),
+    claims.push(
+        Claim::builder("learns-counting-tasks")
+            .statement("A 2-layer transformer learns MAJORITY and aⁿbⁿ at the trained lengths")
+            .source("Merrill, Sabharwal & Smith 2022 (saturated transformers count); PAPERS.md §1.1, §4")
+            .expected(format!(
+                "per seed, the lowest accuracy over the tasks on {} fresh strings of lengths {}..={}; the 95 % t interval of its mean over seeds > 0.95",
+                cfg.test_samples, cfg.min_len, cfg.max_len
+            ))
+            .threshold(Threshold::as_before())
+            .measured("accuracy", per(&|r| json!(r.accuracy)))
+            .measured("chance", per(&|r| json!(r.chance)))
+            .gate(no_divergence)
+            .evidence(Evidence::new(
+                "lowest test accuracy over the tasks",
+                &ctx.seeds,
+                per_seed(&|r| r.accuracy),
+                Rule::Above(0.95),
+            )),
     );
-    claims.add(
-        "an-averaging-head",
-        "The trained counter uses an averaging head: under saturation at least one head averages over the prefix",
-        "Merrill et al. 2021, §5–6; PAPERS.md §1.1",
-        "every task and seed: ≥ 1 head classified averaging (count ≥ 0.9 of the prefix at the [=] queries, c = 1000)",
-        [
-            ("averaging_heads", per(&|r| json!(averaging(r)))),
-            ("classes", per(&|r| class_json(&r.heads))),
-            ("prefix_fraction", per(&|r| json!(r.heads.iter().map(|h| h.prefix_fraction).collect::<Vec<_>>()))),
-            ("entropy_at_theta", per(&|r| json!(r.heads.iter().map(|h| h.entropy).collect::<Vec<_>>()))),
-        ],
-        trained && results.iter().all(|r| averaging(r) >= 1),
+    claims.push(
+        Claim::builder("an-averaging-head")
+            .statement("The trained counter uses an averaging head: under saturation at least one head averages over the prefix")
+            .source("Merrill et al. 2021, §5–6; PAPERS.md §1.1")
+            .expected(format!(
+                "per seed, the fewest averaging heads over the tasks (count ≥ 0.9 of the prefix at the [=] queries, c = {}); the 95 % t interval of its mean over seeds > 0.5 (every model has one)",
+                cfg.c
+            ))
+            .threshold(Threshold::as_before())
+            .measured("averaging_heads", per(&|r| json!(averaging(r))))
+            .measured("classes", per(&|r| class_json(&r.heads)))
+            .measured("prefix_fraction", per(&|r| json!(r.heads.iter().map(|h| h.prefix_fraction).collect::<Vec<_>>())))
+            .measured("entropy_at_theta", per(&|r| json!(r.heads.iter().map(|h| h.entropy).collect::<Vec<_>>())))
+            .gate(learned.clone())
+            .evidence(Evidence::new(
+                "fewest averaging heads over the tasks",
+                &ctx.seeds,
+                per_seed(&|r| averaging(r) as f64),
+                Rule::Above(0.5),
+            )),
     );
-    claims.add(
-        "saturated-model-still-counts",
-        "The exactly saturated model keeps its accuracy: averaging heads implement counting",
-        "Merrill, Sabharwal & Smith 2022; PAPERS.md §1.1",
-        "every task and seed: accuracy with every attention exactly saturated (same θ) ≥ 0.90",
-        [
-            ("saturated_accuracy", per(&|r| json!(r.saturated_accuracy))),
-            ("accuracy", per(&|r| json!(r.accuracy))),
-        ],
-        trained && results.iter().all(|r| r.saturated_accuracy >= 0.90),
+    claims.push(
+        Claim::builder("saturated-model-still-counts")
+            .statement("The exactly saturated model keeps its accuracy: averaging heads implement counting")
+            .source("Merrill, Sabharwal & Smith 2022; PAPERS.md §1.1")
+            .expected("per seed, the lowest accuracy over the tasks with every attention exactly saturated (same θ); the 95 % t interval of its mean over seeds > 0.90")
+            .threshold(Threshold::as_before())
+            .measured("saturated_accuracy", per(&|r| json!(r.saturated_accuracy)))
+            .measured("accuracy", per(&|r| json!(r.accuracy)))
+            .gate(learned)
+            .evidence(Evidence::new(
+                "lowest exactly-saturated test accuracy over the tasks",
+                &ctx.seeds,
+                per_seed(&|r| r.saturated_accuracy),
+                Rule::Above(0.90),
+            )),
     );
     Ok(claims)
 }
