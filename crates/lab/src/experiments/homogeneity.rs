@@ -4,8 +4,22 @@
 //! cos(vec f(x; cθ), vec f(x; 1000θ)) for c ∈ [1, 10] (every parameter scaled, f64), and the
 //! per-token cosine between f(x; cθ) and the exactly saturated network sf(x; θ) as c grows.
 //!
-//! Claims: the curve is monotone in c for every variant; branch-LN ≥ Post-LN at every c; and at
-//! c = 1000 the softmax network is the exactly saturated one (per-token cosine ≥ 0.999).
+//! Init-time, so 3 seeds at quick and 5 at full (each seed draws its own tokens and models);
+//! every claim is judged on one value per seed by its 95 % t interval over seeds:
+//!
+//! - `monotone-in-c`: the curve rises with c for every variant. Per seed, the smallest over the
+//!   six variants of the least-squares slope of the cosine on c, `> 0` (ours: 0 is the flat
+//!   boundary). The largest step-to-step drop is shown beside it.
+//! - `branch-ln-above-post-ln`: branch-LN sits closer to its limit than Post-LN at every c.
+//!   Per seed, the paired margin min over c of cos_branch(c) − cos_post(c) (same seed, bias
+//!   setting and tokens), its smallest over the bias settings, `> 0` (as before).
+//!
+//! Nothing is trained, so there is no learning gate; an undefined cosine makes its seed's value
+//! NaN and the claim inconclusive. That f(x; 1000θ) matches the exactly saturated network
+//! sf(x; θ) (per-token cosine ≥ 0.999) is a numerical identity at this scale (the softmax's
+//! leftover weight is e^(−1000·gap)): it is the unit test
+//! `the_saturated_network_is_the_large_c_limit` below, not a claim; the distance to sf is still
+//! measured (`homogeneity.csv`, `distance_to_saturated.png`).
 //!
 //! The models are drawn as the reference code draws them: it keeps PyTorch's module defaults
 //! (`InitScheme::TorchDefault`: Linear weights and biases U(±1/√fan_in), embeddings N(0, 1)).
@@ -21,9 +35,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::ExperimentCtx;
+use crate::claim::{Claim, Evidence, Rule, Threshold};
 use crate::config::{Preset, resolve};
 use crate::error::Result;
 use crate::plot::{Chart, Series, line_chart};
+use crate::stats::slope;
 use crate::summary::Claims;
 use crate::train::derive_seed;
 
@@ -194,67 +210,97 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
         log_y: false,
     };
     line_chart(&ctx.dir, "distance_to_saturated", &chart, &series)?;
-    Ok(claims(&cfg, &curves))
+    Ok(claims(&cfg, &curves, &ctx.seeds))
 }
 
-/// How far a curve may dip between neighbouring c and still count as monotone (round-off and
-/// the sixth-digit wobble of a converged curve, measured ≤ 2e-5).
-const MONOTONE_TOL: f64 = 1e-4;
+/// One value per seed of `seeds`: the smallest of `value` over that seed's items (NaN when a
+/// seed has none or any value is undefined: never a passing default).
+fn smallest_per_seed<T>(
+    items: &[T],
+    seeds: &[u64],
+    seed_of: impl Fn(&T) -> u64,
+    value: impl Fn(&T) -> f64,
+) -> Vec<f64> {
+    seeds
+        .iter()
+        .map(|&seed| {
+            let vs: Vec<f64> = items.iter().filter(|i| seed_of(i) == seed).map(&value).collect();
+            if vs.is_empty() || vs.iter().any(|v| !v.is_finite()) {
+                f64::NAN
+            } else {
+                vs.iter().copied().fold(f64::INFINITY, f64::min)
+            }
+        })
+        .collect()
+}
 
-fn claims(cfg: &HomogeneityConfig, curves: &[Curve]) -> Claims {
+fn claims(cfg: &HomogeneityConfig, curves: &[Curve], seeds: &[u64]) -> Claims {
     let mut claims = Claims::default();
     let per = |f: &dyn Fn(&Curve) -> serde_json::Value| {
         serde_json::Value::Object(curves.iter().map(|c| (c.label.clone(), f(c))).collect())
     };
-    // a curve that has converged sits on a plateau where the cosine moves in the 6th digit
-    let monotone = |c: &Curve| c.cos.windows(2).all(|w| w[1] >= w[0] - MONOTONE_TOL);
+    let slope_of = |c: &Curve| slope(&cfg.cs, &c.cos);
     let largest_drop = |c: &Curve| c.cos.windows(2).map(|w| w[0] - w[1]).fold(0.0, f64::max);
-    claims.add(
-        "monotone-in-c",
-        "At random init, cos(f(x; cθ), f(x; 1000θ)) rises monotonically with c for every variant",
-        "Merrill et al. 2021, §4, plot_trans_scale.py (scales.pdf); PAPERS.md §6 target 10",
-        "every variant and seed: the cosine at each c in linspace(1, 10, 19) is ≥ the one before − 1e-4",
-        [
-            ("monotone", per(&|c| json!(monotone(c)))),
-            ("largest_drop", per(&|c| json!(largest_drop(c)))),
-            ("cos_at_c1", per(&|c| json!(c.cos[0]))),
-            ("cos_at_c3", per(&|c| json!(at(cfg, c, 3.0)))),
-            ("cos_at_c10", per(&|c| json!(c.cos[c.cos.len() - 1]))),
-            (
+    claims.push(
+        Claim::builder("monotone-in-c")
+            .statement("At random init, cos(f(x; cθ), f(x; 1000θ)) rises with c for every variant")
+            .source("Merrill et al. 2021, §4, plot_trans_scale.py (scales.pdf); PAPERS.md §6 target 10")
+            .expected(format!(
+                "per seed, the smallest over the variants (scheme × bias) of the least-squares slope of the cosine on c over c = {}…{} ({} scales) > 0",
+                cfg.cs.first().copied().unwrap_or(f64::NAN),
+                cfg.cs.last().copied().unwrap_or(f64::NAN),
+                cfg.cs.len()
+            ))
+            .threshold(Threshold::ours("a rising curve is a positive fitted slope; 0 is the flat boundary (the old check, every step ≥ the one before − 1e-4, is shown as largest_drop)"))
+            .measured("slope", per(&|c| json!(slope_of(c))))
+            .measured("largest_drop", per(&|c| json!(largest_drop(c))))
+            .measured("cos_at_c1", per(&|c| json!(c.cos.first())))
+            .measured("cos_at_c3", per(&|c| json!(at(cfg, c, 3.0))))
+            .measured("cos_at_c10", per(&|c| json!(c.cos.last())))
+            .measured(
                 "first_c_above_0.9",
                 per(&|c| json!(cfg.cs.iter().zip(&c.cos).find(|(_, v)| **v > 0.9).map(|x| *x.0))),
-            ),
-        ],
-        curves.iter().all(monotone),
+            )
+            .evidence(Evidence::new(
+                "smallest over variants of the slope of cos(f(x; cθ), f(x; c_ref θ)) on c",
+                seeds,
+                smallest_per_seed(curves, seeds, |c| c.seed, slope_of),
+                Rule::Above(0.0),
+            )),
     );
-    // branch-LN against Post-LN, same bias setting and seed
+    // branch-LN against Post-LN: the same bias setting and seed (the same tokens)
     let mut pairs = Vec::new();
     for b in curves.iter().filter(|c| c.scheme == ResidualScheme::BranchLn) {
         if let Some(p) = curves
             .iter()
             .find(|p| p.scheme == ResidualScheme::PostLn && p.bias == b.bias && p.seed == b.seed)
         {
-            let margin = b.cos.iter().zip(&p.cos).map(|(x, y)| x - y).fold(f64::INFINITY, f64::min);
-            pairs.push((b.label.clone(), margin));
+            let margin = if b.cos.iter().chain(&p.cos).any(|v| !v.is_finite()) {
+                f64::NAN
+            } else {
+                b.cos.iter().zip(&p.cos).map(|(x, y)| x - y).fold(f64::INFINITY, f64::min)
+            };
+            pairs.push((b.label.clone(), b.seed, margin));
         }
     }
-    claims.add(
-        "branch-ln-above-post-ln",
-        "Branch-LN (the reference's \"pre_norm\") is closer to its scaling limit than Post-LN at every c",
-        "Merrill et al. 2021, scales.pdf; PAPERS.md §1.5, §6 target 10",
-        "every bias setting and seed: min over c of cos_branch(c) − cos_post(c) ≥ 0",
-        [("min_margin", serde_json::Value::Object(pairs.iter().map(|(l, m)| (l.clone(), json!(m))).collect()))],
-        !pairs.is_empty() && pairs.iter().all(|(_, m)| *m >= 0.0),
-    );
-    let at_ref =
-        |c: &Curve| c.to_saturated.iter().find(|(s, _)| *s == cfg.c_ref).map_or(f64::NAN, |x| x.1);
-    claims.add(
-        "saturated-network-is-the-limit",
-        "The exactly saturated network (uniform attention over argmax ties) is the large-c limit: f(x; 1000θ) matches it",
-        "Merrill et al. 2021, §3 (saturated attention); PAPERS.md §1.1, §5",
-        &format!("every variant and seed: mean per-token cos(f(x; {}θ), sf(x; θ)) ≥ 0.999", cfg.c_ref),
-        [("cos_at_c_ref", per(&|c| json!(at_ref(c)))), ("cos_at_c1", per(&|c| json!(c.to_saturated[0].1)))],
-        curves.iter().all(|c| at_ref(c) >= 0.999),
+    claims.push(
+        Claim::builder("branch-ln-above-post-ln")
+            .statement("Branch-LN (the reference's \"pre_norm\") is closer to its scaling limit than Post-LN at every c")
+            .source("Merrill et al. 2021, scales.pdf; PAPERS.md §1.5, §6 target 10")
+            .expected("per seed, the smallest over the bias settings of the paired margin min over c of cos_branch(c) − cos_post(c) (same seed, bias setting and tokens) > 0")
+            .threshold(Threshold::as_before())
+            .measured(
+                "min_margin",
+                serde_json::Value::Object(
+                    pairs.iter().map(|(l, _, m)| (l.clone(), json!(m))).collect(),
+                ),
+            )
+            .evidence(Evidence::new(
+                "smallest over bias settings of min over c of cos_branch(c) − cos_post(c)",
+                seeds,
+                smallest_per_seed(&pairs, seeds, |p| p.1, |p| p.2),
+                Rule::Above(0.0),
+            )),
     );
     claims
 }
@@ -266,4 +312,59 @@ fn at(cfg: &HomogeneityConfig, curve: &Curve, c: f64) -> f64 {
         .zip(&curve.cos)
         .min_by(|a, b| (a.0 - c).abs().total_cmp(&(b.0 - c).abs()))
         .map_or(f64::NAN, |x| *x.1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Was the claim `saturated-network-is-the-limit`: at c = 1000 every variant's softmax
+    /// network is the exactly saturated one (mean per-token cosine ≥ 0.999). A numerical
+    /// identity at this scale, so a test rather than a finding.
+    #[test]
+    fn the_saturated_network_is_the_large_c_limit() {
+        let mut cfg = HomogeneityConfig::preset(Preset::Quick);
+        (cfg.d_model, cfg.n_heads, cfg.d_ff, cfg.n_layers) = (16, 2, 32, 2);
+        let mut rng = seeded_rng(derive_seed(0, 11, 0));
+        let ids =
+            saturn_tensor::ndarray::Array2::from_shape_fn((cfg.sentences, cfg.seq_len), |_| {
+                below(&mut rng, cfg.vocab)
+            });
+        let batch = TokenBatch::new(ids);
+        for &scheme in &cfg.schemes {
+            for &bias in &cfg.biases {
+                let lm = LmConfig {
+                    residual: scheme,
+                    act: cfg.act,
+                    bias,
+                    init: cfg.init,
+                    mask_fill: cfg.mask_fill,
+                    ..LmConfig::new(
+                        cfg.vocab,
+                        cfg.d_model,
+                        cfg.n_heads,
+                        cfg.d_ff,
+                        cfg.n_layers,
+                        cfg.seq_len,
+                    )
+                };
+                let model = DecoderLm::<f64>::new(lm, 0).unwrap();
+                let at =
+                    distance_to_saturated(&model, &batch, &[1.0, cfg.c_ref], cfg.tie_tol).unwrap();
+                assert!(at[1].output >= 0.999, "{} bias {bias}: {}", scheme.name(), at[1].output);
+                // and c = 1 is not already there for Post-LN (the limit is approached, not given)
+                if scheme == ResidualScheme::PostLn {
+                    assert!(at[0].output < at[1].output, "{}", at[0].output);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_worst_seed_value_is_undefined_when_any_value_is() {
+        let items = [(0, 1.0), (0, 2.0), (1, f64::NAN), (1, 3.0)];
+        let v = smallest_per_seed(&items, &[0, 1, 2], |i| i.0, |i| i.1);
+        assert_eq!(v[0], 1.0);
+        assert!(v[1].is_nan() && v[2].is_nan());
+    }
 }

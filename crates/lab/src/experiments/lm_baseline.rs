@@ -1,8 +1,12 @@
 //! `lm-baseline`: a character-level LM on tiny-shakespeare, Post-LN and Pre-LN, 2 layers — the
 //! lab's first experiment, proving the training loop end to end.
 //!
-//! Claim: the validation loss falls below the unigram entropy of the corpus (the best loss
-//! without context), for every residual scheme and seed; perplexity e^loss is reported.
+//! Claim `below-unigram-entropy`: the validation loss falls below the unigram entropy of the
+//! corpus (the best loss without context), for every residual scheme and seed. Per seed the
+//! statistic is the worst scheme's excess, max over schemes of (final validation loss −
+//! unigram entropy), judged `< 0` (95 % t interval over seeds; one seed at quick: its point
+//! value). A diverged run keeps its (high) loss; a run without a loss is undefined, never a
+//! pass. No gate: the claim is itself that the model learned. Perplexity e^loss is reported.
 
 use saturn_layers::{Activation, DecoderLm, InitScheme, LmConfig, ResidualScheme};
 use saturn_optim::{AdamConfig, Decay, OptimizerConfig, Schedule};
@@ -11,11 +15,19 @@ use serde_json::json;
 
 use super::ExperimentCtx;
 use super::data::CharCorpus;
+use crate::claim::{Claim, Evidence, Rule, Threshold};
 use crate::config::{Preset, resolve};
 use crate::error::Result;
 use crate::plot::{Chart, Series, line_chart};
 use crate::summary::Claims;
 use crate::train::{LmTask, TrainConfig, train};
+
+/// The margin (nats) below the unigram entropy that a char LM's final validation loss must
+/// reach to count as having learned context: the gate of the claims about trained char LMs
+/// (`norm-growth`, `saturation-training`). Ours: a model on the unigram plateau sits at the
+/// entropy within the noise of the validation estimate (a few hundredths of a nat over the
+/// 2,000–16,000 validation characters of the presets), and 0.1 nats is well clear of it.
+pub const LEARNED_MARGIN: f64 = 0.1;
 
 /// The model's shape (the vocabulary and length come from the data).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -125,7 +137,12 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
                 &mut |_, _| Ok(Vec::new()),
             )?;
             curves.push(Series::new(label.clone(), out.metrics.series("valid_loss")));
-            finals.push((label, out.final_valid_loss.unwrap_or(f64::NAN), out.diverged_at_step));
+            finals.push((
+                label,
+                seed,
+                out.final_valid_loss.unwrap_or(f64::NAN),
+                out.diverged_at_step,
+            ));
         }
     }
     let mut with_entropy = curves.clone();
@@ -146,20 +163,39 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     line_chart(&ctx.dir, "valid_loss", &chart, &with_entropy)?;
 
     let mut claims = Claims::default();
-    let worst = finals.iter().map(|f| f.1).fold(f64::NEG_INFINITY, f64::max);
     let per_run: serde_json::Map<String, serde_json::Value> = finals
         .iter()
-        .map(|(l, v, d)| {
+        .map(|(l, _, v, d)| {
             (l.clone(), json!({"valid_loss": v, "perplexity": v.exp(), "diverged_at_step": d}))
         })
         .collect();
-    claims.add(
-        "below-unigram-entropy",
-        "A 2-layer character LM learns context: its validation loss falls below the corpus's unigram entropy, for every scheme and seed",
-        "sanity baseline (the lab's first experiment)",
-        "max over runs of the final validation loss < unigram entropy",
-        [("unigram_entropy", json!(entropy)), ("worst_valid_loss", json!(worst)), ("runs", serde_json::Value::Object(per_run))],
-        worst < entropy && finals.iter().all(|f| f.2.is_none()),
+    // per seed, the worst scheme: the largest final loss's excess over the entropy
+    let excess: Vec<f64> = ctx
+        .seeds
+        .iter()
+        .map(|&seed| {
+            let ls: Vec<f64> = finals.iter().filter(|f| f.1 == seed).map(|f| f.2).collect();
+            if ls.is_empty() || ls.iter().any(|l| !l.is_finite()) {
+                f64::NAN
+            } else {
+                ls.iter().copied().fold(f64::NEG_INFINITY, f64::max) - entropy
+            }
+        })
+        .collect();
+    claims.push(
+        Claim::builder("below-unigram-entropy")
+            .statement("A 2-layer character LM learns context: its validation loss falls below the corpus's unigram entropy, for every scheme and seed")
+            .source("sanity baseline (the lab's first experiment): the unigram entropy is the loss of the best model without context")
+            .expected("per seed, the largest over the schemes of (final validation loss − unigram entropy) < 0 nats")
+            .threshold(Threshold::as_before())
+            .measured("unigram_entropy", json!(entropy))
+            .measured("runs", serde_json::Value::Object(per_run))
+            .evidence(Evidence::new(
+                "largest over schemes of final validation loss − unigram entropy (nats)",
+                &ctx.seeds,
+                excess,
+                Rule::Below(0.0),
+            )),
     );
     Ok(claims)
 }

@@ -5,8 +5,13 @@
 //! sat = mean over tokens of cos(f(x; θ)_t, f(x; 1000θ)_t) of the final representation (and of
 //! every layer) on fixed validation windows, in f64.
 //!
-//! Claim: sat < 0.6 at initialization and ≥ 0.95 at the end of the run (the full preset trains
-//! one epoch, the paper's horizon), for every scheme and seed.
+//! Claim `saturation-rises-during-training`: sat ≥ 0.95 at the end of the run (the full preset
+//! trains one epoch, the paper's horizon), for every scheme and seed. Per seed the statistic
+//! is the worst scheme's final sat (min over schemes), judged `> 0.95` (95 % t interval over
+//! seeds; one seed at quick: its point value). Gates: every run starts away from saturation
+//! (sat < 0.6 at step 0), and every LM learned (final validation loss ≤ unigram entropy −
+//! [`LEARNED_MARGIN`]): an LM collapsed onto the unigram plateau is trivially equal to its own
+//! saturated version, so without this gate the claim would hold for the wrong reason.
 
 use saturn_layers::{DecoderLm, ResidualScheme};
 use saturn_saturation::{SATURATION_SCALE, copy_parameters, saturation_similarity, to_f64};
@@ -18,7 +23,8 @@ use super::char_lm::{
     LmData, adamw, constant_lr, epoch_steps, lm_task, new_lm, probe_batch, run_label,
 };
 use super::data::CharCorpus;
-use super::lm_baseline::ModelShape;
+use super::lm_baseline::{LEARNED_MARGIN, ModelShape};
+use crate::claim::{Claim, Evidence, Gate, Rule, Threshold};
 use crate::config::{Preset, resolve};
 use crate::error::Result;
 use crate::plot::{Chart, Series, line_chart};
@@ -77,12 +83,15 @@ impl SaturationTrainingConfig {
 
 struct RunResult {
     label: String,
+    seed: u64,
     /// (step, sat of the output).
     sat: Vec<(f64, f64)>,
     /// Per-layer sat at init and at the end.
     layers_init: Vec<f64>,
     layers_end: Vec<f64>,
     diverged_at_step: Option<usize>,
+    /// NaN when the run recorded none.
+    final_valid_loss: f64,
 }
 
 /// Trains each scheme and seed, probing sat along the way.
@@ -120,10 +129,12 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
             )?;
             results.push(RunResult {
                 label,
+                seed,
                 sat,
                 layers_init: layers.first().cloned().unwrap_or_default(),
                 layers_end: layers.last().cloned().unwrap_or_default(),
                 diverged_at_step: out.diverged_at_step,
+                final_valid_loss: out.final_valid_loss.unwrap_or(f64::NAN),
             });
         }
     }
@@ -162,21 +173,52 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     let per = |f: &dyn Fn(&RunResult) -> serde_json::Value| {
         serde_json::Value::Object(results.iter().map(|r| (r.label.clone(), f(r))).collect())
     };
+    // per seed, the worst scheme: the smallest final sat (undefined when any is)
+    let sat_end: Vec<f64> = ctx
+        .seeds
+        .iter()
+        .map(|&seed| {
+            let vs: Vec<f64> = results.iter().filter(|r| r.seed == seed).map(last).collect();
+            if vs.is_empty() || vs.iter().any(|v| !v.is_finite()) {
+                f64::NAN
+            } else {
+                vs.iter().copied().fold(f64::INFINITY, f64::min)
+            }
+        })
+        .collect();
+    let entropy = corpus.unigram_entropy();
+    let losses: Vec<f64> = results.iter().map(|r| r.final_valid_loss).collect();
+    let starts_low = !results.is_empty() && results.iter().all(|r| first(r) < 0.6);
     let mut claims = Claims::default();
-    claims.add(
-        "saturation-rises-during-training",
-        "Training drives the LM towards its saturated network: cos(f(x; θ), f(x; 1000θ)) rises from < 0.6 at init to ≥ 0.95",
-        "Merrill et al. 2021, §5 (sat.pdf: ≈ 1.0 after one epoch); PAPERS.md §6 target 11",
-        &format!("every scheme and seed: sat at step 0 < 0.6 and sat after {} steps ≥ 0.95", cfg.steps),
-        [
-            ("sat_init", per(&|r| json!(first(r)))),
-            ("sat_end", per(&|r| json!(last(r)))),
-            ("sat_by_layer_end", per(&|r| json!(r.layers_end))),
-            ("diverged_at_step", per(&|r| json!(r.diverged_at_step))),
-            ("steps", json!(cfg.steps)),
-            ("epochs", json!(cfg.steps as f64 / epoch_steps(cfg.data.batch_size, cfg.data.seq_len) as f64)),
-        ],
-        !results.is_empty() && results.iter().all(|r| r.diverged_at_step.is_none() && first(r) < 0.6 && last(r) >= 0.95),
+    claims.push(
+        Claim::builder("saturation-rises-during-training")
+            .statement("Training drives the LM towards its saturated network: cos(f(x; θ), f(x; 1000θ)) rises from < 0.6 at init to ≥ 0.95")
+            .source("Merrill et al. 2021, §5 (sat.pdf: ≈ 1.0 after one epoch); PAPERS.md §6 target 11")
+            .expected(format!(
+                "per seed, the smallest over the schemes of sat after {} steps > 0.95; gates: sat at step 0 < 0.6 in every run (it starts away from saturation), and every LM learned (final validation loss ≤ unigram entropy − {LEARNED_MARGIN} nats: a collapsed LM is trivially its own saturated version)",
+                cfg.steps
+            ))
+            .threshold(Threshold::as_before())
+            .measured("sat_init", per(&|r| json!(first(r))))
+            .measured("sat_end", per(&|r| json!(last(r))))
+            .measured("sat_by_layer_end", per(&|r| json!(r.layers_end)))
+            .measured("diverged_at_step", per(&|r| json!(r.diverged_at_step)))
+            .measured("steps", json!(cfg.steps))
+            .measured(
+                "epochs",
+                json!(cfg.steps as f64 / epoch_steps(cfg.data.batch_size, cfg.data.seq_len) as f64),
+            )
+            .gate(
+                Gate::new("every LM starts away from its saturated network: sat at step 0 < 0.6", starts_low)
+                    .with("sat_init", per(&|r| json!(first(r)))),
+            )
+            .gate(Gate::learned("every LM", &losses, "unigram_entropy", entropy, LEARNED_MARGIN))
+            .evidence(Evidence::new(
+                "smallest over schemes of sat at the end of training",
+                &ctx.seeds,
+                sat_end,
+                Rule::Above(0.95),
+            )),
     );
     Ok(claims)
 }
