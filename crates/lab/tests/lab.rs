@@ -250,15 +250,19 @@ fn a_resumed_hessian_run_finishes_the_missing_phases_with_the_same_numbers() {
     let mut m: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
     m["trace"]["mean"] = serde_json::json!(1e6);
+    // a record from before the runner chose the seeds (its key has `seeds = 1`) is still read
+    m["config"]["seeds"] = serde_json::json!(1);
     std::fs::write(&saved, m.to_string()).unwrap();
     let read = run_experiment(hessian, &RunOptions { resume: true, ..opts.clone() }).unwrap();
     let trace = read.claims.iter().find(|c| c.id == "post-ln-larger-trace").unwrap();
     let measured = trace.measured["trace"].clone();
     assert_eq!(measured[0]["post_ln"], serde_json::json!(1e6), "{measured}");
     // more seeds reuse the finished ones: only the new seed's models are measured
-    std::fs::write(&tiny, format!("seeds = 2\n{config}")).unwrap();
-    let more = run_experiment(hessian, &RunOptions { resume: true, ..opts.clone() }).unwrap();
+    let more =
+        run_experiment(hessian, &RunOptions { resume: true, seeds: vec![0, 1], ..opts.clone() })
+            .unwrap();
     assert_eq!(more.seeds, vec![0, 1]);
+    assert_eq!(trace_evidence_seeds(&more), vec![0, 1]);
     let trace = more.claims.iter().find(|c| c.id == "post-ln-larger-trace").unwrap();
     assert_eq!(trace.measured["trace"][0]["post_ln"], serde_json::json!(1e6), "seed 0 was read");
     assert!(out.join("hessian/measurements/pre-seed1.json").exists());
@@ -268,26 +272,34 @@ fn a_resumed_hessian_run_finishes_the_missing_phases_with_the_same_numbers() {
     assert!(err.to_string().contains("another config"), "{err}");
 }
 
+fn trace_evidence_seeds(s: &saturn_lab::summary::Summary) -> Vec<u64> {
+    let trace = s.claims.iter().find(|c| c.id == "post-ln-larger-trace").unwrap();
+    trace.evidence.as_ref().unwrap().seeds.clone()
+}
+
 #[test]
-fn a_summary_lists_the_seeds_its_config_extends_the_command_to() {
+fn a_summary_lists_the_seeds_the_runner_extends_the_command_to() {
     let out = tmp("ds-seeds");
     std::fs::create_dir_all(&out).unwrap();
     let tiny = out.join("tiny.toml");
-    std::fs::write(
-        &tiny,
-        "schemes = [\"pre\"]\nshallow = 1\ndeep = 2\nseeds = 2\nbatch_size = 2\nvalid_pairs = 2\n\
-         vocab = 300\nmax_len = 16\n[model]\nd_model = 8\nn_heads = 2\nd_ff = 16\n\
-         [train]\nsteps = 1\neval_every = 1\nlog_every = 1\ncheckpoint_every = 0\n",
-    )
-    .unwrap();
+    let config = "schemes = [\"pre\"]\nshallow = 1\ndeep = 2\nbatch_size = 2\nvalid_pairs = 2\n\
+                  vocab = 300\nmax_len = 16\n[model]\nd_model = 8\nn_heads = 2\nd_ff = 16\n\
+                  [train]\nsteps = 1\neval_every = 1\nlog_every = 1\ncheckpoint_every = 0\n";
+    std::fs::write(&tiny, config).unwrap();
+    // the full preset of a trained experiment asks for 3 seeds
     let opts = RunOptions {
-        preset: Preset::Quick,
+        preset: Preset::Full,
         seeds: vec![5],
-        extend_seeds: false,
-        config_file: Some(tiny),
+        extend_seeds: true,
+        config_file: Some(tiny.clone()),
         out: out.clone(),
         resume: false,
     };
     let summary = run_experiment(find("depth-stability").unwrap(), &opts).unwrap();
-    assert_eq!(summary.seeds, vec![5, 6], "the command's seed and the one the config adds");
+    assert_eq!(summary.seeds, vec![5, 6, 7], "the command's seed and the two the runner adds");
+    assert_eq!(summary.preset_seeds, 3);
+    // the seed count is the runner's alone: the config no longer has a say
+    std::fs::write(&tiny, format!("seeds = 2\n{config}")).unwrap();
+    let err = run_experiment(find("depth-stability").unwrap(), &opts).unwrap_err();
+    assert!(err.to_string().contains("seeds"), "{err}");
 }

@@ -16,9 +16,22 @@
 //!
 //! The loss is the token-weighted mean cross-entropy over all pairs, computed in micro-batches.
 //!
-//! Claims, each in every seed: Post-LN's top eigenvalue exceeds Pre-LN's; so does its trace
-//! (beyond the estimators' noise); its SLQ spectrum (largest minus smallest Ritz value) is
-//! wider.
+//! Every seed of the run is measured (3 at quick, 5 at full: the runner's seed plan for
+//! init-time experiments); the Post-LN and Pre-LN models of a seed share the init seed and the
+//! estimators' probe seeds. Claims, each on one paired value per seed, judged by the 95 % t
+//! interval of their mean:
+//!
+//! - `post-ln-larger-top-eigenvalue`: ln(λ_max(Post-LN) / λ_max(Pre-LN)) > 0 (undefined, so
+//!   inconclusive, unless both are positive);
+//! - `post-ln-larger-trace`: (tr H(Post-LN) − tr H(Pre-LN)) / √(SE²_post + SE²_pre) > 2, the
+//!   Hutchinson difference in units of its standard error;
+//! - `post-ln-wider-spectrum`: ln(width(Post-LN) / width(Pre-LN)) > 0, the width being the
+//!   largest minus the smallest Ritz value of the SLQ runs.
+//!
+//! Nothing is trained, so there is no learning gate. The arms compared are a config field
+//! (`arms`, Post-LN and Pre-LN by default): with them swapped, or with Post-LN compared with
+//! itself, the claims must come out `fails` (tests/sabotage_xiong.rs), so the direction is
+//! measured, not built in.
 
 use std::cell::{Cell, RefCell};
 
@@ -33,8 +46,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::ExperimentCtx;
-use super::schemes::{label, mean, seeds_for};
+use super::schemes::{label, mean};
 use super::translation::{PairSource, Seq2SeqShape, TranslationData};
+use crate::claim::{Claim, Evidence, Rule, Threshold};
 use crate::config::{Preset, resolve};
 use crate::error::{LabError, Result};
 use crate::plot::{Chart, Series, line_chart};
@@ -50,11 +64,15 @@ pub struct HessianConfig {
     pub model: Seq2SeqShape,
     /// Encoder and decoder layers.
     pub layers: usize,
+    /// The schemes measured (each seed of the run: 3 at quick, 5 at full, the runner's seed
+    /// plan).
     pub schemes: Vec<ResidualScheme>,
-    /// Seeds per scheme: the command's, extended by the next integers to this many (each claim
-    /// must hold in every one).
-    #[serde(default = "one_seed")]
-    pub seeds: usize,
+    /// The arm claimed to have the sharper Hessian and the arm it is compared with: Post-LN
+    /// and Pre-LN, the paper's comparison. The claims are made when both are in `schemes`, and
+    /// name the arms they compare. Swapping them, or comparing a scheme with itself, must turn
+    /// the claims into `fails` (the sabotage tests do): the direction is measured, not built in.
+    #[serde(default = "paper_arms")]
+    pub arms: [ResidualScheme; 2],
     /// The first this many validation pairs define the loss.
     pub pairs: usize,
     /// Pairs per micro-batch.
@@ -75,19 +93,20 @@ pub struct HessianConfig {
 }
 
 impl HessianConfig {
-    /// quick: 2-2 layers, d = 32, 64 pairs, few products (an exact Hessian-vector product costs
-    /// about half a second here), one seed; full: the reproduction's 6-6 layers on 1,000 pairs,
-    /// d = 64, PyHessian's 100 Lanczos steps and iteration limits, three seeds (about an hour per
-    /// scheme and seed on one core).
+    /// quick: 2-2 layers, d = 32, 32 pairs (64 before the quick preset ran 3 seeds: halved
+    /// to keep it near its old wall time), few products (an exact Hessian-vector product costs
+    /// about a quarter of a second here); full: the reproduction's 6-6 layers on 1,000 pairs, d = 64,
+    /// PyHessian's 100 Lanczos steps and iteration limits (about an hour per scheme and seed on
+    /// one core). The seeds are the runner's: 3 at quick, 5 at full.
     pub fn preset(preset: Preset) -> Self {
         match preset {
             Preset::Quick => HessianConfig {
                 model: Seq2SeqShape::of_width(32),
                 layers: 2,
                 schemes: vec![ResidualScheme::PostLn, ResidualScheme::PreLn],
-                seeds: 1,
-                pairs: 64,
-                batch_size: 64,
+                arms: paper_arms(),
+                pairs: 32,
+                batch_size: 32,
                 cache_graphs: true,
                 warm_start: true,
                 power_iterations: 15,
@@ -103,7 +122,7 @@ impl HessianConfig {
                 model: Seq2SeqShape::of_width(64),
                 layers: 6,
                 schemes: vec![ResidualScheme::PostLn, ResidualScheme::PreLn],
-                seeds: 3,
+                arms: paper_arms(),
                 pairs: 1000,
                 batch_size: 100,
                 cache_graphs: false,
@@ -121,8 +140,8 @@ impl HessianConfig {
     }
 }
 
-fn one_seed() -> usize {
-    1
+fn paper_arms() -> [ResidualScheme; 2] {
+    [ResidualScheme::PostLn, ResidualScheme::PreLn]
 }
 
 /// What is measured on one model.
@@ -190,9 +209,8 @@ where
 {
     let dir = ctx.dir.sub("measurements")?;
     let name = format!("{}-seed{seed}", scheme.name());
-    // the config a measurement depends on: not which models are measured (schemes, seed
-    // count; the seed count at its default, so records from before the field match)
-    let key = HessianConfig { schemes: Vec::new(), seeds: one_seed(), ..cfg.clone() };
+    // the config a measurement depends on: not which models are measured or compared
+    let key = HessianConfig { schemes: Vec::new(), arms: paper_arms(), ..cfg.clone() };
     let saved = if ctx.resume { load_measurement(&dir, &name, &key)? } else { None };
     let mut m = saved.unwrap_or_else(|| Measurement {
         config: key,
@@ -299,8 +317,13 @@ where
 fn load_measurement(dir: &RunDir, name: &str, key: &HessianConfig) -> Result<Option<Measurement>> {
     let path = dir.file(&format!("{name}.json"));
     let Ok(text) = std::fs::read_to_string(&path) else { return Ok(None) };
-    let m: Measurement = serde_json::from_str(&text)
-        .map_err(|e| LabError::Run(format!("{}: {e}", path.display())))?;
+    let bad = |e: serde_json::Error| LabError::Run(format!("{}: {e}", path.display()));
+    let mut value: serde_json::Value = serde_json::from_str(&text).map_err(bad)?;
+    // records from before the runner chose the seeds keyed their config with `seeds = 1`
+    if let Some(config) = value.get_mut("config").and_then(|c| c.as_object_mut()) {
+        config.remove("seeds");
+    }
+    let m: Measurement = serde_json::from_value(value).map_err(bad)?;
     if &m.config != key {
         return Err(LabError::Run(format!(
             "{}: measured with another config; remove it or run without --resume",
@@ -351,7 +374,6 @@ impl<O: LinearOperator> LinearOperator for Reported<'_, O> {
 pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     let cfg = resolve(HessianConfig::preset(ctx.preset), ctx.config_file.as_deref())?;
     if cfg.pairs == 0
-        || cfg.seeds == 0
         || cfg.batch_size == 0
         || cfg.power_iterations == 0
         || cfg.trace_probes == 0
@@ -359,7 +381,7 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
         || cfg.lanczos_runs == 0
     {
         return Err(LabError::Config(
-            "seeds, pairs, batch sizes and iteration counts must be positive".into(),
+            "pairs, batch sizes and iteration counts must be positive".into(),
         ));
     }
     ctx.dir.write_toml("config.toml", &cfg)?;
@@ -368,9 +390,8 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     let tokens: Vec<f64> = batches.iter().map(|b| b.target_tokens() as f64).collect();
     let total: f64 = tokens.iter().sum();
     let weights: Vec<f64> = tokens.iter().map(|t| t / total).collect();
-    let seeds = seeds_for(&ctx.seeds, cfg.seeds);
     let mut spectra = Vec::new();
-    for &seed in &seeds {
+    for &seed in &ctx.seeds {
         for &scheme in &cfg.schemes {
             let model =
                 Seq2Seq::<f32>::new(cfg.model.config(scheme, cfg.layers, cfg.layers, &data), seed)?;
@@ -383,76 +404,118 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     write_tables(ctx, &cfg, &spectra)?;
     plot_density(ctx, &cfg, &spectra)?;
 
-    let per_seed = |f: &dyn Fn(&Spectrum) -> f64| -> Vec<(u64, f64, f64)> {
-        seeds
+    let mut claims = Claims::default();
+    let [a, b] = cfg.arms;
+    if !(cfg.schemes.contains(&a) && cfg.schemes.contains(&b)) {
+        return Ok(claims);
+    }
+    // (seed, arm a's value, arm b's value) for every seed, NaN where a model is missing
+    let pairs = |f: &dyn Fn(&Spectrum) -> f64| -> Vec<(u64, f64, f64)> {
+        ctx.seeds
             .iter()
-            .filter_map(|&seed| {
-                let get = |s| spectra.iter().find(|x| x.seed == seed && x.scheme == s);
-                Some((seed, f(get(ResidualScheme::PostLn)?), f(get(ResidualScheme::PreLn)?)))
+            .map(|&seed| {
+                let get = |s| {
+                    spectra.iter().find(|x| x.seed == seed && x.scheme == s).map_or(f64::NAN, f)
+                };
+                (seed, get(a), get(b))
             })
             .collect()
     };
-    let mut claims = Claims::default();
-    claims.ran_seeds(&seeds);
-    if cfg.schemes.contains(&ResidualScheme::PostLn) && cfg.schemes.contains(&ResidualScheme::PreLn)
-    {
-        let top = per_seed(&|s| s.top);
-        let dominant = per_seed(&|s| s.dominant);
-        let ritz_max = per_seed(&|s| {
-            s.runs.iter().map(|q| q.nodes[q.nodes.len() - 1]).fold(f64::NEG_INFINITY, f64::max)
-        });
-        let trace = per_seed(&|s| s.trace);
-        let trace_se = per_seed(&|s| s.trace_std_error);
-        let width = per_seed(&|s| s.width);
-        let rows = |v: &[(u64, f64, f64)]| {
-            json!(
-                v.iter()
-                    .map(|(s, a, b)| json!({"seed": s, "post_ln": a, "pre_ln": b, "ratio": a / b}))
-                    .collect::<Vec<_>>()
-            )
-        };
-        let data_note = match data.source {
-            PairSource::Multi30k => "Multi30k val",
-            PairSource::ShippedCorpus => "shipped-corpus fallback (no Multi30k)",
-        };
-        claims.add(
-            "post-ln-larger-top-eigenvalue",
-            "At Xavier init, Post-LN's loss Hessian has a larger top eigenvalue than Pre-LN's",
-            "student reproduction of Xiong et al. 2020 (PAPERS.md §3.4), PyHessian method; PAPERS.md §6 target 8",
-            "in every seed: λ_max(Post-LN) > λ_max(Pre-LN) (power iteration, the top of the spectrum; the largest-|λ| eigenvalue and the largest Ritz value are shown beside it)",
-            [
-                ("data", json!(data_note)),
-                ("top_eigenvalue", rows(&top)),
-                ("largest_magnitude_eigenvalue", rows(&dominant)),
-                ("largest_ritz_value", rows(&ritz_max)),
-            ],
-            !top.is_empty() && top.iter().all(|(_, a, b)| a > b),
-        );
-        claims.add(
-            "post-ln-larger-trace",
-            "At Xavier init, Post-LN's loss Hessian has a larger trace than Pre-LN's",
-            "PAPERS.md §6 target 8 (the Hutchinson trace should also be larger for Post-LN)",
-            "in every seed: tr H(Post-LN) − tr H(Pre-LN) > 2·√(SE²_post + SE²_pre) (Hutchinson's standard errors: a difference within the estimator's noise does not count)",
-            [
-                ("data", json!(data_note)),
-                ("trace", rows(&trace)),
-                ("trace_std_error", rows(&trace_se)),
-            ],
-            !trace.is_empty()
-                && trace.iter().zip(&trace_se).all(|((_, a, b), (_, sa, sb))| {
-                    a - b > TRACE_Z * (sa * sa + sb * sb).sqrt()
-                }),
-        );
-        claims.add(
-            "post-ln-wider-spectrum",
-            "At Xavier init, Post-LN's Hessian spectrum is wider than Pre-LN's",
-            "student reproduction of Xiong et al. 2020 (PAPERS.md §3.4); PAPERS.md §6 target 8",
-            "largest minus smallest Ritz value of the SLQ runs (mean over runs): Post-LN > Pre-LN in every seed",
-            [("data", json!(data_note)), ("spectral_width", rows(&width))],
-            !width.is_empty() && width.iter().all(|(_, a, b)| a > b),
-        );
-    }
+    let top = pairs(&|s| s.top);
+    let dominant = pairs(&|s| s.dominant);
+    let ritz_max = pairs(&|s| {
+        s.runs.iter().map(|q| q.nodes[q.nodes.len() - 1]).fold(f64::NEG_INFINITY, f64::max)
+    });
+    let trace = pairs(&|s| s.trace);
+    let trace_se = pairs(&|s| s.trace_std_error);
+    let width = pairs(&|s| s.width);
+    let (key_a, key_b) = (scheme_key(a), scheme_key(b));
+    let rows = |v: &[(u64, f64, f64)]| {
+        json!(
+            v.iter()
+                .map(|(s, x, y)| json!({"seed": s, key_a: x, key_b: y, "ratio": x / y}))
+                .collect::<Vec<_>>()
+        )
+    };
+    let data_note = match data.source {
+        PairSource::Multi30k => "Multi30k val",
+        PairSource::ShippedCorpus => "shipped-corpus fallback (no Multi30k)",
+    };
+    let (la, lb) = (label(a), label(b));
+    let log_ratios = |v: &[(u64, f64, f64)]| -> Vec<f64> {
+        v.iter().map(|(_, x, y)| log_ratio(*x, *y)).collect()
+    };
+    claims.push(
+        Claim::builder("post-ln-larger-top-eigenvalue")
+            .statement(format!("At Xavier init, {la}'s loss Hessian has a larger top eigenvalue than {lb}'s"))
+            .source("student reproduction of Xiong et al. 2020 (PAPERS.md §3.4), PyHessian method; PAPERS.md §6 target 8")
+            .expected(format!("per seed: ln(λ_max({la}) / λ_max({lb})) > 0, i.e. λ_max({la}) > λ_max({lb}) (power iteration, the top of the spectrum; undefined unless both are positive; the largest-|λ| eigenvalue and the largest Ritz value are shown beside it)"))
+            .threshold(Threshold::as_before())
+            .measured("data", json!(data_note))
+            .measured("top_eigenvalue", rows(&top))
+            .measured("largest_magnitude_eigenvalue", rows(&dominant))
+            .measured("largest_ritz_value", rows(&ritz_max))
+            .evidence(Evidence::new(
+                format!("ln(λ_max({la}) / λ_max({lb})), same seed: the same init draw and data"),
+                &ctx.seeds,
+                log_ratios(&top),
+                Rule::Above(0.0),
+            )),
+    );
+    let trace_z: Vec<f64> = trace
+        .iter()
+        .zip(&trace_se)
+        .map(|((_, x, y), (_, sx, sy))| (x - y) / (sx * sx + sy * sy).sqrt())
+        .collect();
+    claims.push(
+        Claim::builder("post-ln-larger-trace")
+            .statement(format!("At Xavier init, {la}'s loss Hessian has a larger trace than {lb}'s"))
+            .source("PAPERS.md §6 target 8 (the Hutchinson trace should also be larger for Post-LN)")
+            .expected(format!("per seed: (tr H({la}) − tr H({lb})) / √(SE²({la}) + SE²({lb})) > {TRACE_Z} (the difference in units of Hutchinson's combined standard error: a difference within the estimator's noise does not count)"))
+            .threshold(Threshold::as_before())
+            .measured("data", json!(data_note))
+            .measured("trace", rows(&trace))
+            .measured("trace_std_error", rows(&trace_se))
+            .evidence(Evidence::new(
+                format!("(tr H({la}) − tr H({lb})) / √(SE²({la}) + SE²({lb})), same seed"),
+                &ctx.seeds,
+                trace_z,
+                Rule::Above(TRACE_Z),
+            )),
+    );
+    claims.push(
+        Claim::builder("post-ln-wider-spectrum")
+            .statement(format!("At Xavier init, {la}'s Hessian spectrum is wider than {lb}'s"))
+            .source("student reproduction of Xiong et al. 2020 (PAPERS.md §3.4); PAPERS.md §6 target 8")
+            .expected(format!("per seed: ln(width({la}) / width({lb})) > 0, width = largest minus smallest Ritz value of the SLQ runs (mean over runs)"))
+            .threshold(Threshold::as_before())
+            .measured("data", json!(data_note))
+            .measured("spectral_width", rows(&width))
+            .evidence(Evidence::new(
+                format!("ln(width({la}) / width({lb})), same seed"),
+                &ctx.seeds,
+                log_ratios(&width),
+                Rule::Above(0.0),
+            )),
+    );
     Ok(claims)
+}
+
+/// The key a scheme's values go under in `measured` ("post_ln", "pre_ln", "admin", …).
+pub fn scheme_key(scheme: ResidualScheme) -> &'static str {
+    match scheme {
+        ResidualScheme::PostLn => "post_ln",
+        ResidualScheme::PreLn => "pre_ln",
+        ResidualScheme::Admin => "admin",
+        ResidualScheme::DeepNorm => "deepnorm",
+        ResidualScheme::BranchLn => "branch_ln",
+    }
+}
+
+/// ln(x / y) for two positive values; NaN (undefined, never a pass) otherwise — a ratio of two
+/// negative eigenvalues would read as positive.
+fn log_ratio(x: f64, y: f64) -> f64 {
+    if x > 0.0 && y > 0.0 { (x / y).ln() } else { f64::NAN }
 }
 
 /// How many combined standard errors the Hutchinson trace difference must exceed (≈ 97.7 %
@@ -567,4 +630,19 @@ fn plot_density(ctx: &ExperimentCtx, cfg: &HessianConfig, spectra: &[Spectrum]) 
         },
         &series,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_ratio_is_undefined_unless_both_values_are_positive() {
+        assert!((log_ratio(2.0, 1.0) - 2f64.ln()).abs() < 1e-15);
+        assert!(log_ratio(1.0, 2.0) < 0.0);
+        // two negative top eigenvalues would otherwise read as a positive ratio
+        assert!(log_ratio(-2.0, -1.0).is_nan());
+        assert!(log_ratio(0.0, 1.0).is_nan());
+        assert!(log_ratio(1.0, f64::NAN).is_nan());
+    }
 }
