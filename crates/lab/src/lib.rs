@@ -74,7 +74,7 @@ pub fn run_experiment(exp: &Experiment, opts: &RunOptions) -> Result<Summary> {
         schema: summary::SCHEMA,
         experiment: exp.name.to_string(),
         preset: opts.preset,
-        seeds: claims.seeds.unwrap_or(seeds),
+        seeds,
         preset_seeds,
         partial: false,
         wall_seconds: started.elapsed().as_secs_f64(),

@@ -404,46 +404,6 @@ impl Figure for HeatMap<'_> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bins_hold_their_left_edge_and_the_last_holds_its_right_edge() {
-        assert_eq!(bin_counts(&[0.0, 1.0, 2.0], &[0.0, 0.5, 1.0, 2.0, 2.5, -1.0]), vec![2, 2]);
-    }
-
-    #[test]
-    fn histograms_and_heat_maps_are_written_as_svg_and_png() {
-        let root = std::env::temp_dir().join(format!("saturn-plot-{}", std::process::id()));
-        let dir = RunDir::create(&root, "figs").unwrap();
-        let chart =
-            Chart { title: "t", x_label: "x", y_label: "count", log_x: false, log_y: false };
-        let series = vec![("a".to_string(), vec![0.5, 1.5, 1.7]), ("b".to_string(), vec![1.0])];
-        histogram(&dir, "hist", &chart, &[0.0, 1.0, 2.0], &series).unwrap();
-        let cells = vec![vec![0.0, 1.0, 2.0], vec![3.0, 0.0, f64::NAN]];
-        let names = ["hard", "averaging", "sink", "mixed"];
-        let map = HeatMap {
-            title: "classes",
-            x_label: "head",
-            y_label: "layer",
-            cells: &cells,
-            palette: Palette::Categories(&names),
-        };
-        heat_map(&dir, "classes", &map).unwrap();
-        let cont = HeatMap { palette: Palette::Continuous { lo: 0.0, hi: 3.0 }, ..map.clone() };
-        heat_map(&dir, "probs", &cont).unwrap();
-        for f in ["hist", "classes", "probs"] {
-            assert!(
-                dir.file(&format!("{f}.svg")).exists() && dir.file(&format!("{f}.png")).exists()
-            );
-        }
-        assert!(heat_map(&dir, "bad", &HeatMap { cells: &[], ..map }).is_err());
-        assert!(histogram(&dir, "bad", &chart, &[1.0], &series).is_err());
-        let _ = std::fs::remove_dir_all(root);
-    }
-}
-
 /// Writes `stem.svg` / `stem.png`: one panel per claim with evidence — each seed's value as a
 /// point, the mean with its 95 % t interval as a bar to the right, and the threshold(s) as red
 /// lines — so the spread over seeds behind every verdict is visible.
@@ -536,5 +496,45 @@ impl Figure for ClaimPanels<'_> {
             }
         }
         root.present().map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bins_hold_their_left_edge_and_the_last_holds_its_right_edge() {
+        assert_eq!(bin_counts(&[0.0, 1.0, 2.0], &[0.0, 0.5, 1.0, 2.0, 2.5, -1.0]), vec![2, 2]);
+    }
+
+    #[test]
+    fn histograms_and_heat_maps_are_written_as_svg_and_png() {
+        let root = std::env::temp_dir().join(format!("saturn-plot-{}", std::process::id()));
+        let dir = RunDir::create(&root, "figs").unwrap();
+        let chart =
+            Chart { title: "t", x_label: "x", y_label: "count", log_x: false, log_y: false };
+        let series = vec![("a".to_string(), vec![0.5, 1.5, 1.7]), ("b".to_string(), vec![1.0])];
+        histogram(&dir, "hist", &chart, &[0.0, 1.0, 2.0], &series).unwrap();
+        let cells = vec![vec![0.0, 1.0, 2.0], vec![3.0, 0.0, f64::NAN]];
+        let names = ["hard", "averaging", "sink", "mixed"];
+        let map = HeatMap {
+            title: "classes",
+            x_label: "head",
+            y_label: "layer",
+            cells: &cells,
+            palette: Palette::Categories(&names),
+        };
+        heat_map(&dir, "classes", &map).unwrap();
+        let cont = HeatMap { palette: Palette::Continuous { lo: 0.0, hi: 3.0 }, ..map.clone() };
+        heat_map(&dir, "probs", &cont).unwrap();
+        for f in ["hist", "classes", "probs"] {
+            assert!(
+                dir.file(&format!("{f}.svg")).exists() && dir.file(&format!("{f}.png")).exists()
+            );
+        }
+        assert!(heat_map(&dir, "bad", &HeatMap { cells: &[], ..map }).is_err());
+        assert!(histogram(&dir, "bad", &chart, &[1.0], &series).is_err());
+        let _ = std::fs::remove_dir_all(root);
     }
 }

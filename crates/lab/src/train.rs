@@ -261,7 +261,8 @@ pub fn train<K: Task>(
                 let valid = task.valid_loss(model)?;
                 row.push(("valid_loss".to_string(), valid));
                 let at_start = state.metrics.series("valid_loss").first().map_or(f64::NAN, |p| p.1);
-                let worse_than_start = valid > task.uniform_loss() && !(valid <= at_start);
+                let worse_than_start =
+                    valid > task.uniform_loss() && (at_start.is_nan() || valid > at_start);
                 if !valid.is_finite() || (done >= (cfg.steps / 2).max(50) && worse_than_start) {
                     state.diverged_at_step = Some(done);
                 }

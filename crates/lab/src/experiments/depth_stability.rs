@@ -34,8 +34,9 @@ use super::ExperimentCtx;
 use super::hessian::scheme_key;
 use super::schemes::{label, mean, mean_curve};
 use super::translation::{Seq2SeqShape, TranslationData, TranslationTask, init_admin};
-use super::warmup::{LEARNED_MARGIN, MARGIN_ORIGIN, SCORE, scored_loss};
+use super::warmup::{SCORE, scored_loss};
 use crate::claim::{Claim, Evidence, Gate, Rule, Threshold};
+use crate::claim::{LEARNED_MARGIN, LEARNED_MARGIN_REASON};
 use crate::config::{Preset, resolve};
 use crate::error::{LabError, Result};
 use crate::plot::{Chart, Series, line_chart};
@@ -268,7 +269,7 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     let score = |o: &Outcome| scored_loss(o.final_loss, o.diverged_at, ln_v);
     let learned = |what: &str, losses: &[f64]| {
         Gate::learned(what, losses, "target_unigram_entropy", unigram, LEARNED_MARGIN)
-            .with("margin_origin", json!(MARGIN_ORIGIN))
+            .with("margin_origin", json!(LEARNED_MARGIN_REASON))
     };
     let mut claims = Claims::default();
     let has = |s| cfg.schemes.contains(&s);

@@ -35,7 +35,7 @@ use super::ExperimentCtx;
 use super::char_lm::{LmData, adamw, constant_lr, lm_config, lm_task, probe_batch, run_label};
 use super::data::CharCorpus;
 use super::lm_baseline::ModelShape;
-use crate::claim::{Claim, Evidence, Gate, Rule, Threshold};
+use crate::claim::{Claim, Evidence, Gate, LEARNED_MARGIN, Rule, Threshold};
 use crate::config::{Preset, resolve};
 use crate::error::Result;
 use crate::plot::{Chart, HeatMap, Palette, heat_map, histogram};
@@ -155,12 +155,6 @@ pub fn class_json(stats: &[HeadStats]) -> serde_json::Value {
         class_counts(stats).into_iter().map(|(c, n)| (c.name().to_string(), json!(n))).collect(),
     )
 }
-
-/// How far below the unigram entropy (nats) an LM's final validation loss must be for it to
-/// count as trained. Ours: an LM that learned nothing beyond the character frequencies sits at
-/// the entropy (within a few hundredths of validation noise), and its heads say nothing about
-/// training; 0.1 nats below means it uses context.
-pub const LEARNED_MARGIN: f64 = 0.1;
 
 /// One trained LM and its heads under saturation.
 struct HeadRun {

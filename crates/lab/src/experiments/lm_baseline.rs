@@ -22,13 +22,6 @@ use crate::plot::{Chart, Series, line_chart};
 use crate::summary::Claims;
 use crate::train::{LmTask, TrainConfig, train};
 
-/// The margin (nats) below the unigram entropy that a char LM's final validation loss must
-/// reach to count as having learned context: the gate of the claims about trained char LMs
-/// (`norm-growth`, `saturation-training`). Ours: a model on the unigram plateau sits at the
-/// entropy within the noise of the validation estimate (a few hundredths of a nat over the
-/// 2,000–16,000 validation characters of the presets), and 0.1 nats is well clear of it.
-pub const LEARNED_MARGIN: f64 = 0.1;
-
 /// The model's shape (the vocabulary and length come from the data).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

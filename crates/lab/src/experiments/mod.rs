@@ -140,7 +140,7 @@ pub const EXPERIMENTS: &[Experiment] = &[
     Experiment {
         name: "hessian",
         seeds: INIT_TIME,
-        about: "loss Hessian at Xavier init (exact HVPs), 3 seeds at full: Post-LN has a larger top eigenvalue, trace and spectral width than Pre-LN",
+        about: "loss Hessian at Xavier init (exact HVPs), paired per seed: Post-LN has a larger top eigenvalue, trace and spectral width than Pre-LN",
         run: hessian::run,
     },
     Experiment {
@@ -152,7 +152,7 @@ pub const EXPERIMENTS: &[Experiment] = &[
     Experiment {
         name: "depth-stability",
         seeds: TRAINED,
-        about: "Table 1 analogue, 3 seeds: deep Post-LN fails while Pre-LN, Admin and DeepNorm train; shallow Post-LN ≥ Pre-LN",
+        about: "Table 1 analogue: deep Post-LN fails while Pre-LN, Admin and DeepNorm train; shallow Post-LN ≥ Pre-LN",
         run: depth_stability::run,
     },
 ];

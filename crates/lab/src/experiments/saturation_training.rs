@@ -23,7 +23,8 @@ use super::char_lm::{
     LmData, adamw, constant_lr, epoch_steps, lm_task, new_lm, probe_batch, run_label,
 };
 use super::data::CharCorpus;
-use super::lm_baseline::{LEARNED_MARGIN, ModelShape};
+use super::lm_baseline::ModelShape;
+use crate::claim::LEARNED_MARGIN;
 use crate::claim::{Claim, Evidence, Gate, Rule, Threshold};
 use crate::config::{Preset, resolve};
 use crate::error::Result;

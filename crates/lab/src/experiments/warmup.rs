@@ -25,21 +25,12 @@ use serde_json::json;
 use super::ExperimentCtx;
 use super::schemes::{label, mean, mean_curve};
 use super::translation::{Seq2SeqShape, TranslationData, TranslationTask};
-use crate::claim::{Claim, Evidence, Gate, Rule, Threshold};
+use crate::claim::{Claim, Evidence, Gate, LEARNED_MARGIN, LEARNED_MARGIN_REASON, Rule, Threshold};
 use crate::config::{Preset, resolve};
 use crate::error::{LabError, Result};
 use crate::plot::{Chart, Series, line_chart};
 use crate::summary::Claims;
 use crate::train::{TrainConfig, train};
-
-/// How far below the target unigram entropy (nats) the comparison arm's final validation loss
-/// must be for it to count as having learned (ours: see the claims' threshold note).
-pub const LEARNED_MARGIN: f64 = 0.1;
-
-/// Why [`LEARNED_MARGIN`] is what it is.
-pub const MARGIN_ORIGIN: &str = "ours: a model that ignores its input sits at the target unigram \
-                             entropy; 0.1 nats below it is far beyond the run-to-run noise of \
-                             the validation loss at these sizes";
 
 /// What one run contributes to the per-seed statistics, in words.
 pub const SCORE: &str = "final validation loss (a diverged run, or one whose loss became \
@@ -225,7 +216,7 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
             unigram,
             LEARNED_MARGIN,
         )
-        .with("margin_origin", json!(MARGIN_ORIGIN))
+        .with("margin_origin", json!(LEARNED_MARGIN_REASON))
     };
     let mut claims = Claims::default();
     claims.push(
