@@ -18,6 +18,10 @@ use saturn_lab::summary::Summary;
 const SEEDS: [u64; 3] = [0, 1, 2];
 const NOT_HOLDS: [Verdict; 2] = [Verdict::Fails, Verdict::Inconclusive];
 
+/// The sabotage of a config: Post-LN built as Pre-LN and Pre-LN built as Post-LN.
+const SWAP: &str = "[[relabel]]\narm = \"post\"\nbuilt_as = \"pre\"\n\
+                    [[relabel]]\narm = \"pre\"\nbuilt_as = \"post\"\n";
+
 /// The shared small encoder: width 32, 4 heads, one batch of 16 validation pairs.
 const TINY: &str = "batch_pairs = 16\nvocab = 500\nmax_len = 24\n\
                     [model]\nd_model = 32\nn_heads = 4\nd_ff = 64\n";
@@ -101,15 +105,7 @@ fn dependency_claims_flip_when_post_ln_and_pre_ln_are_swapped() {
     let clean = run("dependency", "clean", &SEEDS, TINY);
     show("clean", &clean);
     assert_complete(&clean);
-    let swapped = run(
-        "dependency",
-        "swapped",
-        &SEEDS,
-        &format!(
-            "{TINY}[[relabel]]\narm = \"post\"\nbuilt_as = \"pre\"\n\
-             [[relabel]]\narm = \"pre\"\nbuilt_as = \"post\"\n"
-        ),
-    );
+    let swapped = run("dependency", "swapped", &SEEDS, &format!("{TINY}{SWAP}"));
     show("swapped", &swapped);
     assert_sabotage(
         "Post-LN and Pre-LN swapped",
@@ -190,15 +186,7 @@ fn grad_norms_claims_flip_when_post_ln_and_pre_ln_are_swapped() {
     let clean = run("grad-norms", "clean", &SEEDS, base);
     show("clean", &clean);
     assert_complete(&clean);
-    let swapped = run(
-        "grad-norms",
-        "swapped",
-        &SEEDS,
-        &format!(
-            "{base}[[relabel]]\narm = \"post\"\nbuilt_as = \"pre\"\n\
-             [[relabel]]\narm = \"pre\"\nbuilt_as = \"post\"\n"
-        ),
-    );
+    let swapped = run("grad-norms", "swapped", &SEEDS, &format!("{base}{SWAP}"));
     show("swapped", &swapped);
     assert_sabotage(
         "Post-LN and Pre-LN swapped",

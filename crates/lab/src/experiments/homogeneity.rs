@@ -118,6 +118,27 @@ struct Curve {
     to_saturated: Vec<(f64, f64)>,
 }
 
+/// The fixed random token batch of `seed`: `sentences` × `seq_len` uniform token ids.
+fn random_batch(cfg: &HomogeneityConfig, seed: u64) -> TokenBatch {
+    let mut rng = seeded_rng(derive_seed(seed, 11, 0));
+    let ids = saturn_tensor::ndarray::Array2::from_shape_fn((cfg.sentences, cfg.seq_len), |_| {
+        below(&mut rng, cfg.vocab)
+    });
+    TokenBatch::new(ids)
+}
+
+/// The LM of one variant: `scheme`, with or without biases, the config's shape.
+fn lm_config(cfg: &HomogeneityConfig, scheme: ResidualScheme, bias: bool) -> LmConfig {
+    LmConfig {
+        residual: scheme,
+        act: cfg.act,
+        bias,
+        init: cfg.init,
+        mask_fill: cfg.mask_fill,
+        ..LmConfig::new(cfg.vocab, cfg.d_model, cfg.n_heads, cfg.d_ff, cfg.n_layers, cfg.seq_len)
+    }
+}
+
 /// Random-init models, curves and claims.
 pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     let cfg = resolve(HomogeneityConfig::preset(ctx.preset), ctx.config_file.as_deref())?;
@@ -125,31 +146,12 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     let mut curves = Vec::new();
     let limit: Vec<f64> = cfg.cs.iter().chain(&cfg.limit_cs).copied().collect();
     for &seed in &ctx.seeds {
-        let mut rng = seeded_rng(derive_seed(seed, 11, 0));
-        let ids =
-            saturn_tensor::ndarray::Array2::from_shape_fn((cfg.sentences, cfg.seq_len), |_| {
-                below(&mut rng, cfg.vocab)
-            });
-        let batch = TokenBatch::new(ids);
+        let batch = random_batch(&cfg, seed);
         for &scheme in &cfg.schemes {
             for &bias in &cfg.biases {
                 let label =
                     format!("{}{}-seed{seed}", scheme.name(), if bias { "" } else { "-nobias" });
-                let lm = LmConfig {
-                    residual: scheme,
-                    act: cfg.act,
-                    bias,
-                    init: cfg.init,
-                    mask_fill: cfg.mask_fill,
-                    ..LmConfig::new(
-                        cfg.vocab,
-                        cfg.d_model,
-                        cfg.n_heads,
-                        cfg.d_ff,
-                        cfg.n_layers,
-                        cfg.seq_len,
-                    )
-                };
+                let lm = lm_config(&cfg, scheme, bias);
                 let model = DecoderLm::<f64>::new(lm, seed)?;
                 let cos = homogeneity_curve(&model, &batch, &cfg.cs, cfg.c_ref)?;
                 let to_sat = distance_to_saturated(&model, &batch, &limit, cfg.tie_tol)?;
@@ -325,29 +327,10 @@ mod tests {
     fn the_saturated_network_is_the_large_c_limit() {
         let mut cfg = HomogeneityConfig::preset(Preset::Quick);
         (cfg.d_model, cfg.n_heads, cfg.d_ff, cfg.n_layers) = (16, 2, 32, 2);
-        let mut rng = seeded_rng(derive_seed(0, 11, 0));
-        let ids =
-            saturn_tensor::ndarray::Array2::from_shape_fn((cfg.sentences, cfg.seq_len), |_| {
-                below(&mut rng, cfg.vocab)
-            });
-        let batch = TokenBatch::new(ids);
+        let batch = random_batch(&cfg, 0);
         for &scheme in &cfg.schemes {
             for &bias in &cfg.biases {
-                let lm = LmConfig {
-                    residual: scheme,
-                    act: cfg.act,
-                    bias,
-                    init: cfg.init,
-                    mask_fill: cfg.mask_fill,
-                    ..LmConfig::new(
-                        cfg.vocab,
-                        cfg.d_model,
-                        cfg.n_heads,
-                        cfg.d_ff,
-                        cfg.n_layers,
-                        cfg.seq_len,
-                    )
-                };
+                let lm = lm_config(&cfg, scheme, bias);
                 let model = DecoderLm::<f64>::new(lm, 0).unwrap();
                 let at =
                     distance_to_saturated(&model, &batch, &[1.0, cfg.c_ref], cfg.tie_tol).unwrap();
