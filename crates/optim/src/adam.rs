@@ -23,7 +23,7 @@
 //! √t under Adam-type updates (Merrill et al. 2021, §4).
 
 use ndarray::{ArrayD, Zip};
-use saturn_tensor::{Data, Float, Tensor};
+use saturn_tensor::{Data, DataMut, Float, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, check_beta, check_non_negative};
@@ -181,7 +181,7 @@ struct Coefficients<T> {
 /// One Adam / AdamW update of one parameter; returns Σ(Δθ)².
 fn adam_update<T: Float>(
     s: ParamStep<'_, T>,
-    theta: &mut Data<T>,
+    theta: &mut DataMut<'_, T>,
     beta1: f64,
     beta2: f64,
     eps: f64,
@@ -227,7 +227,7 @@ const BLOCK: usize = 1 << 16;
 /// updated in blocks spread over the BLAS thread count ([`saturn_tensor::parallel::map_items`]);
 /// θ's bits are those of one pass, and Σ(Δθ)² is the in-order sum of the blocks' sums.
 fn update_all<T: Float, const L2: bool, const DECAY: bool>(
-    theta: &mut Data<T>,
+    theta: &mut DataMut<'_, T>,
     grad: &Data<T>,
     m: &mut ArrayD<T>,
     v: &mut ArrayD<T>,

@@ -5,7 +5,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use ndarray::ArrayD;
-use saturn_tensor::{Data, Float, Tensor, no_grad};
+use saturn_tensor::{Data, DataMut, Float, Tensor, no_grad};
 
 use crate::error::{OptimError, Result, check_non_negative};
 use crate::groups::{GroupOptions, ParamGroups};
@@ -113,7 +113,7 @@ impl<T: Float> ParamSet<T> {
     pub fn step(
         &mut self,
         lr: f64,
-        mut rule: impl FnMut(ParamStep<'_, T>, &mut Data<T>) -> f64,
+        mut rule: impl FnMut(ParamStep<'_, T>, &mut DataMut<'_, T>) -> f64,
     ) -> Result<StepStats> {
         check_non_negative(self.kind.as_str(), "lr", lr)?;
         let mut grads = Vec::with_capacity(self.slots.len());

@@ -26,7 +26,7 @@
 //! never exactly 5 at an integer t in practice.
 
 use ndarray::{ArrayD, Zip};
-use saturn_tensor::{Data, Float, Tensor};
+use saturn_tensor::{Data, DataMut, Float, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::adam::{default_betas, default_eps, is_empty};
@@ -186,7 +186,11 @@ enum RAdamStep<T> {
 }
 
 /// One RAdam update of one parameter; returns Σ(Δθ)².
-fn radam_update<T: Float>(config: &RAdamConfig, s: ParamStep<'_, T>, theta: &mut Data<T>) -> f64 {
+fn radam_update<T: Float>(
+    config: &RAdamConfig,
+    s: ParamStep<'_, T>,
+    theta: &mut DataMut<'_, T>,
+) -> f64 {
     let [beta1, beta2] = config.betas;
     let t = s.t as f64;
     let bias_correction1 = T::cast(1.0 - beta1.powf(t));

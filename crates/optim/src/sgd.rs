@@ -17,7 +17,7 @@
 //! ‖θ‖⁴ grows ∝ t and ‖θ‖ ∝ t^¼ (Merrill et al. 2021, §4), against √t under Adam.
 
 use ndarray::{ArrayD, Zip};
-use saturn_tensor::{Data, Float, Tensor};
+use saturn_tensor::{Data, DataMut, Float, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::adam::is_empty;
@@ -140,7 +140,7 @@ impl<T: Float> Optimizer<T> for Sgd<T> {
 pub(crate) fn sgd_update<T: Float>(
     config: &SgdConfig,
     s: ParamStep<'_, T>,
-    theta: &mut Data<T>,
+    theta: &mut DataMut<'_, T>,
     grad_divisor: T,
 ) -> f64 {
     let neg_lr = T::cast(-s.lr);

@@ -55,7 +55,7 @@ pub use check::{
 pub use error::{Result, TensorError};
 pub use float::Float;
 pub use ops::{CrossEntropy, broadcast_shape};
-pub use tensor::{Data, GradModeGuard, Tensor, is_grad_enabled, no_grad, no_grad_guard};
+pub use tensor::{Data, DataMut, GradModeGuard, Tensor, is_grad_enabled, no_grad, no_grad_guard};
 
 /// Re-exported so that users name the same `ndarray` version as this crate.
 pub use ndarray;

@@ -19,12 +19,16 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use ndarray::{ArcArray, ArrayD, IxDyn};
+use ndarray::{ArcArray, ArrayD, ArrayViewMut, IxDyn};
 
 use crate::{Float, Result, TensorError};
 
 /// The value type of a tensor: a reference-counted, copy-on-write n-dimensional array.
 pub type Data<T> = ArcArray<T, IxDyn>;
+
+/// A tensor's values lent for an in-place change ([`Tensor::update_data`]): the elements can
+/// change, the shape cannot.
+pub type DataMut<'a, T> = ArrayViewMut<'a, T, IxDyn>;
 
 /// An n-dimensional array of `f32` or `f64` that records the operations applied to it when it
 /// requires a gradient. Cloning a `Tensor` clones the handle, not the data.
@@ -321,18 +325,15 @@ impl<T: Float> Tensor<T> {
         Ok(())
     }
 
-    /// Changes the value of a leaf in place (copy-on-write: no copy when nothing else shares it).
-    pub fn update_data(&self, f: impl FnOnce(&mut Data<T>)) -> Result<()> {
+    /// Changes the values of a leaf in place (copy-on-write: no copy when nothing else shares
+    /// them). `f` gets a mutable view, so it cannot change the shape: an `Err` (not a leaf)
+    /// leaves the tensor untouched, and a success leaves it with its shape.
+    pub fn update_data(&self, f: impl FnOnce(&mut DataMut<'_, T>)) -> Result<()> {
         if !self.is_leaf() {
             return Err(TensorError::invalid("update_data", "only leaves can be changed in place"));
         }
         let mut slot = self.0.data.write().unwrap_or_else(|e| e.into_inner());
-        let shape = slot.shape().to_vec();
-        f(&mut slot);
-        if slot.shape() != shape.as_slice() {
-            let new = slot.shape().to_vec();
-            return Err(TensorError::ShapeMismatch { op: "update_data", lhs: shape, rhs: new });
-        }
+        f(&mut slot.view_mut());
         Ok(())
     }
 
@@ -414,6 +415,22 @@ fn vec_to_array<T: Float>(op: &'static str, values: Vec<T>, shape: &[usize]) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn update_data_changes_a_leafs_values_in_place_and_refuses_a_non_leaf_untouched() {
+        let theta = Tensor::<f64>::param_from_vec(vec![1.0, 2.0, 3.0, 4.0], &[2, 2]).unwrap();
+        let before = theta.data(); // shares the buffer: the update must copy, not change it
+        theta.update_data(|d| d.mapv_inplace(|v| v * 10.0)).unwrap();
+        assert_eq!(theta.to_vec(), vec![10.0, 20.0, 30.0, 40.0]);
+        assert_eq!(theta.shape(), vec![2, 2]);
+        assert_eq!(before.iter().copied().collect::<Vec<_>>(), vec![1.0, 2.0, 3.0, 4.0]);
+
+        let derived = theta.mul_scalar(2.0);
+        let err = derived.update_data(|d| d.fill(0.0)).unwrap_err();
+        assert!(err.to_string().contains("only leaves"), "{err}");
+        assert_eq!(derived.to_vec(), vec![20.0, 40.0, 60.0, 80.0]);
+        assert_eq!(derived.shape(), vec![2, 2]);
+    }
 
     #[test]
     fn in_place_addition_matches_add_for_every_pair_of_layouts() {
