@@ -26,7 +26,7 @@
 //! never exactly 5 at an integer t in practice.
 
 use ndarray::{ArrayD, Zip};
-use saturn_tensor::{Data, DataMut, Float, Tensor};
+use saturn_tensor::{DataMut, Float, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::adam::{default_betas, default_eps, is_empty};

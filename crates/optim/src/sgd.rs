@@ -17,7 +17,7 @@
 //! ‖θ‖⁴ grows ∝ t and ‖θ‖ ∝ t^¼ (Merrill et al. 2021, §4), against √t under Adam.
 
 use ndarray::{ArrayD, Zip};
-use saturn_tensor::{Data, DataMut, Float, Tensor};
+use saturn_tensor::{DataMut, Float, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::adam::is_empty;
