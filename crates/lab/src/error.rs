@@ -30,6 +30,12 @@ pub enum LabError {
     /// The experiment name is not known.
     #[error("unknown experiment `{0}` (try `saturn experiment list`)")]
     UnknownExperiment(String),
+    /// A merge found cells not yet computed (their labels, in order).
+    #[error("{} cell(s) not computed yet: {}; run them with `--cell`, or merge what is there with `--allow-partial`", .0.len(), .0.join(", "))]
+    MissingCells(Vec<String>),
+    /// Not a failure: a cell mode ended the run early (see [`crate::cells::Stop`]).
+    #[error("stopped early: {0:?}")]
+    Stop(crate::cells::Stop),
     /// Drawing a figure failed.
     #[error("figure {path}: {reason}")]
     Plot { path: String, reason: String },

@@ -9,8 +9,11 @@
 //! - [`claim`], [`stats`]: claims with per-seed evidence, intervals, gates and three-valued
 //!   verdicts;
 //! - [`summary`], [`metadata`], [`metrics`], [`plot`], [`report`]: results;
+//! - [`cells`]: an experiment's work as numbered, independent cells (`--cell`, `--merge-only`,
+//!   `saturn cells`, `saturn sweep`);
 //! - [`experiments`]: the registry.
 
+pub mod cells;
 pub mod claim;
 pub mod config;
 pub mod error;
@@ -23,6 +26,7 @@ pub mod report;
 pub mod run_dir;
 pub mod stats;
 pub mod summary;
+pub mod sweep;
 pub mod train;
 
 use std::path::Path;
@@ -30,6 +34,7 @@ use std::time::Instant;
 
 pub use error::{LabError, Result};
 
+use crate::cells::{CellInfo, CellMode, CellState, Stop};
 use crate::config::Preset;
 use crate::experiments::{Experiment, ExperimentCtx};
 use crate::metadata::Metadata;
@@ -48,39 +53,107 @@ pub struct RunOptions {
     pub config_file: Option<std::path::PathBuf>,
     pub out: std::path::PathBuf,
     pub resume: bool,
+    /// `--merge-only`: make the summary from the cells there, computing none.
+    pub merge_only: bool,
+    /// With `merge_only`: merge the seeds whose cells are all there, marked partial, instead
+    /// of refusing.
+    pub allow_partial: bool,
 }
 
-/// Runs one experiment into `out/NAME`, writes its `summary.json`, and returns the summary.
+impl RunOptions {
+    /// Every seed the run covers.
+    pub fn seeds_for(&self, exp: &Experiment) -> Vec<u64> {
+        if self.extend_seeds {
+            experiments::schemes::seeds_for(&self.seeds, exp.seeds.count(self.preset))
+        } else {
+            self.seeds.clone()
+        }
+    }
+}
+
+fn context(
+    exp: &Experiment,
+    opts: &RunOptions,
+    seeds: Vec<u64>,
+    mode: CellMode,
+) -> Result<ExperimentCtx> {
+    Ok(ExperimentCtx {
+        preset: opts.preset,
+        seeds,
+        config_file: opts.config_file.clone(),
+        dir: RunDir::create(&opts.out, exp.name)?,
+        resume: opts.resume,
+        cell_state: CellState::new(mode),
+    })
+}
+
+/// The cells of `exp` under `opts`, in order: what `--cell I` indexes.
+pub fn plan_cells(exp: &Experiment, opts: &RunOptions) -> Result<Vec<CellInfo>> {
+    let ctx = context(exp, opts, opts.seeds_for(exp), CellMode::Plan)?;
+    match (exp.run)(&ctx) {
+        Err(LabError::Stop(Stop::Planned(cells))) => Ok(cells),
+        Err(e) => Err(e),
+        Ok(_) => Err(LabError::Run(format!("{}: lists no cells", exp.name))),
+    }
+}
+
+/// Runs cell `index` of `exp` (with `opts.resume`, a finished cell is left as it is) and
+/// writes only its own files. Returns its label and whether it was finished already.
+pub fn run_cell(exp: &Experiment, opts: &RunOptions, index: usize) -> Result<(String, bool)> {
+    let ctx = context(exp, opts, opts.seeds_for(exp), CellMode::Only(index))?;
+    match (exp.run)(&ctx) {
+        Err(LabError::Stop(Stop::CellFinished { label, already })) => Ok((label, already)),
+        Err(e) => Err(e),
+        Ok(_) => Err(LabError::Run(format!("{}: lists no cells", exp.name))),
+    }
+}
+
+/// Runs one experiment into `out/NAME` (or, with `merge_only`, merges its finished cells),
+/// writes its `summary.json`, and returns the summary.
 pub fn run_experiment(exp: &Experiment, opts: &RunOptions) -> Result<Summary> {
     let started = Instant::now();
     let metadata = Metadata::collect();
-    let dir = RunDir::create(&opts.out, exp.name)?;
     let preset_seeds = exp.seeds.count(opts.preset);
-    let seeds = if opts.extend_seeds {
-        experiments::schemes::seeds_for(&opts.seeds, preset_seeds)
-    } else {
-        opts.seeds.clone()
+    let mut seeds = opts.seeds_for(exp);
+    let mode = if opts.merge_only { CellMode::Merge } else { CellMode::All };
+    let mut missing = Vec::new();
+    let (ctx, claims) = loop {
+        let ctx = context(exp, opts, seeds.clone(), mode)?;
+        match (exp.run)(&ctx) {
+            Ok(claims) => break (ctx, claims),
+            Err(LabError::MissingCells(labels)) if opts.allow_partial && missing.is_empty() => {
+                // keep the seeds whose cells are all there
+                let plan = plan_cells(
+                    exp,
+                    &RunOptions { seeds: seeds.clone(), extend_seeds: false, ..opts.clone() },
+                )?;
+                let short: Vec<u64> =
+                    plan.iter().filter(|c| labels.contains(&c.label)).map(|c| c.seed).collect();
+                seeds.retain(|s| !short.contains(s));
+                if seeds.is_empty() {
+                    return Err(LabError::MissingCells(labels));
+                }
+                missing = labels;
+            }
+            Err(e) => return Err(e),
+        }
     };
-    let ctx = ExperimentCtx {
-        preset: opts.preset,
-        seeds: seeds.clone(),
-        config_file: opts.config_file.clone(),
-        dir: dir.clone(),
-        resume: opts.resume,
-    };
-    let claims = (exp.run)(&ctx)?;
+    let dir = ctx.dir.clone();
     plot::claims_chart(&dir, "claims", &claims.list)?;
+    let mut cells = ctx.cell_state.record();
+    cells.missing = missing;
     let summary = Summary {
         schema: summary::SCHEMA,
         experiment: exp.name.to_string(),
         preset: opts.preset,
         seeds,
         preset_seeds,
-        partial: false,
+        partial: !cells.missing.is_empty(),
         wall_seconds: started.elapsed().as_secs_f64(),
         resumed: opts.resume,
         claims: claims.list,
         metadata,
+        cells: (cells.count > 0).then_some(cells),
     };
     dir.write_json("summary.json", &summary)?;
     Ok(summary)

@@ -7,7 +7,10 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use saturn_lab::config::Preset;
 use saturn_lab::experiments::{EXPERIMENTS, find};
-use saturn_lab::{LabError, RunOptions, print_summary, report, run_experiment};
+use saturn_lab::sweep::{Emit, SlurmOptions, SweepSpec};
+use saturn_lab::{
+    LabError, RunOptions, plan_cells, print_summary, report, run_cell, run_experiment,
+};
 
 /// Reproduce the findings on norm growth and saturation, Post-LN / Pre-LN / Admin, and
 /// layer-norm placement.
@@ -22,6 +25,41 @@ struct Cli {
 enum Command {
     /// Run an experiment: `list`, a NAME, or `all` (then the report).
     Experiment(ExperimentArgs),
+    /// List an experiment's cells (index, label, seed, estimated core-minutes): the
+    /// independent units `--cell I` runs.
+    Cells {
+        #[command(flatten)]
+        run: RunArgs,
+        /// One JSON array instead of one line a cell.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the scripts that run an experiment's cells as a Slurm job array (then a merge
+    /// job), or as lines for GNU parallel; `--out` holds the scripts and the run.
+    Sweep {
+        #[command(flatten)]
+        run: RunArgs,
+        /// `slurm`: NAME.cells.sbatch, NAME.merge.sbatch, submit.sh; `parallel`:
+        /// NAME.cells.txt (`parallel -j2 < NAME.cells.txt`) and NAME.merge.sh.
+        #[arg(long, value_enum)]
+        emit: Emit,
+        #[arg(long)]
+        partition: Option<String>,
+        /// Time limit of one cell (`2:00:00`).
+        #[arg(long)]
+        time: Option<String>,
+        #[arg(long)]
+        account: Option<String>,
+        /// CPUs per task, also each cell's `--threads`.
+        #[arg(long, default_value_t = 1)]
+        cpus_per_task: usize,
+        /// Memory per task (`4G`).
+        #[arg(long)]
+        mem: Option<String>,
+        /// Run submit.sh (calls `sbatch`) after writing it.
+        #[arg(long, requires = "emit")]
+        submit: bool,
+    },
     /// Fold the runs into the committed record (docs/results/, docs/figures/) and render
     /// docs/RESULTS.md from it.
     Report {
@@ -38,8 +76,9 @@ enum Command {
     },
 }
 
-#[derive(Args)]
-struct ExperimentArgs {
+/// What picks a run: the experiment, its preset, seeds, config and output directory.
+#[derive(Args, Clone)]
+struct RunArgs {
     /// `list`, `all`, or an experiment name.
     name: String,
     /// The quick preset (the default): minutes on 2 cores.
@@ -61,12 +100,43 @@ struct ExperimentArgs {
     /// Where run directories are written.
     #[arg(long, default_value = "runs")]
     out: PathBuf,
+}
+
+impl RunArgs {
+    fn options(&self) -> RunOptions {
+        RunOptions {
+            preset: if self.full { Preset::Full } else { Preset::Quick },
+            seeds: self.seeds.clone().unwrap_or_else(|| vec![self.seed.unwrap_or(0)]),
+            extend_seeds: self.seeds.is_none(),
+            config_file: self.config.clone(),
+            out: self.out.clone(),
+            resume: false,
+            merge_only: false,
+            allow_partial: false,
+        }
+    }
+}
+
+#[derive(Args)]
+struct ExperimentArgs {
+    #[command(flatten)]
+    run: RunArgs,
     /// OpenBLAS threads (default: OPENBLAS_NUM_THREADS, else 1).
     #[arg(long)]
     threads: Option<usize>,
-    /// Continue each run from its last checkpoint.
+    /// Continue each run from its last checkpoint (a finished cell is kept as it is).
     #[arg(long)]
     resume: bool,
+    /// Run only cell I (see `saturn cells`) and write only its files, not the summary.
+    #[arg(long, value_name = "I", conflicts_with = "merge_only")]
+    cell: Option<usize>,
+    /// Make the claims, figures and summary from the finished cells, computing none; missing
+    /// cells are an error that lists them.
+    #[arg(long)]
+    merge_only: bool,
+    /// With --merge-only: merge the seeds whose cells are all there, marked partial.
+    #[arg(long, requires = "merge_only")]
+    allow_partial: bool,
     /// Where `all` writes the report (docs/RESULTS.md).
     #[arg(long, default_value = "docs")]
     docs: PathBuf,
@@ -91,8 +161,66 @@ fn run(cli: Cli) -> saturn_lab::Result<ExitCode> {
             println!("report: {n} experiment(s) → {}", docs.join("RESULTS.md").display());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Cells { run, json } => {
+            let cells = plan_cells(find(&run.name)?, &run.options())?;
+            if json {
+                let text = serde_json::to_string_pretty(&cells)
+                    .map_err(|e| LabError::Run(e.to_string()))?;
+                println!("{text}");
+            } else {
+                for c in &cells {
+                    let cost =
+                        if c.minutes > 0.0 { format!("{:.2}", c.minutes) } else { "?".into() };
+                    println!(
+                        "{:>4}  {:<40} seed {:<6} ≈ {cost} core-min",
+                        c.index, c.label, c.seed
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sweep { run, emit, partition, time, account, cpus_per_task, mem, submit } => {
+            let exp = find(&run.name)?;
+            let opts = run.options();
+            let cells = plan_cells(exp, &opts)?;
+            let absolute = |p: &PathBuf| {
+                std::path::absolute(p).map_err(|e| LabError::Run(format!("{}: {e}", p.display())))
+            };
+            let mut run_args =
+                vec![if run.full { "--full" } else { "--quick" }.to_string(), "--seeds".into()];
+            run_args
+                .push(opts.seeds_for(exp).iter().map(u64::to_string).collect::<Vec<_>>().join(","));
+            if let Some(config) = &run.config {
+                run_args.extend(["--config".into(), absolute(config)?.display().to_string()]);
+            }
+            let spec = SweepSpec {
+                name: exp.name.to_string(),
+                saturn: std::env::current_exe().map_err(|e| LabError::Run(e.to_string()))?,
+                run_args,
+                out: absolute(&run.out)?,
+                cells: cells.len(),
+            };
+            let slurm = SlurmOptions { partition, time, account, cpus_per_task, mem };
+            for file in saturn_lab::sweep::write(&spec, emit, &slurm)? {
+                println!("wrote {}", file.display());
+            }
+            println!("{}: {} cell(s)", exp.name, cells.len());
+            if submit {
+                if emit != Emit::Slurm {
+                    return Err(LabError::Config("--submit needs --emit slurm".into()));
+                }
+                let status = std::process::Command::new("bash")
+                    .arg(spec.out.join("submit.sh"))
+                    .status()
+                    .map_err(|e| LabError::Run(format!("submit.sh: {e}")))?;
+                if !status.success() {
+                    return Err(LabError::Run(format!("submit.sh failed ({status})")));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Experiment(args) => {
-            if args.name == "list" {
+            if args.run.name == "list" {
                 for e in EXPERIMENTS {
                     println!("{:<20} {}", e.name, e.about);
                 }
@@ -112,17 +240,22 @@ fn run(cli: Cli) -> saturn_lab::Result<ExitCode> {
             // after the thread count: MKL takes its threading layer from it when it loads
             saturn_tensor::blas::select_backend().map_err(|e| LabError::Config(e.to_string()))?;
             let opts = RunOptions {
-                preset: if args.full { Preset::Full } else { Preset::Quick },
-                seeds: args.seeds.clone().unwrap_or_else(|| vec![args.seed.unwrap_or(0)]),
-                extend_seeds: args.seeds.is_none(),
-                config_file: args.config.clone(),
-                out: args.out.clone(),
                 resume: args.resume,
+                merge_only: args.merge_only,
+                allow_partial: args.allow_partial,
+                ..args.run.options()
             };
-            let selected: Vec<_> = if args.name == "all" {
+            if let Some(index) = args.cell {
+                let exp = find(&args.run.name)?;
+                let (label, already) = run_cell(exp, &opts, index)?;
+                let what = if already { "was finished already" } else { "finished" };
+                println!("{}: cell {index} ({label}) {what}", exp.name);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let selected: Vec<_> = if args.run.name == "all" {
                 EXPERIMENTS.iter().collect()
             } else {
-                vec![find(&args.name)?]
+                vec![find(&args.run.name)?]
             };
             let mut all_hold = true;
             for exp in &selected {
@@ -130,7 +263,7 @@ fn run(cli: Cli) -> saturn_lab::Result<ExitCode> {
                 print_summary(&summary);
                 all_hold &= summary.claims.iter().all(|c| c.holds);
             }
-            if args.name == "all" {
+            if args.run.name == "all" {
                 let n = report(&opts.out, &args.docs, false)?;
                 println!("report: {n} experiment(s) → {}", args.docs.join("RESULTS.md").display());
             }

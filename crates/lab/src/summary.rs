@@ -13,7 +13,8 @@
 //!                           "low", "high", "n"} | null},
 //!              "gates": [{"what", "met", "measured"}],
 //!              "verdict": "holds" | "fails" | "inconclusive", "reason", "holds"}],
-//!  "metadata": {...}}
+//!  "metadata": {...},
+//!  "cells": {"count", "processes", "cell_seconds", "missing": [...]}}
 //! ```
 //!
 //! `verdict` is computed by [`crate::claim`] from `evidence` and `gates`; `holds` is true only
@@ -57,6 +58,10 @@ pub struct Summary {
     pub resumed: bool,
     pub claims: Vec<Claim>,
     pub metadata: Metadata,
+    /// How many cells the run is made of, from how many processes, and which are missing
+    /// (absent in records made before cells).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cells: Option<crate::cells::CellsRecord>,
 }
 
 impl Summary {

@@ -157,6 +157,8 @@ fn the_summary_follows_the_schema() {
         config_file: Some(overrides),
         out: out.clone(),
         resume: false,
+        merge_only: false,
+        allow_partial: false,
     };
     run_experiment(find("lm-baseline").unwrap(), &opts).unwrap();
     let text = std::fs::read_to_string(out.join("lm-baseline/summary.json")).unwrap();
@@ -208,6 +210,8 @@ fn a_config_with_an_unknown_key_is_refused_naming_the_key() {
         config_file: Some(overrides),
         out,
         resume: false,
+        merge_only: false,
+        allow_partial: false,
     };
     let err = run_experiment(find("lm-baseline").unwrap(), &opts).unwrap_err().to_string();
     assert!(err.contains("stepz"), "{err}");
@@ -230,6 +234,8 @@ fn a_resumed_hessian_run_finishes_the_missing_phases_with_the_same_numbers() {
         config_file: Some(tiny.clone()),
         out: out.clone(),
         resume: false,
+        merge_only: false,
+        allow_partial: false,
     };
     let hessian = find("hessian").unwrap();
     let whole = run_experiment(hessian, &opts).unwrap();
@@ -294,6 +300,8 @@ fn a_summary_lists_the_seeds_the_runner_extends_the_command_to() {
         config_file: Some(tiny.clone()),
         out: out.clone(),
         resume: false,
+        merge_only: false,
+        allow_partial: false,
     };
     let summary = run_experiment(find("depth-stability").unwrap(), &opts).unwrap();
     assert_eq!(summary.seeds, vec![5, 6, 7], "the command's seed and the two the runner adds");

@@ -27,6 +27,8 @@ fn run(name: &str, overrides: &str) -> (PathBuf, Vec<String>) {
         config_file: Some(config),
         out: root.join("runs"),
         resume: false,
+        merge_only: false,
+        allow_partial: false,
     };
     let summary = run_experiment(find(name).unwrap(), &opts).unwrap();
     let dir = root.join("runs").join(name);

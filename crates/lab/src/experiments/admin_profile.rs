@@ -139,7 +139,7 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     if cfg.layers < 2 || cfg.batch_pairs == 0 {
         return Err(LabError::Config("need ≥ 2 layers and a non-empty batch".into()));
     }
-    ctx.dir.write_toml("config.toml", &cfg)?;
+    ctx.write_config(&cfg)?;
     let data = TranslationData::load(cfg.vocab, cfg.max_len)?;
     let batch = data
         .valid_batches(cfg.batch_pairs, cfg.batch_pairs)?

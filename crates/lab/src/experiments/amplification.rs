@@ -34,6 +34,7 @@ use serde_json::json;
 use super::ExperimentCtx;
 use super::schemes::{label, mean};
 use super::translation::{Seq2SeqShape, SeqBatch, TranslationData, init_admin};
+use crate::cells::Cell;
 use crate::claim::{Claim, Evidence, Origin, Rule, Threshold};
 use crate::config::{Preset, resolve};
 use crate::error::{LabError, Result};
@@ -126,7 +127,8 @@ impl AmplificationConfig {
     }
 }
 
-/// One model's measurements.
+/// One model's measurements: one cell's output.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Row {
     scheme: ResidualScheme,
     sublayers: usize,
@@ -141,7 +143,7 @@ struct Row {
 pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     let cfg = resolve(AmplificationConfig::preset(ctx.preset), ctx.config_file.as_deref())?;
     cfg.validate()?;
-    ctx.dir.write_toml("config.toml", &cfg)?;
+    ctx.write_config(&cfg)?;
     let data = TranslationData::load(cfg.vocab, cfg.max_len)?;
     let batch = data
         .valid_batches(cfg.batch_pairs, cfg.batch_pairs)?
@@ -149,24 +151,29 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
         .next()
         .ok_or_else(|| LabError::Run("no validation pairs".into()))?;
     let real_rows: Vec<bool> = batch.src_mask.iter().copied().collect();
-    let mut rows = Vec::new();
+    // one cell per model: scheme × depth × seed; its cost grows with the depth
+    let mut cells = Vec::new();
     for &scheme in &cfg.schemes {
         for &n in &cfg.sublayers {
             for &seed in &ctx.seeds {
-                let mut row = measure(
-                    &cfg,
-                    &data,
-                    &batch,
-                    &real_rows,
-                    Relabel::scheme(&cfg.relabel, scheme),
-                    n,
-                    seed,
-                )?;
-                row.scheme = scheme;
-                rows.push(row);
+                let minutes = n as f64 / 48.0 * (cfg.model.d_model as f64 / 128.0).powi(2);
+                let label = format!("{}-n{n}-seed{seed}", scheme.name());
+                cells.push(Cell::new(seed, label, (scheme, n)).minutes(minutes));
             }
         }
     }
+    // a model's measurement does not depend on which other schemes and depths run
+    let key = AmplificationConfig { schemes: Vec::new(), sublayers: Vec::new(), ..cfg.clone() };
+    let rows: Vec<Row> = ctx
+        .cells(&key, cells, |cell, _| {
+            let (scheme, n) = cell.spec;
+            let built = Relabel::scheme(&cfg.relabel, scheme);
+            let row = measure(&cfg, &data, &batch, &real_rows, built, n, cell.seed)?;
+            Ok(Row { scheme, ..row })
+        })?
+        .into_iter()
+        .map(|(_, row)| row)
+        .collect();
     write_table(ctx, &rows)?;
 
     // the seed-averaged curve of each scheme

@@ -249,7 +249,7 @@ struct RunResult {
 /// Trains one model per task and seed, tests it, classifies its heads.
 pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     let cfg = resolve(CountingConfig::preset(ctx.preset), ctx.config_file.as_deref())?;
-    ctx.dir.write_toml("config.toml", &cfg)?;
+    ctx.write_config(&cfg)?;
     let lengths = LengthRange::new(cfg.min_len, cfg.max_len)?;
     let mut results = Vec::new();
     for &task in &cfg.tasks {

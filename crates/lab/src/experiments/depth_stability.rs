@@ -125,7 +125,7 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     if cfg.shallow == 0 || cfg.deep <= cfg.shallow {
         return Err(LabError::Config("need 0 < shallow < deep".into()));
     }
-    ctx.dir.write_toml("config.toml", &cfg)?;
+    ctx.write_config(&cfg)?;
     let data = TranslationData::load(cfg.vocab, cfg.max_len)?;
     let unigram = data.tgt_unigram_entropy;
     let mut outcomes = Vec::new();

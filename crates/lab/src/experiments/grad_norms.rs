@@ -128,7 +128,7 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
             "need depths, ≥ 2 profile layers and a positive number of batches".into(),
         ));
     }
-    ctx.dir.write_toml("config.toml", &cfg)?;
+    ctx.write_config(&cfg)?;
     let data = TranslationData::load(cfg.vocab, cfg.max_len)?;
     let mut sweep = Vec::new(); // (scheme, L, seed, last decoder, last encoder)
     let mut profiles = Vec::new(); // (scheme, seed, profile)

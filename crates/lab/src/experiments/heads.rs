@@ -245,7 +245,7 @@ pub fn class_count(stats: &[HeadStats], class: HeadClass) -> usize {
 /// Trains each LM, classifies its heads under saturation, checks the claims.
 pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     let cfg = resolve(HeadsConfig::preset(ctx.preset), ctx.config_file.as_deref())?;
-    ctx.dir.write_toml("config.toml", &cfg)?;
+    ctx.write_config(&cfg)?;
     let corpus = CharCorpus::tiny_shakespeare()?;
     let mut correct: Vec<HeadRun> = Vec::new();
     let mut reference: Vec<HeadRun> = Vec::new();

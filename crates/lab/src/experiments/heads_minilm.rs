@@ -168,7 +168,7 @@ fn hard_share(stats: &[HeadStats]) -> f64 {
 /// Runs the analysis (or records that the data is missing).
 pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     let cfg = resolve(HeadsMinilmConfig::preset(ctx.preset), ctx.config_file.as_deref())?;
-    ctx.dir.write_toml("config.toml", &cfg)?;
+    ctx.write_config(&cfg)?;
     let mut claims = Claims::default();
     let statistic = format!(
         "share of hard heads at c = {} on one chunk of the sentences (seeds = chunk index: the model is pretrained, so the interval resamples sentences)",

@@ -384,7 +384,7 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
             "pairs, batch sizes and iteration counts must be positive".into(),
         ));
     }
-    ctx.dir.write_toml("config.toml", &cfg)?;
+    ctx.write_config(&cfg)?;
     let data = TranslationData::load(cfg.vocab, cfg.max_len)?;
     let batches = data.valid_batches(cfg.pairs, cfg.batch_size)?;
     let tokens: Vec<f64> = batches.iter().map(|b| b.target_tokens() as f64).collect();

@@ -142,7 +142,7 @@ fn lm_config(cfg: &HomogeneityConfig, scheme: ResidualScheme, bias: bool) -> LmC
 /// Random-init models, curves and claims.
 pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     let cfg = resolve(HomogeneityConfig::preset(ctx.preset), ctx.config_file.as_deref())?;
-    ctx.dir.write_toml("config.toml", &cfg)?;
+    ctx.write_config(&cfg)?;
     let mut curves = Vec::new();
     let limit: Vec<f64> = cfg.cs.iter().chain(&cfg.limit_cs).copied().collect();
     for &seed in &ctx.seeds {

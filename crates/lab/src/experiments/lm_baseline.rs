@@ -102,7 +102,7 @@ impl LmBaselineConfig {
 pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     let cfg = resolve(LmBaselineConfig::preset(ctx.preset), ctx.config_file.as_deref())?;
     cfg.train.validate()?;
-    ctx.dir.write_toml("config.toml", &cfg)?;
+    ctx.write_config(&cfg)?;
     let corpus = CharCorpus::tiny_shakespeare()?;
     let entropy = corpus.unigram_entropy();
     let mut curves = Vec::new();

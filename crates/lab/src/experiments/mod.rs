@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use crate::cells::CellState;
 use crate::config::Preset;
 use crate::error::{LabError, Result};
 use crate::run_dir::RunDir;
@@ -35,6 +36,8 @@ pub struct ExperimentCtx {
     pub config_file: Option<PathBuf>,
     pub dir: RunDir,
     pub resume: bool,
+    /// Which cells this run computes, loads or lists (see [`crate::cells`]).
+    pub cell_state: CellState,
 }
 
 /// How many seeds an experiment's presets run (every one counted).

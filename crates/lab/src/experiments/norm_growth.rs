@@ -158,7 +158,7 @@ struct RunResult {
 pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     let cfg = resolve(NormGrowthConfig::preset(ctx.preset), ctx.config_file.as_deref())?;
     cfg.validate()?;
-    ctx.dir.write_toml("config.toml", &cfg)?;
+    ctx.write_config(&cfg)?;
     let corpus = CharCorpus::tiny_shakespeare()?;
     let every = cfg.steps / cfg.snapshots;
     let lag = cfg.snapshots / 20;

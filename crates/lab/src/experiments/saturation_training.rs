@@ -98,7 +98,7 @@ struct RunResult {
 /// Trains each scheme and seed, probing sat along the way.
 pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     let cfg = resolve(SaturationTrainingConfig::preset(ctx.preset), ctx.config_file.as_deref())?;
-    ctx.dir.write_toml("config.toml", &cfg)?;
+    ctx.write_config(&cfg)?;
     let corpus = CharCorpus::tiny_shakespeare()?;
     let mut results = Vec::new();
     for &scheme in &cfg.schemes {

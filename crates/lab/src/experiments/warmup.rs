@@ -128,7 +128,7 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     if cfg.layers == 0 || cfg.warmup_steps == 0 || cfg.warmup_steps as usize >= cfg.steps {
         return Err(LabError::Config("need layers and 0 < warmup_steps < steps".into()));
     }
-    ctx.dir.write_toml("config.toml", &cfg)?;
+    ctx.write_config(&cfg)?;
     let data = TranslationData::load(cfg.vocab, cfg.max_len)?;
     let mut curves = Vec::new();
     let mut finals: Vec<(&str, u64, Option<f64>, Option<usize>)> = Vec::new();

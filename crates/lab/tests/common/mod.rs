@@ -35,6 +35,8 @@ pub fn run(name: &str, label: &str, seeds: &[u64], config: &str) -> Summary {
         config_file: Some(file),
         out: root.join("runs"),
         resume: false,
+        merge_only: false,
+        allow_partial: false,
     };
     let summary = run_experiment(find(name).unwrap(), &opts)
         .unwrap_or_else(|e| panic!("{name} ({label}) failed to run: {e}"));
