@@ -24,6 +24,12 @@ commands:
                           setup, then run `saturn experiment [args]` from the lab (release),
                           e.g. `cargo xtask experiment all --quick`; --mkl runs the matrix
                           products on MKL (installing it first)
+  cells NAME [args]       list an experiment's cells (index, label, seed, estimated
+                          core-minutes): `saturn cells NAME [--full] [--seeds …] [--json]`
+  sweep NAME [args]       write the scripts that run its cells: `--emit slurm` (a job array,
+                          then a merge job; see `saturn sweep --help`) or `--emit parallel`
+                          (one command a line for GNU parallel); `--out DIR` holds both the
+                          scripts and the run
   bench [--mkl] [args]    setup, then run the saturn-bench benchmarks (release); --mkl as above
   interop-export [args]   setup, then run `saturn-interop [args]` (release): export a model, a
                           batch and f64 gradients (or BERT outputs) for checking against
@@ -66,6 +72,7 @@ fn main() -> ExitCode {
             }),
         "test" => test(rest),
         "experiment" => experiment(rest),
+        "cells" | "sweep" => lab_command(cmd, rest),
         "bench" => bench(rest),
         "interop-export" => interop_export(rest),
         "report" => report(rest),
@@ -200,6 +207,17 @@ fn experiment(args: &[String]) -> Result<ExitCode, String> {
         with_mkl(&mut cmd, lib);
     }
     run(cmd, "saturn experiment")
+}
+
+/// `saturn cells …` or `saturn sweep …` from the lab (release: the sweep's scripts call this
+/// binary).
+fn lab_command(command: &str, args: &[String]) -> Result<ExitCode, String> {
+    setup::ensure(true)?;
+    let mut cmd = cargo();
+    cmd.args(["run", "--release", "--package", "saturn-lab", "--bin", "saturn", "--"])
+        .arg(command)
+        .args(args);
+    run(cmd, &format!("saturn {command}"))
 }
 
 fn bench(args: &[String]) -> Result<ExitCode, String> {
