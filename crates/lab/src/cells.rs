@@ -31,6 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{LabError, Result, io_err};
 use crate::experiments::ExperimentCtx;
+use crate::lock::Lock;
 use crate::run_dir::RunDir;
 
 /// The subdirectory of a run directory that holds its cells.
@@ -142,13 +143,15 @@ pub struct CellsRecord {
 #[derive(Debug)]
 pub struct CellState {
     pub mode: CellMode,
+    /// Take over a cell's lock held by another host (`--break-lock`).
+    pub break_lock: bool,
     /// Provenance of every cell loaded in this run.
     pub(crate) loaded: RefCell<Vec<CellProvenance>>,
 }
 
 impl CellState {
     pub fn new(mode: CellMode) -> Self {
-        CellState { mode, loaded: RefCell::new(Vec::new()) }
+        CellState { mode, break_lock: false, loaded: RefCell::new(Vec::new()) }
     }
 
     /// What the loaded cells say about how the run was computed.
@@ -168,10 +171,7 @@ impl CellState {
 
 /// `host:pid`, with `slurm:JOB_ARRAY` where Slurm runs the process.
 pub fn process_name() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "unknown-host".into());
-    let mut name = format!("{host}:{}", std::process::id());
+    let mut name = format!("{}:{}", crate::lock::host_name(), std::process::id());
     if let Ok(job) = std::env::var("SLURM_JOB_ID") {
         name.push_str(&format!(" slurm:{job}"));
         if let Ok(task) = std::env::var("SLURM_ARRAY_TASK_ID") {
@@ -278,6 +278,13 @@ impl ExperimentCtx {
         let compute = |cell: &Cell<S>, work: &mut F| -> Result<()> {
             let started = Instant::now();
             let dir = self.dir.sub(CELLS_DIR)?.sub(&cell.label)?;
+            // one writer per cell: a second process on it refuses
+            let _lock = Lock::acquire(&dir.file("lock"), self.cell_state.break_lock)?;
+            if self.resume
+                && let Some(_) = load::<T>(&self.dir, &cell.label, &config)?
+            {
+                return Ok(()); // finished by another process while this one waited
+            }
             let output = work(cell, &dir)?;
             save(
                 &self.dir,

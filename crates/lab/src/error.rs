@@ -30,6 +30,9 @@ pub enum LabError {
     /// The experiment name is not known.
     #[error("unknown experiment `{0}` (try `saturn experiment list`)")]
     UnknownExperiment(String),
+    /// Another process holds the run's or the cell's lock.
+    #[error("{path}: held by {holder}; {hint}")]
+    Locked { path: String, holder: String, hint: String },
     /// A merge found cells not yet computed (their labels, in order).
     #[error("{} cell(s) not computed yet: {}; run them with `--cell`, or merge what is there with `--allow-partial`", .0.len(), .0.join(", "))]
     MissingCells(Vec<String>),

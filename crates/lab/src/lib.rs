@@ -18,6 +18,7 @@ pub mod claim;
 pub mod config;
 pub mod error;
 pub mod experiments;
+pub mod lock;
 pub mod metadata;
 pub mod metrics;
 pub mod plot;
@@ -58,6 +59,8 @@ pub struct RunOptions {
     /// With `merge_only`: merge the seeds whose cells are all there, marked partial, instead
     /// of refusing.
     pub allow_partial: bool,
+    /// Take over a run's or cell's lock held by a process on another host.
+    pub break_lock: bool,
 }
 
 impl RunOptions {
@@ -83,7 +86,7 @@ fn context(
         config_file: opts.config_file.clone(),
         dir: RunDir::create(&opts.out, exp.name)?,
         resume: opts.resume,
-        cell_state: CellState::new(mode),
+        cell_state: CellState { break_lock: opts.break_lock, ..CellState::new(mode) },
     })
 }
 
@@ -116,6 +119,9 @@ pub fn run_experiment(exp: &Experiment, opts: &RunOptions) -> Result<Summary> {
     let preset_seeds = exp.seeds.count(opts.preset);
     let mut seeds = opts.seeds_for(exp);
     let mode = if opts.merge_only { CellMode::Merge } else { CellMode::All };
+    // one writer per run directory (cells being computed elsewhere hold only their own locks)
+    let _lock =
+        lock::Lock::acquire(&RunDir::create(&opts.out, exp.name)?.file("lock"), opts.break_lock)?;
     let mut missing = Vec::new();
     let (ctx, claims) = loop {
         let ctx = context(exp, opts, seeds.clone(), mode)?;

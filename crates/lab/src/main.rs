@@ -113,6 +113,7 @@ impl RunArgs {
             resume: false,
             merge_only: false,
             allow_partial: false,
+            break_lock: false,
         }
     }
 }
@@ -137,6 +138,10 @@ struct ExperimentArgs {
     /// With --merge-only: merge the seeds whose cells are all there, marked partial.
     #[arg(long, requires = "merge_only")]
     allow_partial: bool,
+    /// Take over a lock held by a process on another host (see docs/SWEEPS.md); a lock of a
+    /// dead process on this host, or of the same Slurm job requeued, is taken over anyway.
+    #[arg(long)]
+    break_lock: bool,
     /// Where `all` writes the report (docs/RESULTS.md).
     #[arg(long, default_value = "docs")]
     docs: PathBuf,
@@ -243,6 +248,7 @@ fn run(cli: Cli) -> saturn_lab::Result<ExitCode> {
                 resume: args.resume,
                 merge_only: args.merge_only,
                 allow_partial: args.allow_partial,
+                break_lock: args.break_lock,
                 ..args.run.options()
             };
             if let Some(index) = args.cell {

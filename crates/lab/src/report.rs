@@ -364,6 +364,7 @@ mod tests {
                 saturn_version: "0".into(),
                 started_unix,
             },
+            cells: None,
         }
     }
 

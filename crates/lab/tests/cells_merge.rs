@@ -28,6 +28,7 @@ fn options(exp: &Experiment, out: &Path) -> RunOptions {
         resume: false,
         merge_only: false,
         allow_partial: false,
+        break_lock: false,
     }
 }
 

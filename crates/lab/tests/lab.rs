@@ -159,6 +159,7 @@ fn the_summary_follows_the_schema() {
         resume: false,
         merge_only: false,
         allow_partial: false,
+        break_lock: false,
     };
     run_experiment(find("lm-baseline").unwrap(), &opts).unwrap();
     let text = std::fs::read_to_string(out.join("lm-baseline/summary.json")).unwrap();
@@ -212,6 +213,7 @@ fn a_config_with_an_unknown_key_is_refused_naming_the_key() {
         resume: false,
         merge_only: false,
         allow_partial: false,
+        break_lock: false,
     };
     let err = run_experiment(find("lm-baseline").unwrap(), &opts).unwrap_err().to_string();
     assert!(err.contains("stepz"), "{err}");
@@ -236,6 +238,7 @@ fn a_resumed_hessian_run_finishes_the_missing_phases_with_the_same_numbers() {
         resume: false,
         merge_only: false,
         allow_partial: false,
+        break_lock: false,
     };
     let hessian = find("hessian").unwrap();
     let whole = run_experiment(hessian, &opts).unwrap();
@@ -302,6 +305,7 @@ fn a_summary_lists_the_seeds_the_runner_extends_the_command_to() {
         resume: false,
         merge_only: false,
         allow_partial: false,
+        break_lock: false,
     };
     let summary = run_experiment(find("depth-stability").unwrap(), &opts).unwrap();
     assert_eq!(summary.seeds, vec![5, 6, 7], "the command's seed and the two the runner adds");

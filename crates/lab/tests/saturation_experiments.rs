@@ -29,6 +29,7 @@ fn run(name: &str, overrides: &str) -> (PathBuf, Vec<String>) {
         resume: false,
         merge_only: false,
         allow_partial: false,
+        break_lock: false,
     };
     let summary = run_experiment(find(name).unwrap(), &opts).unwrap();
     let dir = root.join("runs").join(name);

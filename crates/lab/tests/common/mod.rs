@@ -37,6 +37,7 @@ pub fn run(name: &str, label: &str, seeds: &[u64], config: &str) -> Summary {
         resume: false,
         merge_only: false,
         allow_partial: false,
+        break_lock: false,
     };
     let summary = run_experiment(find(name).unwrap(), &opts)
         .unwrap_or_else(|e| panic!("{name} ({label}) failed to run: {e}"));
