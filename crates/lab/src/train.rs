@@ -292,6 +292,9 @@ pub fn train<K: Task>(
     })
 }
 
+/// Saves a checkpoint as `checkpoints/step-N/` (model, optimizer, then `state.json`, each
+/// written atomically), then names it in `checkpoints/latest`. The previous checkpoint is kept
+/// as the fallback; older ones are removed.
 fn save_checkpoint<M: Module<f32>>(
     dir: &RunDir,
     model: &M,
@@ -304,30 +307,78 @@ fn save_checkpoint<M: Module<f32>>(
     checkpoint::save(&ck.file("model.safetensors"), model, &Default::default())?;
     opt.save(&ck.file("optimizer.safetensors"))?;
     ck.write_json("state.json", state)?;
-    let previous = std::fs::read_to_string(root.file("latest")).ok();
+    let previous = std::fs::read_to_string(root.file("latest")).ok().map(|s| s.trim().to_string());
     root.write_text("latest", &name)?;
-    if let Some(old) = previous
-        .map(|s| s.trim().to_string())
-        .filter(|old| *old != name && old.starts_with("step-"))
-    {
-        let _ = std::fs::remove_dir_all(root.file(&old));
+    for old in checkpoint_dirs(&root.path)? {
+        if old != name && Some(&old) != previous.as_ref() {
+            let _ = std::fs::remove_dir_all(root.file(&old));
+        }
     }
     Ok(())
 }
 
+/// The `step-N` directories under `root`, newest first.
+fn checkpoint_dirs(root: &std::path::Path) -> Result<Vec<String>> {
+    let mut names: Vec<String> = match std::fs::read_dir(root) {
+        Ok(entries) => entries
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().map(str::to_string))
+            .filter(|n| n.starts_with("step-"))
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(io_err(root)(e)),
+    };
+    names.sort_unstable_by(|a, b| b.cmp(a));
+    Ok(names)
+}
+
+/// Restores the newest readable checkpoint: the one `latest` names, else (with a warning naming
+/// both) the newest other one that reads. `None` only when there is no checkpoint at all; when
+/// there are some and none reads, an error — a run never starts over silently.
 fn load_checkpoint<M: Module<f32>>(
     dir: &RunDir,
     model: &M,
     opt: &mut (dyn Optimizer<f32> + Send + Sync),
 ) -> Result<Option<LoopState>> {
-    let latest = dir.file("checkpoints").join("latest");
-    let Ok(name) = std::fs::read_to_string(&latest) else { return Ok(None) };
-    let ck = dir.file("checkpoints").join(name.trim());
+    let root = dir.file("checkpoints");
+    let latest = std::fs::read_to_string(root.join("latest")).ok().map(|s| s.trim().to_string());
+    let mut candidates: Vec<String> = latest.iter().cloned().collect();
+    candidates.extend(checkpoint_dirs(&root)?.into_iter().filter(|n| Some(n) != latest.as_ref()));
+    let mut failures = Vec::new();
+    for name in &candidates {
+        match load_one(&root.join(name), model, opt) {
+            Ok(state) => {
+                if let Some((first, why)) = failures.first() {
+                    eprintln!(
+                        "saturn: warning: {}: checkpoint {first} is unreadable ({why}); resuming from {name} instead",
+                        root.display()
+                    );
+                }
+                return Ok(Some(state));
+            }
+            Err(e) => failures.push((name.clone(), e.to_string())),
+        }
+    }
+    match failures.first() {
+        None => Ok(None),
+        Some(_) => Err(LabError::Run(format!(
+            "{}: no checkpoint is readable ({}); remove the directory to start over",
+            root.display(),
+            failures.iter().map(|(n, e)| format!("{n}: {e}")).collect::<Vec<_>>().join("; ")
+        ))),
+    }
+}
+
+fn load_one<M: Module<f32>>(
+    ck: &std::path::Path,
+    model: &M,
+    opt: &mut (dyn Optimizer<f32> + Send + Sync),
+) -> Result<LoopState> {
     let state_path = ck.join("state.json");
     let text = std::fs::read_to_string(&state_path).map_err(io_err(&state_path))?;
     let state: LoopState = serde_json::from_str(&text)
         .map_err(|e| LabError::Run(format!("{}: {e}", state_path.display())))?;
     checkpoint::load(&ck.join("model.safetensors"), model, &Default::default())?;
     opt.load(&ck.join("optimizer.safetensors"))?;
-    Ok(Some(state))
+    Ok(state)
 }

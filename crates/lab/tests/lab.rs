@@ -89,6 +89,55 @@ fn a_resumed_run_is_bit_identical_to_an_uninterrupted_one() {
 }
 
 #[test]
+fn an_unreadable_latest_checkpoint_falls_back_to_the_previous_one_and_never_starts_over() {
+    let corpus = CharCorpus::tiny_shakespeare().unwrap();
+    let task = task(&corpus);
+    let cfg = tiny_train(20);
+    let whole = tiny_model(&corpus, 1);
+    let dir_a = RunDir::create(&tmp("fallback-a"), "run").unwrap();
+    let a = train(&whole, &task, &cfg, &dir_a, false, "a", &mut |_, _| Ok(vec![])).unwrap();
+
+    // interrupted at step 12: checkpoints at 5 (the previous) and 10 (the latest)
+    let dir_b = RunDir::create(&tmp("fallback-b"), "run").unwrap();
+    let stop = |step: usize, _: &DecoderLm<f32>| {
+        if step == 12 { Err(LabError::Run("interrupted".into())) } else { Ok(vec![]) }
+    };
+    assert!(
+        train(&tiny_model(&corpus, 1), &task, &cfg, &dir_b, false, "b", &mut { stop }).is_err()
+    );
+    let checkpoints = dir_b.file("checkpoints");
+    let truncate = |step: &str| {
+        let file = checkpoints.join(step).join("model.safetensors");
+        let bytes = std::fs::read(&file).unwrap();
+        std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
+    };
+    truncate("step-00000010");
+    let resumed = tiny_model(&corpus, 99);
+    let b = train(&resumed, &task, &cfg, &dir_b, true, "b", &mut |_, _| Ok(vec![])).unwrap();
+    assert_eq!(a.metrics, b.metrics, "resumed from step 5, the same run");
+    assert_eq!(params(&whole), params(&resumed));
+
+    // every checkpoint unreadable: an error, not a silent fresh start
+    let dir_c = RunDir::create(&tmp("fallback-c"), "run").unwrap();
+    let stop = |step: usize, _: &DecoderLm<f32>| {
+        if step == 12 { Err(LabError::Run("interrupted".into())) } else { Ok(vec![]) }
+    };
+    assert!(
+        train(&tiny_model(&corpus, 1), &task, &cfg, &dir_c, false, "c", &mut { stop }).is_err()
+    );
+    let checkpoints = dir_c.file("checkpoints");
+    for step in ["step-00000005", "step-00000010"] {
+        let file = checkpoints.join(step).join("model.safetensors");
+        std::fs::write(&file, b"not a checkpoint").unwrap();
+    }
+    let err =
+        train(&tiny_model(&corpus, 1), &task, &cfg, &dir_c, true, "c", &mut |_, _| Ok(vec![]))
+            .unwrap_err()
+            .to_string();
+    assert!(err.contains("no checkpoint is readable") && err.contains("step-00000005"), "{err}");
+}
+
+#[test]
 fn the_same_seed_gives_the_same_metrics() {
     let corpus = CharCorpus::tiny_shakespeare().unwrap();
     let task = task(&corpus);

@@ -105,16 +105,30 @@ fn canonical_header(bytes: Vec<u8>) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename.
+/// Writes `bytes` to `path` through a temporary file of this process, `fsync`, and a rename
+/// (then an `fsync` of the directory): after a crash, `path` holds the old bytes or the new ones.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
+    use std::io::Write as _;
     let io = |source| FileError::Io { path: path.to_path_buf(), source };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    if let Some(dir) = dir {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
+    // a name of this process's own: two writers of one file never share a temporary
     let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    std::fs::write(&tmp, bytes).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    tmp.push(format!(".{}.tmp", std::process::id()));
+    let mut file = std::fs::File::create(&tmp).map_err(io)?;
+    file.write_all(bytes).map_err(io)?;
+    // the bytes reach the disk before the name does: a crash leaves the old file or the new one
+    file.sync_all().map_err(io)?;
+    drop(file);
+    std::fs::rename(&tmp, path).map_err(io)?;
+    if let Some(dir) = dir
+        && let Ok(handle) = std::fs::File::open(dir)
+    {
+        let _ = handle.sync_all(); // the rename itself, durable
+    }
+    Ok(())
 }
 
 /// `value` with every object's keys in sorted order (serde_json keeps insertion order when any
