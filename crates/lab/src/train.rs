@@ -246,6 +246,7 @@ pub fn train<K: Task>(
         };
         let lr = cfg.schedule.lr_at(step as u64);
         opt.step(lr)?;
+        saturn_tensor::failpoint::hit("train:step");
         state.steps_done += 1;
         state.window_sum += value;
         state.window_count += 1;

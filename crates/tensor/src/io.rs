@@ -117,11 +117,16 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
     // a name of this process's own: two writers of one file never share a temporary
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(format!(".{}.tmp", std::process::id()));
+    crate::failpoint::hit("write:start");
     let mut file = std::fs::File::create(&tmp).map_err(io)?;
-    file.write_all(bytes).map_err(io)?;
+    let (head, tail) = bytes.split_at(bytes.len() / 2);
+    file.write_all(head).map_err(io)?;
+    crate::failpoint::hit("write:half");
+    file.write_all(tail).map_err(io)?;
     // the bytes reach the disk before the name does: a crash leaves the old file or the new one
     file.sync_all().map_err(io)?;
     drop(file);
+    crate::failpoint::hit("write:before-rename");
     std::fs::rename(&tmp, path).map_err(io)?;
     if let Some(dir) = dir
         && let Ok(handle) = std::fs::File::open(dir)

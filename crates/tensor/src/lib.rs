@@ -39,6 +39,7 @@ mod autograd;
 pub mod blas;
 pub mod check;
 mod error;
+pub mod failpoint;
 mod float;
 pub mod io;
 mod ops;
