@@ -60,6 +60,11 @@ pub fn load_into<T: Float>(
         let Some(values) = file.tensors.get(&key) else {
             return Err(LayerError::MissingTensor { path: path_s, name: key });
         };
+        if let Some(dtype) = file.dtypes.get(&key)
+            && !matches!(dtype.as_str(), "F16" | "BF16" | "F32" | "F64")
+        {
+            return Err(LayerError::WrongDtype { path: path_s, name: key, found: dtype.clone() });
+        }
         if values.shape() != param.shape().as_slice() {
             return Err(LayerError::WrongShape {
                 path: path_s,

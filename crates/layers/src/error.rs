@@ -21,6 +21,11 @@ pub enum LayerError {
     /// A checkpoint tensor has the wrong shape.
     #[error("checkpoint {path}: tensor `{name}` has shape {found:?}, the model needs {expected:?}")]
     WrongShape { path: String, name: String, expected: Vec<usize>, found: Vec<usize> },
+    /// A checkpoint tensor of a parameter is not floating-point (e.g. integer ids).
+    #[error(
+        "checkpoint {path}: tensor `{name}` has dtype {found}, a parameter needs a float (F16, BF16, F32, F64)"
+    )]
+    WrongDtype { path: String, name: String, found: String },
     /// A checkpoint holds tensors the model does not have.
     #[error("checkpoint {path}: unexpected tensors {names:?}")]
     UnexpectedTensors { path: String, names: Vec<String> },

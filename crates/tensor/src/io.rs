@@ -33,6 +33,8 @@ pub enum FileError {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TensorFile {
     pub tensors: BTreeMap<String, ArrayD<f64>>,
+    /// Each tensor's dtype in the file (`F32`, `I64`, …), before the conversion to f64.
+    pub dtypes: BTreeMap<String, String>,
     pub metadata: HashMap<String, String>,
 }
 
@@ -167,10 +169,12 @@ pub fn parse_safetensors(path: &Path, bytes: &[u8]) -> Result<TensorFile, FileEr
     let (_, header) = SafeTensors::read_metadata(bytes).map_err(format)?;
     let file = SafeTensors::deserialize(bytes).map_err(format)?;
     let mut tensors = BTreeMap::new();
+    let mut dtypes = BTreeMap::new();
     for (name, view) in file.iter() {
         tensors.insert(name.to_string(), to_f64(path, name, &view)?);
+        dtypes.insert(name.to_string(), format!("{:?}", view.dtype()));
     }
-    Ok(TensorFile { tensors, metadata: header.metadata().clone().unwrap_or_default() })
+    Ok(TensorFile { tensors, dtypes, metadata: header.metadata().clone().unwrap_or_default() })
 }
 
 fn to_f64(path: &Path, name: &str, view: &TensorView<'_>) -> Result<ArrayD<f64>, FileError> {

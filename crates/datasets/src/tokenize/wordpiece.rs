@@ -147,6 +147,14 @@ impl WordPiece {
                 reason: format!("token {:?} appears twice", lines[i]),
             });
         }
+        if !lines.iter().any(|l| l == "[UNK]") {
+            return Err(DatasetError::MalformedFile {
+                path: path.to_path_buf(),
+                reason:
+                    "no [UNK] token: a WordPiece vocabulary needs one for words it cannot split"
+                        .into(),
+            });
+        }
         Self::from_vocab_tokens(lines, lowercase)
     }
 
@@ -582,5 +590,15 @@ mod tests {
         assert_eq!(n.normalize("İSTANBUL \u{212a}"), "istanbul k");
         assert_eq!(n.normalize("東京"), " 東  京 ");
         assert_eq!(n.normalize("Straße ÄÖÜ"), "straße aou");
+    }
+
+    #[test]
+    fn a_vocab_txt_without_unk_names_the_file() {
+        let path = std::env::temp_dir().join(format!("saturn-vocab-{}.txt", std::process::id()));
+        std::fs::write(&path, "[PAD]\n[CLS]\n[SEP]\nhello\n").unwrap();
+        let err = WordPiece::from_vocab_txt(&path, true).unwrap_err();
+        std::fs::remove_file(&path).ok();
+        let msg = err.to_string();
+        assert!(msg.contains("saturn-vocab-") && msg.contains("[UNK]"), "{msg}");
     }
 }
