@@ -34,13 +34,17 @@ impl Preset {
 pub fn resolve<C: Serialize + DeserializeOwned>(preset: C, overrides: Option<&Path>) -> Result<C> {
     let Some(path) = overrides else { return Ok(preset) };
     let text = std::fs::read_to_string(path).map_err(io_err(path))?;
-    let file: toml::Table = toml::from_str(&text).map_err(|e| {
-        LabError::Config(format!("{}: {}", path.display(), one_line(&e.to_string())))
-    })?;
+    resolve_text(preset, &text, &path.display().to_string())
+}
+
+/// [`resolve`] from the text of a TOML file (`origin` names it in errors).
+pub fn resolve_text<C: Serialize + DeserializeOwned>(preset: C, text: &str, origin: &str) -> Result<C> {
+    let file: toml::Table = toml::from_str(text)
+        .map_err(|e| LabError::Config(format!("{origin}: {}", one_line(&e.to_string()))))?;
     let mut base = toml::Table::try_from(&preset).map_err(|e| LabError::Config(e.to_string()))?;
     merge(&mut base, file);
     base.try_into().map_err(|e: toml::de::Error| {
-        LabError::Config(format!("{}: {}", path.display(), one_line(&e.to_string())))
+        LabError::Config(format!("{origin}: {}", one_line(&e.to_string())))
     })
 }
 

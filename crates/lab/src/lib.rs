@@ -18,6 +18,7 @@ pub mod claim;
 pub mod config;
 pub mod error;
 pub mod experiments;
+pub mod fuzz;
 pub mod lock;
 pub mod metadata;
 pub mod metrics;

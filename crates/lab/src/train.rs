@@ -173,9 +173,9 @@ pub struct TrainOutcome {
     pub steps: usize,
 }
 
-/// The state saved with a checkpoint (besides model and optimizer files).
+/// The state saved with a checkpoint as `state.json` (besides model and optimizer files).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct LoopState {
+pub struct LoopState {
     /// The config the run was started with, as JSON: resuming under another config is refused.
     config: String,
     steps_done: usize,
@@ -370,6 +370,13 @@ fn load_checkpoint<M: Module<f32>>(
     }
 }
 
+impl LoopState {
+    /// Parses a checkpoint's `state.json` (`path` names it in errors).
+    pub fn from_json(path: &std::path::Path, text: &str) -> Result<LoopState> {
+        serde_json::from_str(text).map_err(|e| LabError::Run(format!("{}: {e}", path.display())))
+    }
+}
+
 fn load_one<M: Module<f32>>(
     ck: &std::path::Path,
     model: &M,
@@ -377,8 +384,7 @@ fn load_one<M: Module<f32>>(
 ) -> Result<LoopState> {
     let state_path = ck.join("state.json");
     let text = std::fs::read_to_string(&state_path).map_err(io_err(&state_path))?;
-    let state: LoopState = serde_json::from_str(&text)
-        .map_err(|e| LabError::Run(format!("{}: {e}", state_path.display())))?;
+    let state = LoopState::from_json(&state_path, &text)?;
     checkpoint::load(&ck.join("model.safetensors"), model, &Default::default())?;
     opt.load(&ck.join("optimizer.safetensors"))?;
     Ok(state)
