@@ -63,7 +63,7 @@ fn norm_growth_writes_norms_fits_and_five_claims() {
     );
     has(&dir, &["fits.csv", "direction_cosines.csv", "group_norms.csv", "norm.png", "norm.svg"]);
     has(&dir, &["direction_cosine.png", "update_alignment.png", "norm_sqrt_fit.png"]);
-    let metrics = std::fs::read_to_string(dir.join("adamw-post-seed0/metrics.csv")).unwrap();
+    let metrics = std::fs::read_to_string(dir.join("cells/adamw-post-seed0/metrics.csv")).unwrap();
     assert!(metrics.lines().next().unwrap().contains("update_alignment"));
 }
 
@@ -81,7 +81,7 @@ fn homogeneity_and_saturation_training_write_curves() {
         &format!("steps = 20\nprobe_every = 5\nprobe_windows = 2\n{TINY_LM}"),
     );
     assert_eq!(claims, ["saturation-rises-during-training"]);
-    has(&dir, &["saturation.png", "saturation_by_layer.png", "post-seed0/metrics.csv"]);
+    has(&dir, &["saturation.png", "saturation_by_layer.png", "cells/post-seed0/metrics.csv"]);
 }
 
 #[test]

@@ -23,6 +23,9 @@
 //! count its histogram cannot tell from a mean over the (T + 1)/2-key prefix. Its per-seed
 //! value is the paired difference (same scheme and seed) of such heads, zero mask − −∞ mask,
 //! the smallest over schemes, > 0.5; gated on both arms learning.
+//!
+//! Cells: one per LM (scheme × mask × seed), each training in its own directory; the class
+//! tables are drawn from the cells' head statistics.
 
 use saturn_layers::{DecoderLm, LmConfig, MaskFill, ResidualScheme};
 use saturn_saturation::{
@@ -32,9 +35,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::ExperimentCtx;
-use super::char_lm::{LmData, adamw, constant_lr, lm_config, lm_task, probe_batch, run_label};
+use super::char_lm::{
+    LmData, adamw, constant_lr, lm_config, lm_task, probe_batch, run_label, training_minutes,
+};
 use super::data::CharCorpus;
 use super::lm_baseline::ModelShape;
+use crate::cells::Cell;
 use crate::claim::{Claim, Evidence, Gate, LEARNED_MARGIN, Rule, Threshold};
 use crate::config::{Preset, resolve};
 use crate::error::Result;
@@ -156,7 +162,8 @@ pub fn class_json(stats: &[HeadStats]) -> serde_json::Value {
     )
 }
 
-/// One trained LM and its heads under saturation.
+/// One trained LM and its heads under saturation: one cell's output.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct HeadRun {
     label: String,
     scheme: ResidualScheme,
@@ -167,20 +174,25 @@ struct HeadRun {
     diverged_at_step: Option<usize>,
 }
 
-/// Trains one LM with the causal mask filled by `fill`, classifies its heads under saturation
-/// and draws its class table.
-fn train_and_classify(
-    ctx: &ExperimentCtx,
-    cfg: &HeadsConfig,
-    corpus: &CharCorpus,
-    scheme: ResidualScheme,
-    fill: MaskFill,
-    seed: u64,
-) -> Result<HeadRun> {
-    let label = match fill {
+/// The label of the LM of `scheme` and `seed` whose causal mask is filled by `fill`.
+fn head_run_label(scheme: ResidualScheme, fill: MaskFill, seed: u64) -> String {
+    match fill {
         MaskFill::NegInfinity => run_label(scheme, seed),
         MaskFill::Zero => format!("{}-zero-mask-seed{seed}", scheme.name()),
-    };
+    }
+}
+
+/// Trains one LM with the causal mask filled by `fill` in `dir` and classifies its heads under
+/// saturation.
+fn train_and_classify(
+    cfg: &HeadsConfig,
+    corpus: &CharCorpus,
+    (scheme, fill): (ResidualScheme, MaskFill),
+    seed: u64,
+    dir: &RunDir,
+    resume: bool,
+) -> Result<HeadRun> {
+    let label = head_run_label(scheme, fill, seed);
     let config = LmConfig {
         mask_fill: fill,
         ..lm_config(&cfg.model, scheme, corpus.vocab, cfg.data.seq_len)
@@ -188,34 +200,30 @@ fn train_and_classify(
     let model = DecoderLm::<f32>::new(config, seed)?;
     let task = lm_task(corpus, &cfg.data, seed);
     let train_cfg = constant_lr(cfg.steps, adamw(0.0), cfg.lr, (cfg.steps / 50).max(1));
-    let out = train(
-        &model,
-        &task,
-        &train_cfg,
-        &ctx.dir.sub(&label)?,
-        ctx.resume,
-        &label,
-        &mut |_, _| Ok(Vec::new()),
-    )?;
+    let out = train(&model, &task, &train_cfg, dir, resume, &label, &mut |_, _| Ok(Vec::new()))?;
     let batch = probe_batch(&task, cfg.probe_windows)?;
     let stats = analyze_heads(&to_f64(&model)?, &[batch], cfg.c, &HEAD_THRESHOLDS)?;
-    let title = format!("heads of {label} under saturation (c = {})", cfg.c);
-    heat_map(
-        &ctx.dir,
-        &format!("classes_{label}"),
-        &HeatMap {
-            title: &title,
-            x_label: "head",
-            y_label: "layer",
-            cells: &class_cells(&stats),
-            palette: Palette::Categories(&CLASS_NAMES),
-        },
-    )?;
     let final_loss = match out.diverged_at_step {
         Some(_) => f64::NAN,
         None => out.final_valid_loss.unwrap_or(f64::NAN),
     };
     Ok(HeadRun { label, scheme, seed, stats, final_loss, diverged_at_step: out.diverged_at_step })
+}
+
+/// Draws the class table of one LM.
+fn draw_classes(ctx: &ExperimentCtx, cfg: &HeadsConfig, run: &HeadRun) -> Result<()> {
+    let title = format!("heads of {} under saturation (c = {})", run.label, cfg.c);
+    heat_map(
+        &ctx.dir,
+        &format!("classes_{}", run.label),
+        &HeatMap {
+            title: &title,
+            x_label: "head",
+            y_label: "layer",
+            cells: &class_cells(&run.stats),
+            palette: Palette::Categories(&CLASS_NAMES),
+        },
+    )
 }
 
 /// The smallest of `values`; NaN when there is none or any is NaN (an undefined value never
@@ -247,29 +255,36 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     let cfg = resolve(HeadsConfig::preset(ctx.preset), ctx.config_file.as_deref())?;
     ctx.write_config(&cfg)?;
     let corpus = CharCorpus::tiny_shakespeare()?;
-    let mut correct: Vec<HeadRun> = Vec::new();
-    let mut reference: Vec<HeadRun> = Vec::new();
+    // one cell per LM: scheme × mask × seed
+    let fills: &[MaskFill] = if cfg.reference_mask_runs {
+        &[MaskFill::NegInfinity, MaskFill::Zero]
+    } else {
+        &[MaskFill::NegInfinity]
+    };
+    let minutes = training_minutes(&cfg.model, cfg.data.batch_size, cfg.data.seq_len, cfg.steps);
+    let mut cells = Vec::new();
     for &scheme in &cfg.schemes {
         for &seed in &ctx.seeds {
-            correct.push(train_and_classify(
-                ctx,
-                &cfg,
-                &corpus,
-                scheme,
-                MaskFill::NegInfinity,
-                seed,
-            )?);
-            if cfg.reference_mask_runs {
-                reference.push(train_and_classify(
-                    ctx,
-                    &cfg,
-                    &corpus,
-                    scheme,
-                    MaskFill::Zero,
-                    seed,
-                )?);
+            for &fill in fills {
+                let label = head_run_label(scheme, fill, seed);
+                cells.push(Cell::new(seed, label, (scheme, fill)).minutes(minutes));
             }
         }
+    }
+    // an LM does not depend on which other schemes and masks run
+    let key = HeadsConfig { schemes: Vec::new(), reference_mask_runs: false, ..cfg.clone() };
+    let mut correct: Vec<HeadRun> = Vec::new();
+    let mut reference: Vec<HeadRun> = Vec::new();
+    for (cell, run) in ctx.cells(&key, cells, |cell, dir| {
+        train_and_classify(&cfg, &corpus, cell.spec, cell.seed, dir, ctx.resume)
+    })? {
+        match cell.spec.1 {
+            MaskFill::NegInfinity => correct.push(run),
+            MaskFill::Zero => reference.push(run),
+        }
+    }
+    for run in correct.iter().chain(&reference) {
+        draw_classes(ctx, &cfg, run)?;
     }
     let all: Vec<(String, Vec<HeadStats>)> =
         correct.iter().chain(&reference).map(|r| (r.label.clone(), r.stats.clone())).collect();

@@ -7,6 +7,8 @@
 //! unigram entropy), judged `< 0` (95 % t interval over seeds; one seed at quick: its point
 //! value). A diverged run keeps its (high) loss; a run without a loss is undefined, never a
 //! pass. No gate: the claim is itself that the model learned. Perplexity e^loss is reported.
+//!
+//! Cells: one per LM (scheme × seed), each training in its own directory with its checkpoints.
 
 use saturn_layers::{Activation, DecoderLm, InitScheme, LmConfig, ResidualScheme};
 use saturn_optim::{AdamConfig, Decay, OptimizerConfig, Schedule};
@@ -14,7 +16,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::ExperimentCtx;
+use super::char_lm::training_minutes;
 use super::data::CharCorpus;
+use crate::cells::Cell;
 use crate::claim::{Claim, Evidence, Rule, Threshold};
 use crate::config::{Preset, resolve};
 use crate::error::Result;
@@ -98,6 +102,18 @@ impl LmBaselineConfig {
     }
 }
 
+/// One trained LM: one cell's output.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct LmRun {
+    label: String,
+    seed: u64,
+    /// (step, validation loss) along training.
+    valid_loss: Vec<(f64, f64)>,
+    /// NaN when the run recorded none.
+    final_valid_loss: f64,
+    diverged_at_step: Option<usize>,
+}
+
 /// Trains each scheme with each seed and checks the claim.
 pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     let cfg = resolve(LmBaselineConfig::preset(ctx.preset), ctx.config_file.as_deref())?;
@@ -105,12 +121,21 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     ctx.write_config(&cfg)?;
     let corpus = CharCorpus::tiny_shakespeare()?;
     let entropy = corpus.unigram_entropy();
-    let mut curves = Vec::new();
-    let mut finals = Vec::new();
+    // one cell per LM: scheme × seed
+    let minutes = training_minutes(&cfg.model, cfg.batch_size, cfg.seq_len, cfg.train.steps);
+    let mut cells = Vec::new();
     for &scheme in &cfg.schemes {
         for &seed in &ctx.seeds {
             let label = format!("{}-seed{seed}", scheme.name());
-            let model = DecoderLm::<f32>::new(cfg.lm(scheme, corpus.vocab), seed)?;
+            cells.push(Cell::new(seed, label, scheme).minutes(minutes));
+        }
+    }
+    // an LM does not depend on which other schemes run
+    let key = LmBaselineConfig { schemes: Vec::new(), ..cfg.clone() };
+    let runs: Vec<LmRun> = ctx
+        .cells(&key, cells, |cell, dir| {
+            let seed = cell.seed;
+            let model = DecoderLm::<f32>::new(cfg.lm(cell.spec, corpus.vocab), seed)?;
             let task = LmTask {
                 train: &corpus.train,
                 valid: &corpus.valid,
@@ -120,24 +145,27 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
                 eval_batches: cfg.eval_batches,
                 seed,
             };
-            let out = train(
-                &model,
-                &task,
-                &cfg.train,
-                &ctx.dir.sub(&label)?,
-                ctx.resume,
-                &label,
-                &mut |_, _| Ok(Vec::new()),
-            )?;
-            curves.push(Series::new(label.clone(), out.metrics.series("valid_loss")));
-            finals.push((
-                label,
+            let out =
+                train(&model, &task, &cfg.train, dir, ctx.resume, &cell.label, &mut |_, _| {
+                    Ok(Vec::new())
+                })?;
+            Ok(LmRun {
+                label: cell.label.clone(),
                 seed,
-                out.final_valid_loss.unwrap_or(f64::NAN),
-                out.diverged_at_step,
-            ));
-        }
-    }
+                valid_loss: out.metrics.series("valid_loss"),
+                final_valid_loss: out.final_valid_loss.unwrap_or(f64::NAN),
+                diverged_at_step: out.diverged_at_step,
+            })
+        })?
+        .into_iter()
+        .map(|(_, run)| run)
+        .collect();
+    let curves: Vec<Series> =
+        runs.iter().map(|r| Series::new(r.label.clone(), r.valid_loss.clone())).collect();
+    let finals: Vec<(String, u64, f64, Option<usize>)> = runs
+        .iter()
+        .map(|r| (r.label.clone(), r.seed, r.final_valid_loss, r.diverged_at_step))
+        .collect();
     let mut with_entropy = curves.clone();
     if let (Some(first), Some(last)) = (
         curves.iter().flat_map(|c| c.points.first()).next(),

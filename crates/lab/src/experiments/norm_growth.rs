@@ -33,24 +33,28 @@
 //! finding: decoupled decay multiplies θ by 1 − ηλ = 0.99 every step. It is the unit test
 //! `strong_weight_decay_shrinks_the_norm` below.
 //!
-//! The tracker sees the steps it is run for: after `--resume`, norms and alignments start at the
-//! checkpoint, and the fits use what was observed.
+//! Cells: one per run (arm × seed). Every run checkpoints every tenth of its steps, and a
+//! resumed run measures what an uninterrupted one does: the norms and alignments live in the
+//! run's metrics, which the checkpoints carry, and the tracker's snapshots are kept beside them
+//! and replayed into it on resume (see [`measure`]).
 
-use saturn_layers::ResidualScheme;
+use saturn_layers::{DecoderLm, ResidualScheme, checkpoint};
 use saturn_optim::{OptimizerConfig, SgdConfig};
 use saturn_saturation::{Fit, GrowthExponent, NormTracker, Regressor, fit_all, growth_exponent};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::ExperimentCtx;
-use super::char_lm::{LmData, adamw, constant_lr, lm_task, new_lm};
+use super::char_lm::{LmData, adamw, constant_lr, lm_task, new_lm, training_minutes};
 use super::data::CharCorpus;
 use super::lm_baseline::ModelShape;
+use crate::cells::Cell;
 use crate::claim::LEARNED_MARGIN;
 use crate::claim::{Claim, Evidence, Gate, Rule, Threshold};
 use crate::config::{Preset, resolve};
-use crate::error::{LabError, Result};
+use crate::error::{LabError, Result, io_err};
 use crate::plot::{Chart, Series, line_chart};
+use crate::run_dir::RunDir;
 use crate::stats::log_log_slope;
 use crate::summary::Claims;
 use crate::train::train;
@@ -123,14 +127,26 @@ impl NormGrowthConfig {
 }
 
 /// What kind of run, for the claims.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 enum Kind {
     AdamNoDecay,
     Sgd,
     StrongDecay,
 }
 
-/// What one run measured.
+/// One arm of the plan, trained once per seed.
+#[derive(Debug, Clone)]
+struct Arm {
+    /// The run's label without its seed, e.g. `adamw-post`.
+    name: String,
+    kind: Kind,
+    scheme: ResidualScheme,
+    optimizer: OptimizerConfig,
+    lr: f64,
+}
+
+/// What one run measured: one cell's output.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct RunResult {
     label: String,
     kind: Kind,
@@ -138,6 +154,10 @@ struct RunResult {
     norms: Vec<(f64, f64)>,
     alignment: Vec<(f64, f64)>,
     direction: Vec<(f64, f64)>,
+    /// (step, group, cos(θ_t, θ_t+Δ)) of every layer or top-level module.
+    group_direction: Vec<(usize, String, f64)>,
+    /// (step, group, ‖θ_group‖) at every kept snapshot.
+    group_norms: Vec<(usize, String, f64)>,
     fits: Vec<Fit>,
     exponent: GrowthExponent,
     /// ‖θ‖ rose at every snapshot from `monotone_from` on (the old criterion, for the reader).
@@ -154,138 +174,93 @@ struct RunResult {
     final_valid_loss: f64,
 }
 
+/// The AdamW (wd = 0) arm of every scheme, then SGD and strong weight decay on the control
+/// scheme.
+fn arms(cfg: &NormGrowthConfig) -> Vec<Arm> {
+    let mut arms: Vec<Arm> = cfg
+        .schemes
+        .iter()
+        .map(|&scheme| Arm {
+            name: format!("adamw-{}", scheme.name()),
+            kind: Kind::AdamNoDecay,
+            scheme,
+            optimizer: adamw(0.0),
+            lr: cfg.adamw_lr,
+        })
+        .collect();
+    let control = cfg.control_scheme;
+    arms.push(Arm {
+        name: format!("sgd-{}", control.name()),
+        kind: Kind::Sgd,
+        scheme: control,
+        optimizer: OptimizerConfig::Sgd(SgdConfig::default()),
+        lr: cfg.sgd_lr,
+    });
+    arms.push(Arm {
+        name: format!("adamw-wd{}-{}", cfg.strong_weight_decay, control.name()),
+        kind: Kind::StrongDecay,
+        scheme: control,
+        optimizer: adamw(cfg.strong_weight_decay),
+        lr: cfg.adamw_lr,
+    });
+    arms
+}
+
 /// Trains every run and checks the claims.
 pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     let cfg = resolve(NormGrowthConfig::preset(ctx.preset), ctx.config_file.as_deref())?;
     cfg.validate()?;
     ctx.write_config(&cfg)?;
     let corpus = CharCorpus::tiny_shakespeare()?;
-    let every = cfg.steps / cfg.snapshots;
-    let lag = cfg.snapshots / 20;
-    let mut plan: Vec<(String, Kind, ResidualScheme, OptimizerConfig, f64)> = cfg
-        .schemes
-        .iter()
-        .map(|&s| (format!("adamw-{}", s.name()), Kind::AdamNoDecay, s, adamw(0.0), cfg.adamw_lr))
+    // one cell per run: arm × seed; the tracker's snapshot of every step costs about 40 % more
+    // than the training (the recorded full run: 470 s a run)
+    let minutes =
+        1.4 * training_minutes(&cfg.model, cfg.data.batch_size, cfg.data.seq_len, cfg.steps);
+    let mut cells = Vec::new();
+    for arm in arms(&cfg) {
+        for &seed in &ctx.seeds {
+            let label = format!("{}-seed{seed}", arm.name);
+            cells.push(Cell::new(seed, label, arm.clone()).minutes(minutes));
+        }
+    }
+    // a run does not depend on which schemes the AdamW arms cover
+    let key = NormGrowthConfig { schemes: Vec::new(), ..cfg.clone() };
+    let results: Vec<RunResult> = ctx
+        .cells(&key, cells, |cell, dir| {
+            measure(&cfg, &corpus, &cell.spec, cell.seed, dir, ctx.resume, &cell.label, None)
+        })?
+        .into_iter()
+        .map(|(_, r)| r)
         .collect();
-    let control = cfg.control_scheme;
-    plan.push((
-        format!("sgd-{}", control.name()),
-        Kind::Sgd,
-        control,
-        OptimizerConfig::Sgd(SgdConfig::default()),
-        cfg.sgd_lr,
-    ));
-    plan.push((
-        format!("adamw-wd{}-{}", cfg.strong_weight_decay, control.name()),
-        Kind::StrongDecay,
-        control,
-        adamw(cfg.strong_weight_decay),
-        cfg.adamw_lr,
-    ));
 
-    let mut results = Vec::new();
     let mut fit_rows = Vec::new();
     let mut dir_rows = Vec::new();
     let mut group_rows = Vec::new();
-    for (name, kind, scheme, optimizer, lr) in &plan {
-        for &seed in &ctx.seeds {
-            let label = format!("{name}-seed{seed}");
-            let model = new_lm(&cfg.model, *scheme, &corpus, cfg.data.seq_len, seed)?;
-            let task = lm_task(&corpus, &cfg.data, seed);
-            let train_cfg = constant_lr(cfg.steps, optimizer.clone(), *lr, 1);
-            let mut tracker = NormTracker::new(every)?;
-            let out = train(
-                &model,
-                &task,
-                &train_cfg,
-                &ctx.dir.sub(&label)?,
-                ctx.resume,
-                &label,
-                &mut |step, m| {
-                    let r = tracker.observe(step, m)?;
-                    let mut row = vec![("norm".to_string(), r.total_norm)];
-                    if let Some(a) = r.update_alignment {
-                        row.push(("update_alignment".to_string(), a));
-                    }
-                    Ok(row)
-                },
-            )?;
-            let records = tracker.records();
-            let norms: Vec<(f64, f64)> =
-                records.iter().map(|r| (r.step as f64, r.total_norm)).collect();
-            let alignment: Vec<(f64, f64)> = records
-                .iter()
-                .filter_map(|r| r.update_alignment.map(|a| (r.step as f64, a)))
-                .collect();
-            let late: Vec<(f64, f64)> =
-                norms.iter().copied().filter(|(t, _)| *t >= cfg.monotone_from as f64).collect();
-            let (ts, ys): (Vec<f64>, Vec<f64>) = late.iter().copied().unzip();
-            let fits = fit_all(&ts, &ys)?;
-            let exponent = growth_exponent(&ts, &ys)?;
-            let snaps: Vec<(usize, f64)> =
-                tracker.checkpoints().iter().map(|(s, snap)| (*s, snap.total_norm())).collect();
-            let judged: Vec<f64> =
-                snaps.iter().filter(|(s, _)| *s >= cfg.monotone_from).map(|x| x.1).collect();
-            let monotone = judged.len() >= 2 && judged.windows(2).all(|w| w[1] > w[0]);
-            let rising_share = judged.windows(2).filter(|w| w[1] > w[0]).count() as f64
-                / judged.len().saturating_sub(1) as f64;
-            let (late_t, late_norm): (Vec<f64>, Vec<f64>) =
-                norms.iter().copied().filter(|(t, _)| *t >= (cfg.steps / 2).max(1) as f64).unzip();
-            let late_slope = log_log_slope(&late_t, &late_norm);
-            let late_align: Vec<f64> = alignment
-                .iter()
-                .filter(|(t, _)| *t > cfg.monotone_from as f64)
-                .map(|x| x.1.abs())
-                .collect();
-            let mean_abs_alignment =
-                late_align.iter().sum::<f64>() / late_align.len().max(1) as f64;
-            let direction: Vec<(f64, f64)> =
-                tracker.direction_cosines(lag)?.into_iter().map(|(s, c)| (s as f64, c)).collect();
-            for f in &fits {
-                fit_rows.push(vec![
-                    label.clone(),
-                    f.regressor.name().into(),
-                    f.intercept.to_string(),
-                    f.slope.to_string(),
-                    f.r2.to_string(),
-                ]);
-            }
+    for r in &results {
+        for f in &r.fits {
             fit_rows.push(vec![
-                label.clone(),
-                format!("growth_exponent={}", exponent.exponent),
-                String::new(),
-                String::new(),
-                exponent.r2.to_string(),
+                r.label.clone(),
+                f.regressor.name().into(),
+                f.intercept.to_string(),
+                f.slope.to_string(),
+                f.r2.to_string(),
             ]);
-            for (s, c) in &direction {
-                dir_rows.push(vec![label.clone(), "total".into(), s.to_string(), c.to_string()]);
-            }
-            for (s, g, c) in tracker.group_direction_cosines(lag)? {
-                dir_rows.push(vec![label.clone(), g, s.to_string(), c.to_string()]);
-            }
-            for (s, snap) in tracker.checkpoints() {
-                for (g, n) in snap.group_norms() {
-                    group_rows.push(vec![label.clone(), s.to_string(), g, n.to_string()]);
-                }
-            }
-            results.push(RunResult {
-                label,
-                kind: *kind,
-                seed,
-                initial_norm: norms.first().map_or(f64::NAN, |x| x.1),
-                final_norm: norms.last().map_or(f64::NAN, |x| x.1),
-                norms,
-                alignment,
-                direction,
-                fits,
-                exponent,
-                monotone,
-                rising_share,
-                late_slope,
-                mean_abs_alignment,
-                diverged_at_step: out.diverged_at_step,
-                final_valid_loss: out.final_valid_loss.unwrap_or(f64::NAN),
-            });
+        }
+        fit_rows.push(vec![
+            r.label.clone(),
+            format!("growth_exponent={}", r.exponent.exponent),
+            String::new(),
+            String::new(),
+            r.exponent.r2.to_string(),
+        ]);
+        for (s, c) in &r.direction {
+            dir_rows.push(vec![r.label.clone(), "total".into(), s.to_string(), c.to_string()]);
+        }
+        for (s, g, c) in &r.group_direction {
+            dir_rows.push(vec![r.label.clone(), g.clone(), s.to_string(), c.to_string()]);
+        }
+        for (s, g, n) in &r.group_norms {
+            group_rows.push(vec![r.label.clone(), s.to_string(), g.clone(), n.to_string()]);
         }
     }
     ctx.dir.write_csv("fits.csv", &["run", "regressor", "intercept", "slope", "r2"], &fit_rows)?;
@@ -293,6 +268,148 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     ctx.dir.write_csv("group_norms.csv", &["run", "step", "group", "norm"], &group_rows)?;
     figures(ctx, &cfg, &results)?;
     Ok(claims(&cfg, &results, &ctx.seeds, corpus.unigram_entropy()))
+}
+
+/// The subdirectory of a run's directory that holds the tracker's snapshots while it trains.
+const SNAPSHOTS: &str = "snapshots";
+
+fn snapshot_file(dir: &RunDir, step: usize) -> std::path::PathBuf {
+    dir.file(SNAPSHOTS).join(format!("step-{step:08}.safetensors"))
+}
+
+/// Replays into an empty `tracker` the snapshots it kept up to `step` in the process that
+/// trained the run that far, from their files, using `scratch` to hold them.
+fn replay_snapshots(
+    tracker: &mut NormTracker,
+    scratch: &DecoderLm<f32>,
+    dir: &RunDir,
+    every: usize,
+    step: usize,
+) -> Result<()> {
+    for kept in (0..=step).step_by(every) {
+        let file = snapshot_file(dir, kept);
+        if !file.is_file() {
+            return Err(LabError::Run(format!(
+                "{}: missing, so the norm tracker cannot resume from step {step}; remove {} to train the run again",
+                file.display(),
+                dir.path.display()
+            )));
+        }
+        checkpoint::load(&file, scratch, &Default::default())?;
+        tracker.observe(kept, scratch)?;
+    }
+    Ok(())
+}
+
+/// Trains one run in `dir` (resuming from its checkpoint with `resume`) and measures its
+/// norms, alignments and directions.
+///
+/// A resumed run measures what an uninterrupted one does, bit for bit. The norms and
+/// alignments are read from the run's metrics, which its checkpoints carry. The snapshots the
+/// direction cosines and group norms need are written beside them (`snapshots/`, removed once
+/// the run is measured); when the first step the tracker sees is not 0, `train` resumed from the
+/// checkpoint of the step before (the tracker observes every step), and the tracker is given
+/// the snapshots up to it and that checkpoint's θ (the previous θ of the next update's
+/// alignment). `stop_at` is the tests' stand-in for a preemption: the run fails when it
+/// reaches that step (None: it never does).
+#[allow(clippy::too_many_arguments)]
+fn measure(
+    cfg: &NormGrowthConfig,
+    corpus: &CharCorpus,
+    arm: &Arm,
+    seed: u64,
+    dir: &RunDir,
+    resume: bool,
+    label: &str,
+    stop_at: Option<usize>,
+) -> Result<RunResult> {
+    let every = cfg.steps / cfg.snapshots;
+    let lag = cfg.snapshots / 20;
+    let model = new_lm(&cfg.model, arm.scheme, corpus, cfg.data.seq_len, seed)?;
+    // holds the saved snapshots and checkpoint while the tracker catches up after a resume
+    let scratch = new_lm(&cfg.model, arm.scheme, corpus, cfg.data.seq_len, seed)?;
+    let task = lm_task(corpus, &cfg.data, seed);
+    let train_cfg = constant_lr(cfg.steps, arm.optimizer.clone(), arm.lr, 1);
+    let mut tracker = NormTracker::new(every)?;
+    dir.sub(SNAPSHOTS)?;
+    let out = train(&model, &task, &train_cfg, dir, resume, label, &mut |step, m| {
+        if stop_at == Some(step) {
+            return Err(LabError::Run(format!("{label}: stopped at step {step}")));
+        }
+        if tracker.records().is_empty() && step > 0 {
+            let resumed_from = step - 1;
+            replay_snapshots(&mut tracker, &scratch, dir, every, resumed_from)?;
+            let at = dir.file("checkpoints").join(format!("step-{resumed_from:08}"));
+            checkpoint::load(&at.join("model.safetensors"), &scratch, &Default::default())?;
+            tracker.observe(resumed_from, &scratch)?;
+        }
+        let r = tracker.observe(step, m)?;
+        if step.is_multiple_of(every) {
+            checkpoint::save(&snapshot_file(dir, step), m, &Default::default())?;
+        }
+        let mut row = vec![("norm".to_string(), r.total_norm)];
+        if let Some(a) = r.update_alignment {
+            row.push(("update_alignment".to_string(), a));
+        }
+        Ok(row)
+    })?;
+    if tracker.records().is_empty() {
+        // resumed from a checkpoint with nothing left to train
+        replay_snapshots(&mut tracker, &scratch, dir, every, out.steps)?;
+    }
+    let norms = out.metrics.series("norm");
+    let alignment = out.metrics.series("update_alignment");
+    let late: Vec<(f64, f64)> =
+        norms.iter().copied().filter(|(t, _)| *t >= cfg.monotone_from as f64).collect();
+    let (ts, ys): (Vec<f64>, Vec<f64>) = late.iter().copied().unzip();
+    let fits = fit_all(&ts, &ys)?;
+    let exponent = growth_exponent(&ts, &ys)?;
+    let snaps: Vec<(usize, f64)> =
+        tracker.checkpoints().iter().map(|(s, snap)| (*s, snap.total_norm())).collect();
+    let judged: Vec<f64> =
+        snaps.iter().filter(|(s, _)| *s >= cfg.monotone_from).map(|x| x.1).collect();
+    let monotone = judged.len() >= 2 && judged.windows(2).all(|w| w[1] > w[0]);
+    let rising_share = judged.windows(2).filter(|w| w[1] > w[0]).count() as f64
+        / judged.len().saturating_sub(1) as f64;
+    let (late_t, late_norm): (Vec<f64>, Vec<f64>) =
+        norms.iter().copied().filter(|(t, _)| *t >= (cfg.steps / 2).max(1) as f64).unzip();
+    let late_slope = log_log_slope(&late_t, &late_norm);
+    let late_align: Vec<f64> = alignment
+        .iter()
+        .filter(|(t, _)| *t > cfg.monotone_from as f64)
+        .map(|x| x.1.abs())
+        .collect();
+    let mean_abs_alignment = late_align.iter().sum::<f64>() / late_align.len().max(1) as f64;
+    let direction: Vec<(f64, f64)> =
+        tracker.direction_cosines(lag)?.into_iter().map(|(s, c)| (s as f64, c)).collect();
+    let group_norms = tracker
+        .checkpoints()
+        .iter()
+        .flat_map(|(s, snap)| snap.group_norms().into_iter().map(|(g, n)| (*s, g, n)))
+        .collect();
+    let result = RunResult {
+        label: label.to_string(),
+        kind: arm.kind,
+        seed,
+        initial_norm: norms.first().map_or(f64::NAN, |x| x.1),
+        final_norm: norms.last().map_or(f64::NAN, |x| x.1),
+        group_direction: tracker.group_direction_cosines(lag)?,
+        group_norms,
+        norms,
+        alignment,
+        direction,
+        fits,
+        exponent,
+        monotone,
+        rising_share,
+        late_slope,
+        mean_abs_alignment,
+        diverged_at_step: out.diverged_at_step,
+        final_valid_loss: out.final_valid_loss.unwrap_or(f64::NAN),
+    };
+    let snapshots = dir.file(SNAPSHOTS);
+    std::fs::remove_dir_all(&snapshots).map_err(io_err(&snapshots))?;
+    Ok(result)
 }
 
 fn figures(ctx: &ExperimentCtx, cfg: &NormGrowthConfig, results: &[RunResult]) -> Result<()> {
@@ -564,7 +681,6 @@ fn exponent(r: &RunResult) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::run_dir::RunDir;
 
     /// The norm after `steps` AdamW steps (lr `adamw_lr`, decay `wd`) of a tiny Post-LN LM,
     /// against its initial norm.
@@ -598,6 +714,39 @@ mod tests {
         let (_, free) = norm_after(100, 0.0);
         assert!(decayed < start, "{decayed} ≥ {start}");
         assert!(free > start, "without decay the norm grows: {free} ≤ {start}");
+    }
+
+    /// A run stopped after a checkpoint and resumed through `train`'s resume path measures what
+    /// an uninterrupted run does, bit for bit: norms, alignments, direction cosines, group
+    /// norms, fits and metrics.
+    #[test]
+    fn a_resumed_run_measures_what_an_uninterrupted_one_does() {
+        let corpus = CharCorpus::tiny_shakespeare().unwrap();
+        let mut cfg = NormGrowthConfig::preset(Preset::Quick);
+        (cfg.model.d_model, cfg.model.n_heads, cfg.model.d_ff, cfg.model.n_layers) = (16, 2, 32, 1);
+        cfg.data = LmData { batch_size: 2, seq_len: 16, eval_batches: 1 };
+        (cfg.steps, cfg.snapshots, cfg.monotone_from) = (40, 20, 10);
+        let arm = &arms(&cfg)[0];
+        let root = std::env::temp_dir().join(format!("saturn-norm-resume-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let label = "adamw-post-seed0";
+        let whole_dir = RunDir::create(&root, "whole").unwrap();
+        let whole = measure(&cfg, &corpus, arm, 0, &whole_dir, false, label, None).unwrap();
+        // checkpoints every 4 steps: a run stopped at step 27 resumes from step 24
+        let cut_dir = RunDir::create(&root, "cut").unwrap();
+        let stopped = measure(&cfg, &corpus, arm, 0, &cut_dir, false, label, Some(27));
+        assert!(stopped.unwrap_err().to_string().contains("stopped at step 27"));
+        let latest = std::fs::read_to_string(cut_dir.file("checkpoints").join("latest")).unwrap();
+        assert_eq!(latest.trim(), "step-00000024");
+        let resumed = measure(&cfg, &corpus, arm, 0, &cut_dir, true, label, None).unwrap();
+        // every snapshot pair Δ apart, those before the checkpoint included
+        assert_eq!(resumed.direction.len(), cfg.snapshots);
+        let exact = |r: &RunResult| ron::to_string(r).unwrap();
+        assert_eq!(exact(&resumed), exact(&whole));
+        let metrics = |d: &RunDir| std::fs::read_to_string(d.file("metrics.csv")).unwrap();
+        assert_eq!(metrics(&cut_dir), metrics(&whole_dir));
+        assert!(!cut_dir.file(SNAPSHOTS).exists(), "the snapshots go once the run is measured");
+        let _ = std::fs::remove_dir_all(&root);
     }
 
     #[test]

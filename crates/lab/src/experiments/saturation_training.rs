@@ -12,6 +12,9 @@
 //! (sat < 0.6 at step 0), and every LM learned (final validation loss ≤ unigram entropy −
 //! [`LEARNED_MARGIN`]): an LM collapsed onto the unigram plateau is trivially equal to its own
 //! saturated version, so without this gate the claim would hold for the wrong reason.
+//!
+//! Cells: one per LM (scheme × seed). The sat curve is kept in the run's metrics, which its
+//! checkpoints carry, so a resumed cell has the whole curve.
 
 use saturn_layers::{DecoderLm, ResidualScheme};
 use saturn_saturation::{SATURATION_SCALE, copy_parameters, saturation_similarity, to_f64};
@@ -21,14 +24,17 @@ use serde_json::json;
 use super::ExperimentCtx;
 use super::char_lm::{
     LmData, adamw, constant_lr, epoch_steps, lm_task, new_lm, probe_batch, run_label,
+    training_minutes,
 };
 use super::data::CharCorpus;
 use super::lm_baseline::ModelShape;
+use crate::cells::Cell;
 use crate::claim::LEARNED_MARGIN;
 use crate::claim::{Claim, Evidence, Gate, Rule, Threshold};
 use crate::config::{Preset, resolve};
 use crate::error::Result;
 use crate::plot::{Chart, Series, line_chart};
+use crate::run_dir::RunDir;
 use crate::summary::Claims;
 use crate::train::train;
 
@@ -82,6 +88,8 @@ impl SaturationTrainingConfig {
     }
 }
 
+/// One trained LM's saturation curve: one cell's output.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct RunResult {
     label: String,
     seed: u64,
@@ -95,50 +103,70 @@ struct RunResult {
     final_valid_loss: f64,
 }
 
+/// The per-layer sat (`sat_h0`, `sat_h1`, …) of a metrics row, in layer order.
+fn layer_sats(row: &crate::metrics::Row) -> Vec<f64> {
+    (0..).map_while(|i| row.values.get(&format!("sat_h{i}")).copied()).collect()
+}
+
+/// Trains one LM, probing sat along the way. The curve is read from the run's metrics, not
+/// kept by the probe, so that a run resumed from a checkpoint has the whole of it.
+fn train_and_probe(
+    cfg: &SaturationTrainingConfig,
+    corpus: &CharCorpus,
+    scheme: ResidualScheme,
+    seed: u64,
+    dir: &RunDir,
+    resume: bool,
+    label: &str,
+) -> Result<RunResult> {
+    let model = new_lm(&cfg.model, scheme, corpus, cfg.data.seq_len, seed)?;
+    let twin: DecoderLm<f64> = to_f64(&model)?;
+    let task = lm_task(corpus, &cfg.data, seed);
+    let batch = probe_batch(&task, cfg.probe_windows)?;
+    let train_cfg = constant_lr(cfg.steps, adamw(0.0), cfg.lr, cfg.probe_every);
+    let out = train(&model, &task, &train_cfg, dir, resume, label, &mut |_, m| {
+        copy_parameters(m, &twin)?;
+        let s = saturation_similarity(&twin, &batch, cfg.c)?;
+        let mut row = vec![("sat".to_string(), s.output)];
+        row.extend(s.layers.iter().enumerate().map(|(i, v)| (format!("sat_h{i}"), *v)));
+        Ok(row)
+    })?;
+    let probed: Vec<&crate::metrics::Row> =
+        out.metrics.rows.iter().filter(|r| r.values.contains_key("sat")).collect();
+    Ok(RunResult {
+        label: label.to_string(),
+        seed,
+        sat: probed.iter().map(|r| (r.step as f64, r.values["sat"])).collect(),
+        layers_init: probed.first().map(|r| layer_sats(r)).unwrap_or_default(),
+        layers_end: probed.last().map(|r| layer_sats(r)).unwrap_or_default(),
+        diverged_at_step: out.diverged_at_step,
+        final_valid_loss: out.final_valid_loss.unwrap_or(f64::NAN),
+    })
+}
+
 /// Trains each scheme and seed, probing sat along the way.
 pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     let cfg = resolve(SaturationTrainingConfig::preset(ctx.preset), ctx.config_file.as_deref())?;
     ctx.write_config(&cfg)?;
     let corpus = CharCorpus::tiny_shakespeare()?;
-    let mut results = Vec::new();
+    // one cell per LM: scheme × seed; the probes (f64, 21 of them) add about a tenth
+    let minutes =
+        1.1 * training_minutes(&cfg.model, cfg.data.batch_size, cfg.data.seq_len, cfg.steps);
+    let mut cells = Vec::new();
     for &scheme in &cfg.schemes {
         for &seed in &ctx.seeds {
-            let label = run_label(scheme, seed);
-            let model = new_lm(&cfg.model, scheme, &corpus, cfg.data.seq_len, seed)?;
-            let twin: DecoderLm<f64> = to_f64(&model)?;
-            let task = lm_task(&corpus, &cfg.data, seed);
-            let batch = probe_batch(&task, cfg.probe_windows)?;
-            let train_cfg = constant_lr(cfg.steps, adamw(0.0), cfg.lr, cfg.probe_every);
-            let mut sat = Vec::new();
-            let mut layers = Vec::new();
-            let out = train(
-                &model,
-                &task,
-                &train_cfg,
-                &ctx.dir.sub(&label)?,
-                ctx.resume,
-                &label,
-                &mut |step, m| {
-                    copy_parameters(m, &twin)?;
-                    let s = saturation_similarity(&twin, &batch, cfg.c)?;
-                    sat.push((step as f64, s.output));
-                    let mut row = vec![("sat".to_string(), s.output)];
-                    row.extend(s.layers.iter().enumerate().map(|(i, v)| (format!("sat_h{i}"), *v)));
-                    layers.push(s.layers);
-                    Ok(row)
-                },
-            )?;
-            results.push(RunResult {
-                label,
-                seed,
-                sat,
-                layers_init: layers.first().cloned().unwrap_or_default(),
-                layers_end: layers.last().cloned().unwrap_or_default(),
-                diverged_at_step: out.diverged_at_step,
-                final_valid_loss: out.final_valid_loss.unwrap_or(f64::NAN),
-            });
+            cells.push(Cell::new(seed, run_label(scheme, seed), scheme).minutes(minutes));
         }
     }
+    // an LM does not depend on which other schemes run
+    let key = SaturationTrainingConfig { schemes: Vec::new(), ..cfg.clone() };
+    let results: Vec<RunResult> = ctx
+        .cells(&key, cells, |cell, dir| {
+            train_and_probe(&cfg, &corpus, cell.spec, cell.seed, dir, ctx.resume, &cell.label)
+        })?
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect();
     let series: Vec<Series> =
         results.iter().map(|r| Series::new(r.label.clone(), r.sat.clone())).collect();
     let title = format!("saturation along training: cos(f(x; θ), f(x; {}θ))", cfg.c);
