@@ -1,6 +1,7 @@
 //! `cargo xtask <command>`: project tasks for Saturn (std only, builds in seconds).
 
 mod coretype;
+mod fuzz;
 mod mkl;
 mod setup;
 
@@ -30,6 +31,12 @@ commands:
                           then a merge job; see `saturn sweep --help`) or `--emit parallel`
                           (one command a line for GNU parallel); `--out DIR` holds both the
                           scripts and the run
+  fuzz [--seconds N] [TARGET...]
+                          coverage-guided fuzzing of the loaders (cargo-fuzz, libFuzzer,
+                          stable toolchain with `--sanitizer none`; installs cargo-fuzz if
+                          missing): N seconds per target (default 90), every target unless
+                          named; seeds from fuzz/seeds/ and the shared data; findings land in
+                          fuzz/artifacts/TARGET/ (copy each into fuzz/regressions/TARGET/)
   bench [--mkl] [args]    setup, then run the saturn-bench benchmarks (release); --mkl as above
   interop-export [args]   setup, then run `saturn-interop [args]` (release): export a model, a
                           batch and f64 gradients (or BERT outputs) for checking against
@@ -73,6 +80,7 @@ fn main() -> ExitCode {
         "test" => test(rest),
         "experiment" => experiment(rest),
         "cells" | "sweep" => lab_command(cmd, rest),
+        "fuzz" => fuzz::run(rest),
         "bench" => bench(rest),
         "interop-export" => interop_export(rest),
         "report" => report(rest),
@@ -91,14 +99,14 @@ fn main() -> ExitCode {
 }
 
 /// The workspace root (parent of this crate's manifest directory).
-fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     manifest.parent().unwrap_or(manifest).to_path_buf()
 }
 
 /// A cargo command in the workspace root, with `OPENBLAS_CORETYPE` set from the CPU's flags
 /// (see `coretype`) unless the environment already sets it.
-fn cargo() -> Command {
+pub(crate) fn cargo() -> Command {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(workspace_root());

@@ -38,7 +38,11 @@ pub fn resolve<C: Serialize + DeserializeOwned>(preset: C, overrides: Option<&Pa
 }
 
 /// [`resolve`] from the text of a TOML file (`origin` names it in errors).
-pub fn resolve_text<C: Serialize + DeserializeOwned>(preset: C, text: &str, origin: &str) -> Result<C> {
+pub fn resolve_text<C: Serialize + DeserializeOwned>(
+    preset: C,
+    text: &str,
+    origin: &str,
+) -> Result<C> {
     let file: toml::Table = toml::from_str(text)
         .map_err(|e| LabError::Config(format!("{origin}: {}", one_line(&e.to_string()))))?;
     let mut base = toml::Table::try_from(&preset).map_err(|e| LabError::Config(e.to_string()))?;

@@ -9,7 +9,62 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Row {
     pub step: usize,
+    /// A diverged run's NaN or infinite values are kept: JSON has no number for them, so they
+    /// are written as the strings "NaN", "inf", "-inf" (and a `null` reads as NaN).
+    #[serde(with = "non_finite_as_names")]
     pub values: BTreeMap<String, f64>,
+}
+
+/// Serde for a map of f64 that keeps NaN and ±∞ through JSON (checkpoint `state.json`).
+mod non_finite_as_names {
+    use std::collections::BTreeMap;
+
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(untagged)]
+    enum Value {
+        Number(f64),
+        Named(String),
+        Null,
+    }
+
+    pub fn serialize<S: Serializer>(
+        values: &BTreeMap<String, f64>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_map(values.iter().map(|(k, &v)| {
+            let value = match v {
+                v if v.is_finite() => Value::Number(v),
+                v if v.is_nan() => Value::Named("NaN".into()),
+                v if v > 0.0 => Value::Named("inf".into()),
+                _ => Value::Named("-inf".into()),
+            };
+            (k, value)
+        }))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, f64>, D::Error> {
+        BTreeMap::<String, Value>::deserialize(d)?
+            .into_iter()
+            .map(|(k, v)| {
+                let x = match v {
+                    Value::Number(x) => x,
+                    Value::Null => f64::NAN,
+                    Value::Named(name) => match name.as_str() {
+                        "NaN" => f64::NAN,
+                        "inf" => f64::INFINITY,
+                        "-inf" => f64::NEG_INFINITY,
+                        other => {
+                            return Err(D::Error::custom(format!("`{k}`: not a number: {other:?}")));
+                        }
+                    },
+                };
+                Ok((k, x))
+            })
+            .collect()
+    }
 }
 
 /// A table of rows, in the order recorded.
@@ -78,5 +133,17 @@ mod tests {
         assert_eq!(m.to_csv(), "step,loss,val_loss\n0,2.5,\n10,1.25,1.5\n");
         assert_eq!(m.series("val_loss"), vec![(10.0, 1.5)]);
         assert_eq!(m.last("loss"), Some(1.25));
+    }
+
+    #[test]
+    fn a_diverged_runs_nan_and_infinities_survive_json() {
+        let mut m = Metrics::default();
+        m.push(3, [("a".to_string(), f64::NAN), ("b".to_string(), f64::INFINITY)]);
+        m.push(4, [("a".to_string(), f64::NEG_INFINITY), ("b".to_string(), 0.1 + 0.2)]);
+        let back: Metrics = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
+        assert!(back.rows[0].values["a"].is_nan());
+        assert_eq!(back.rows[0].values["b"], f64::INFINITY);
+        assert_eq!(back.rows[1].values["a"], f64::NEG_INFINITY);
+        assert_eq!(back.rows[1].values["b"].to_bits(), (0.1f64 + 0.2).to_bits());
     }
 }
