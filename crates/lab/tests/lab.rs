@@ -291,26 +291,30 @@ fn a_resumed_hessian_run_finishes_the_missing_phases_with_the_same_numbers() {
     };
     let hessian = find("hessian").unwrap();
     let whole = run_experiment(hessian, &opts).unwrap();
+    // a cell's phases are saved in its own directory; an unfinished cell has no `cell.ron`
+    let cell = |label: &str| out.join("hessian/cells").join(label);
     // interrupted after the SLQ phase of Pre-LN: power iteration and trace are missing
-    let saved = out.join("hessian/measurements/pre-seed0.json");
+    let saved = cell("pre-seed0").join("measurement.json");
     let mut m: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
     m["power"] = serde_json::Value::Null;
     m["trace"] = serde_json::Value::Null;
     std::fs::write(&saved, m.to_string()).unwrap();
+    std::fs::remove_file(cell("pre-seed0").join("cell.ron")).unwrap();
     let resumed = run_experiment(hessian, &RunOptions { resume: true, ..opts.clone() }).unwrap();
     assert_eq!(
         serde_json::to_value(&resumed.claims).unwrap(),
         serde_json::to_value(&whole.claims).unwrap()
     );
     // finished phases are read, not measured again
-    let saved = out.join("hessian/measurements/post-seed0.json");
+    let saved = cell("post-seed0").join("measurement.json");
     let mut m: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
     m["trace"]["mean"] = serde_json::json!(1e6);
     // a record from before the runner chose the seeds (its key has `seeds = 1`) is still read
     m["config"]["seeds"] = serde_json::json!(1);
     std::fs::write(&saved, m.to_string()).unwrap();
+    std::fs::remove_file(cell("post-seed0").join("cell.ron")).unwrap();
     let read = run_experiment(hessian, &RunOptions { resume: true, ..opts.clone() }).unwrap();
     let trace = read.claims.iter().find(|c| c.id == "post-ln-larger-trace").unwrap();
     let measured = trace.measured["trace"].clone();
@@ -323,7 +327,7 @@ fn a_resumed_hessian_run_finishes_the_missing_phases_with_the_same_numbers() {
     assert_eq!(trace_evidence_seeds(&more), vec![0, 1]);
     let trace = more.claims.iter().find(|c| c.id == "post-ln-larger-trace").unwrap();
     assert_eq!(trace.measured["trace"][0]["post_ln"], serde_json::json!(1e6), "seed 0 was read");
-    assert!(out.join("hessian/measurements/pre-seed1.json").exists());
+    assert!(cell("pre-seed1").join("measurement.json").exists());
     // a measurement of another config is not mixed in
     std::fs::write(&tiny, config.replace("lanczos_steps = 5", "lanczos_steps = 6")).unwrap();
     let err = run_experiment(hessian, &RunOptions { resume: true, ..opts }).unwrap_err();

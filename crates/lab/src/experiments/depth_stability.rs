@@ -35,6 +35,7 @@ use super::hessian::scheme_key;
 use super::schemes::{label, mean, mean_curve};
 use super::translation::{Seq2SeqShape, TranslationData, TranslationTask, init_admin};
 use super::warmup::{SCORE, scored_loss};
+use crate::cells::Cell;
 use crate::claim::{Claim, Evidence, Gate, Rule, Threshold};
 use crate::claim::{LEARNED_MARGIN, LEARNED_MARGIN_REASON};
 use crate::config::{Preset, resolve};
@@ -100,7 +101,8 @@ impl DepthStabilityConfig {
     }
 }
 
-/// One training run's outcome.
+/// One training run's outcome: one cell's output.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Outcome {
     scheme: ResidualScheme,
     layers: usize,
@@ -110,6 +112,8 @@ struct Outcome {
     half_loss: Option<f64>,
     diverged_at: Option<usize>,
     stalled: bool,
+    /// (step, validation loss) of every evaluation.
+    valid_loss: Vec<(f64, f64)>,
 }
 
 impl Outcome {
@@ -128,49 +132,51 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     ctx.write_config(&cfg)?;
     let data = TranslationData::load(cfg.vocab, cfg.max_len)?;
     let unigram = data.tgt_unigram_entropy;
-    let mut outcomes = Vec::new();
-    let mut curves = Vec::new();
-    for &layers in &[cfg.shallow, cfg.deep] {
-        for &scheme in &cfg.schemes {
-            for &seed in &ctx.seeds {
-                let name = format!("{}-{layers}L-seed{seed}", scheme.name());
-                let task = TranslationTask::new(&data, cfg.batch_size, cfg.valid_pairs, seed)?;
-                let model =
-                    Seq2Seq::<f32>::new(cfg.model.config(scheme, layers, layers, &data), seed)?;
-                init_admin(&model, &task.batch(0)?)?;
-                let out = train(
-                    &model,
-                    &task,
-                    &cfg.train,
-                    &ctx.dir.sub(&name)?,
-                    ctx.resume,
-                    &name,
-                    &mut |_, _| Ok(Vec::new()),
-                )?;
-                let final_loss = out.final_valid_loss.filter(|v| v.is_finite());
-                let half = cfg.train.steps / 2;
-                let half_loss = out
-                    .metrics
-                    .series("valid_loss")
-                    .into_iter()
-                    .find(|(step, _)| *step >= half as f64)
-                    .map(|(_, v)| v);
-                curves.push((scheme, layers, out.metrics.series("valid_loss")));
-                outcomes.push(Outcome {
-                    scheme,
-                    layers,
-                    seed,
-                    final_loss,
-                    half_loss,
-                    diverged_at: out.diverged_at_step,
-                    stalled: match (final_loss, half_loss) {
-                        (Some(end), Some(mid)) if mid.is_finite() => end > 0.99 * mid,
-                        _ => true,
-                    },
-                });
+    // one cell per training run: scheme × depth × seed, checkpointed in its cell
+    let mut cells = Vec::new();
+    for &seed in &ctx.seeds {
+        for &layers in &[cfg.shallow, cfg.deep] {
+            for &scheme in &cfg.schemes {
+                let label = format!("{}-l{layers}-seed{seed}", scheme.name());
+                let minutes = cfg.model.training_minutes(layers, cfg.train.steps, cfg.batch_size);
+                cells.push(Cell::new(seed, label, (scheme, layers)).minutes(minutes));
             }
         }
     }
+    // a run does not depend on which other schemes and depths run
+    let key = DepthStabilityConfig { schemes: Vec::new(), shallow: 0, deep: 0, ..cfg.clone() };
+    let outcomes: Vec<Outcome> = ctx
+        .cells(&key, cells, |cell, dir| {
+            let ((scheme, layers), seed) = (cell.spec, cell.seed);
+            let task = TranslationTask::new(&data, cfg.batch_size, cfg.valid_pairs, seed)?;
+            let model = Seq2Seq::<f32>::new(cfg.model.config(scheme, layers, layers, &data), seed)?;
+            init_admin(&model, &task.batch(0)?)?;
+            let out =
+                train(&model, &task, &cfg.train, dir, ctx.resume, &cell.label, &mut |_, _| {
+                    Ok(Vec::new())
+                })?;
+            let final_loss = out.final_valid_loss.filter(|v| v.is_finite());
+            let half = cfg.train.steps / 2;
+            let valid_loss = out.metrics.series("valid_loss");
+            let half_loss =
+                valid_loss.iter().find(|(step, _)| *step >= half as f64).map(|&(_, v)| v);
+            Ok(Outcome {
+                scheme,
+                layers,
+                seed,
+                final_loss,
+                half_loss,
+                diverged_at: out.diverged_at_step,
+                stalled: match (final_loss, half_loss) {
+                    (Some(end), Some(mid)) if mid.is_finite() => end > 0.99 * mid,
+                    _ => true,
+                },
+                valid_loss,
+            })
+        })?
+        .into_iter()
+        .map(|(_, outcome)| outcome)
+        .collect();
     let table: Vec<Vec<String>> = outcomes
         .iter()
         .map(|o| {
@@ -207,10 +213,10 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
             .schemes
             .iter()
             .map(|&s| {
-                let runs: Vec<Vec<(f64, f64)>> = curves
+                let runs: Vec<Vec<(f64, f64)>> = outcomes
                     .iter()
-                    .filter(|c| c.0 == s && c.1 == layers)
-                    .map(|c| c.2.clone())
+                    .filter(|o| o.scheme == s && o.layers == layers)
+                    .map(|o| o.valid_loss.clone())
                     .collect();
                 Series::new(
                     format!("{} (mean of {} seeds)", label(s), runs.len()),

@@ -32,6 +32,7 @@ use super::ExperimentCtx;
 use super::amplification::Relabel;
 use super::schemes::{label, mean};
 use super::translation::{Seq2SeqShape, SeqBatch, TranslationData};
+use crate::cells::Cell;
 use crate::claim::{Claim, Evidence, Origin, Rule, Threshold, short};
 use crate::config::{Preset, resolve};
 use crate::error::{LabError, Result};
@@ -82,7 +83,9 @@ impl GradNormsConfig {
     }
 }
 
-/// ‖∂L/∂W^{2,l}‖_F (mean over batches) of every encoder and decoder layer l.
+/// ‖∂L/∂W^{2,l}‖_F (mean over batches) of every encoder and decoder layer l: one cell's
+/// output.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Profile {
     encoder: Vec<f64>,
     decoder: Vec<f64>,
@@ -120,6 +123,15 @@ fn profile(
     Ok(Profile { encoder: side("enc")?, decoder: side("dec")? })
 }
 
+/// A model's cost in core-minutes: ≈ 6.5 s per layer and side at the full preset (d = 256,
+/// 16 batches of 64 pairs: 2,330 s for 5 seeds × 2 schemes × 36 layers, record e0c09a8),
+/// linear in layers and pairs, quadratic in the width.
+fn estimated_minutes(cfg: &GradNormsConfig, layers: usize) -> f64 {
+    let pairs = (cfg.batches * cfg.batch_size) as f64 / 1024.0;
+    let width = (cfg.model.d_model as f64 / 256.0).powi(2);
+    6.5 / 60.0 * layers as f64 * pairs * width
+}
+
 /// Sweeps depths and profiles, then checks the claims.
 pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     let cfg = resolve(GradNormsConfig::preset(ctx.preset), ctx.config_file.as_deref())?;
@@ -130,24 +142,53 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     }
     ctx.write_config(&cfg)?;
     let data = TranslationData::load(cfg.vocab, cfg.max_len)?;
+    // one cell per model: scheme × layers × seed, over the sweep's depths and the profile's
+    // (a depth in both is one model: the same init and batches give the same norms)
+    let mut model_layers = cfg.depths.clone();
+    if !model_layers.contains(&cfg.profile_layers) {
+        model_layers.push(cfg.profile_layers);
+    }
+    let mut cells = Vec::new();
+    for &seed in &ctx.seeds {
+        for &scheme in &cfg.schemes {
+            for &l in &model_layers {
+                let label = format!("{}-l{l}-seed{seed}", scheme.name());
+                cells.push(Cell::new(seed, label, (scheme, l)).minutes(estimated_minutes(&cfg, l)));
+            }
+        }
+    }
+    // a model's norms do not depend on which other schemes and depths run
+    let key = GradNormsConfig {
+        schemes: Vec::new(),
+        depths: Vec::new(),
+        profile_layers: 0,
+        ..cfg.clone()
+    };
+    // the batches of the last seed computed: a seed's cells are consecutive
+    let mut seed_batches: Option<(u64, Vec<SeqBatch>)> = None;
+    let measured = ctx.cells(&key, cells, |cell, _| {
+        let seed = cell.seed;
+        if seed_batches.as_ref().is_none_or(|(s, _)| *s != seed) {
+            let batches = data
+                .train_epoch(cfg.batch_size, derive_seed(seed, 31, 0), 0)?
+                .into_iter()
+                .take(cfg.batches)
+                .collect();
+            seed_batches = Some((seed, batches));
+        }
+        let (_, batches) = seed_batches.as_ref().expect("filled above");
+        let (scheme, l) = cell.spec;
+        profile(&cfg, &data, batches, scheme, l, seed)
+    })?;
     let mut sweep = Vec::new(); // (scheme, L, seed, last decoder, last encoder)
     let mut profiles = Vec::new(); // (scheme, seed, profile)
-    for &seed in &ctx.seeds {
-        let batches: Vec<SeqBatch> = data
-            .train_epoch(cfg.batch_size, derive_seed(seed, 31, 0), 0)?
-            .into_iter()
-            .take(cfg.batches)
-            .collect();
-        for &scheme in &cfg.schemes {
-            for &l in &cfg.depths {
-                let p = profile(&cfg, &data, &batches, scheme, l, seed)?;
-                sweep.push((scheme, l, seed, p.decoder[l - 1], p.encoder[l - 1]));
-            }
-            profiles.push((
-                scheme,
-                seed,
-                profile(&cfg, &data, &batches, scheme, cfg.profile_layers, seed)?,
-            ));
+    for (cell, p) in measured {
+        let ((scheme, l), seed) = (cell.spec, cell.seed);
+        if cfg.depths.contains(&l) {
+            sweep.push((scheme, l, seed, p.decoder[l - 1], p.encoder[l - 1]));
+        }
+        if l == cfg.profile_layers {
+            profiles.push((scheme, seed, p));
         }
     }
     let mut table = Vec::new();

@@ -48,6 +48,7 @@ use serde_json::json;
 use super::ExperimentCtx;
 use super::schemes::{label, mean};
 use super::translation::{PairSource, Seq2SeqShape, TranslationData};
+use crate::cells;
 use crate::claim::{Claim, Evidence, Rule, Threshold};
 use crate::config::{Preset, resolve};
 use crate::error::{LabError, Result};
@@ -144,7 +145,8 @@ fn paper_arms() -> [ResidualScheme; 2] {
     [ResidualScheme::PostLn, ResidualScheme::PreLn]
 }
 
-/// What is measured on one model.
+/// What is measured on one model: one cell's output.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Spectrum {
     scheme: ResidualScheme,
     seed: u64,
@@ -162,10 +164,10 @@ struct Spectrum {
     products: usize,
 }
 
-/// One model's measurement as far as it got, written to `measurements/SCHEME-seedS.json` after
+/// One model's measurement as far as it got, written to its cell's `measurement.json` after
 /// each phase (SLQ, power iteration, trace): a full-preset phase is an hour of products, and
-/// `--resume` continues from the last finished one. The Ritz start vectors go beside it as
-/// `SCHEME-seedS-ritz.safetensors`.
+/// `--resume` continues the cell from the last finished one. The Ritz start vectors go beside
+/// it as `ritz.safetensors`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Measurement {
     /// The config it was measured with, `schemes` emptied (a model's measurement does not
@@ -193,13 +195,16 @@ struct TraceResult {
     std_error: f64,
 }
 
-/// Measures one model (SLQ, then λ_max, then the trace), resuming from and saving to
-/// `measurements/`.
+/// The file of a cell's measurement, saved after each phase.
+const MEASUREMENT_FILE: &str = "measurement.json";
+
+/// Measures the model of `cell` (SLQ, then λ_max, then the trace), saving each phase in the
+/// cell's directory `dir` and, with `resume`, continuing from the phases saved there.
 fn measure<F>(
-    ctx: &ExperimentCtx,
     cfg: &HessianConfig,
-    scheme: ResidualScheme,
-    seed: u64,
+    cell: &cells::Cell<ResidualScheme>,
+    dir: &RunDir,
+    resume: bool,
     params: Vec<Tensor<f32>>,
     weights: &[f64],
     loss: F,
@@ -207,11 +212,9 @@ fn measure<F>(
 where
     F: Fn(usize) -> std::result::Result<Tensor<f32>, saturn_layers::LayerError>,
 {
-    let dir = ctx.dir.sub("measurements")?;
-    let name = format!("{}-seed{seed}", scheme.name());
-    // the config a measurement depends on: not which models are measured or compared
-    let key = HessianConfig { schemes: Vec::new(), arms: paper_arms(), ..cfg.clone() };
-    let saved = if ctx.resume { load_measurement(&dir, &name, &key)? } else { None };
+    let (name, scheme, seed) = (&cell.label, cell.spec, cell.seed);
+    let key = cell_key(cfg);
+    let saved = if resume { load_measurement(dir, &key)? } else { None };
     let mut m = saved.unwrap_or_else(|| Measurement {
         config: key,
         parameters: params.iter().map(Tensor::len).sum(),
@@ -226,8 +229,8 @@ where
         } else {
             Hessian::new(params, weights.to_vec(), loss)?
         };
-        let ritz_file = dir.file(&format!("{name}-ritz.safetensors"));
-        let save = |m: &Measurement| dir.write_json(&format!("{name}.json"), m);
+        let ritz_file = dir.file("ritz.safetensors");
+        let save = |m: &Measurement| dir.write_json(MEASUREMENT_FILE, m);
         if m.runs.is_none() {
             let op =
                 Reported::new(&h, &format!("{name} Lanczos"), cfg.lanczos_runs * cfg.lanczos_steps);
@@ -313,9 +316,15 @@ where
     })
 }
 
-/// A saved measurement of `name`, if there is one; one of another config is an error.
-fn load_measurement(dir: &RunDir, name: &str, key: &HessianConfig) -> Result<Option<Measurement>> {
-    let path = dir.file(&format!("{name}.json"));
+/// The config a model's measurement depends on: not which models are measured or compared.
+fn cell_key(cfg: &HessianConfig) -> HessianConfig {
+    HessianConfig { schemes: Vec::new(), arms: paper_arms(), ..cfg.clone() }
+}
+
+/// The measurement saved in a cell's directory, if there is one; one of another config is an
+/// error.
+fn load_measurement(dir: &RunDir, key: &HessianConfig) -> Result<Option<Measurement>> {
+    let path = dir.file(MEASUREMENT_FILE);
     let Ok(text) = std::fs::read_to_string(&path) else { return Ok(None) };
     let bad = |e: serde_json::Error| LabError::Run(format!("{}: {e}", path.display()));
     let mut value: serde_json::Value = serde_json::from_str(&text).map_err(bad)?;
@@ -390,17 +399,26 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     let tokens: Vec<f64> = batches.iter().map(|b| b.target_tokens() as f64).collect();
     let total: f64 = tokens.iter().sum();
     let weights: Vec<f64> = tokens.iter().map(|t| t / total).collect();
-    let mut spectra = Vec::new();
+    // one cell per model: scheme × seed, its phases resumable inside the cell
+    let mut cells = Vec::new();
     for &seed in &ctx.seeds {
         for &scheme in &cfg.schemes {
-            let model =
-                Seq2Seq::<f32>::new(cfg.model.config(scheme, cfg.layers, cfg.layers, &data), seed)?;
+            let label = format!("{}-seed{seed}", scheme.name());
+            cells.push(cells::Cell::new(seed, label, scheme).minutes(estimated_minutes(&cfg)));
+        }
+    }
+    let spectra: Vec<Spectrum> = ctx
+        .cells(&cell_key(&cfg), cells, |cell, dir| {
+            let shape = cfg.model.config(cell.spec, cfg.layers, cfg.layers, &data);
+            let model = Seq2Seq::<f32>::new(shape, cell.seed)?;
             let loss = |b: usize| {
                 model.loss(&batches[b].view(), batches[b].tgt_out.view(), &mut ForwardCtx::eval())
             };
-            spectra.push(measure(ctx, &cfg, scheme, seed, model.parameters(), &weights, loss)?);
-        }
-    }
+            measure(&cfg, cell, dir, ctx.resume, model.parameters(), &weights, loss)
+        })?
+        .into_iter()
+        .map(|(_, spectrum)| spectrum)
+        .collect();
     write_tables(ctx, &cfg, &spectra)?;
     plot_density(ctx, &cfg, &spectra)?;
 
@@ -499,6 +517,23 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
             )),
     );
     Ok(claims)
+}
+
+/// A model's cost in core-minutes: its Hessian-vector products (the SLQ steps, the trace
+/// probes, and the power iterations — a handful with `warm_start`, up to twice the limit
+/// without) at ≈ 20 s each for the full preset's 6-6 layers, d = 64 and 1,000 pairs (≈ 67 min
+/// a model, record 9041f45), scaled linearly in pairs, layers and width (linearly, not as d²:
+/// small models are overhead-bound — the quick preset's product takes ≈ 0.25 s, still above
+/// this scaling's 0.1 s).
+fn estimated_minutes(cfg: &HessianConfig) -> f64 {
+    let power =
+        if cfg.warm_start { 10.min(2 * cfg.power_iterations) } else { 2 * cfg.power_iterations };
+    let products = cfg.lanczos_runs * cfg.lanczos_steps + power + cfg.trace_probes;
+    let seconds_per_product = 20.0
+        * (cfg.pairs as f64 / 1000.0)
+        * (cfg.layers as f64 / 6.0)
+        * (cfg.model.d_model as f64 / 64.0);
+    products as f64 * seconds_per_product / 60.0
 }
 
 /// The key a scheme's values go under in `measured` ("post_ln", "pre_ln", "admin", …).

@@ -287,6 +287,17 @@ impl Seq2SeqShape {
         }
     }
 
+    /// A rough cost in core-minutes of training a `layers`-`layers` model of this shape for
+    /// `steps` steps of `batch_size` pairs, for a sweep's plan: ≈ 0.82 ms per step, pair and
+    /// layer at d = 64 (`warmup` at the full preset: 95 min for 3 runs of 12,000 steps × 32
+    /// pairs × 6 layers, record 6555306), linear in the width — at these widths the cost is far
+    /// from the matrix products' d² (`warmup`'s quick runs, d = 32, take ≈ 12 s each on one
+    /// core; this says 8 s).
+    pub fn training_minutes(&self, layers: usize, steps: usize, batch_size: usize) -> f64 {
+        let per_step_pair_layer = 0.82e-3 * self.d_model as f64 / 64.0;
+        (steps * batch_size * layers) as f64 * per_step_pair_layer / 60.0
+    }
+
     /// fairseq's transformer with this width, `scheme`, and `enc` / `dec` layers on `data`.
     pub fn config(
         &self,

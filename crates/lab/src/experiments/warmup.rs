@@ -25,6 +25,7 @@ use serde_json::json;
 use super::ExperimentCtx;
 use super::schemes::{label, mean, mean_curve};
 use super::translation::{Seq2SeqShape, TranslationData, TranslationTask};
+use crate::cells::Cell;
 use crate::claim::{Claim, Evidence, Gate, LEARNED_MARGIN, LEARNED_MARGIN_REASON, Rule, Threshold};
 use crate::config::{Preset, resolve};
 use crate::error::{LabError, Result};
@@ -115,12 +116,25 @@ impl WarmupConfig {
     }
 }
 
-/// The three arms: (name, scheme, warmup?).
-const ARMS: [(&str, ResidualScheme, bool); 3] = [
+/// An arm: (name, scheme, warmup?).
+type Arm = (&'static str, ResidualScheme, bool);
+
+/// The three arms.
+const ARMS: [Arm; 3] = [
     ("post-warmup", ResidualScheme::PostLn, true),
     ("post-no-warmup", ResidualScheme::PostLn, false),
     ("pre-no-warmup", ResidualScheme::PreLn, false),
 ];
+
+/// One training run: one cell's output.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Run {
+    parameters: usize,
+    final_valid_loss: Option<f64>,
+    diverged_at_step: Option<usize>,
+    /// (step, validation loss) of every evaluation.
+    valid_loss: Vec<(f64, f64)>,
+}
 
 /// Trains every arm × seed and checks the claims.
 pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
@@ -130,30 +144,43 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     }
     ctx.write_config(&cfg)?;
     let data = TranslationData::load(cfg.vocab, cfg.max_len)?;
+    // one cell per training run: arm × seed, checkpointed in its cell
+    let mut cells = Vec::new();
+    for &seed in &ctx.seeds {
+        for arm in ARMS {
+            let minutes = cfg.model.training_minutes(cfg.layers, cfg.steps, cfg.batch_size);
+            cells.push(Cell::new(seed, format!("{}-seed{seed}", arm.0), arm).minutes(minutes));
+        }
+    }
+    let runs = ctx.cells(&cfg, cells, |cell, dir| {
+        let (_, scheme, warm) = cell.spec;
+        let task = TranslationTask::new(&data, cfg.batch_size, cfg.valid_pairs, cell.seed)?;
+        let shape = cfg.model.config(scheme, cfg.layers, cfg.layers, &data);
+        let model = Seq2Seq::<f32>::new(shape, cell.seed)?;
+        let tc = cfg.train(if warm { cfg.warmup_steps } else { 0 })?;
+        let out =
+            train(&model, &task, &tc, dir, ctx.resume, &cell.label, &mut |_, _| Ok(Vec::new()))?;
+        Ok(Run {
+            parameters: model.num_parameters(),
+            final_valid_loss: out.final_valid_loss,
+            diverged_at_step: out.diverged_at_step,
+            valid_loss: out.metrics.series("valid_loss"),
+        })
+    })?;
     let mut curves = Vec::new();
     let mut finals: Vec<(&str, u64, Option<f64>, Option<usize>)> = Vec::new();
     let mut table = Vec::new();
-    for &seed in &ctx.seeds {
-        let task = TranslationTask::new(&data, cfg.batch_size, cfg.valid_pairs, seed)?;
-        for (arm, scheme, warm) in ARMS {
-            let name = format!("{arm}-seed{seed}");
-            let model =
-                Seq2Seq::<f32>::new(cfg.model.config(scheme, cfg.layers, cfg.layers, &data), seed)?;
-            let tc = cfg.train(if warm { cfg.warmup_steps } else { 0 })?;
-            let out =
-                train(&model, &task, &tc, &ctx.dir.sub(&name)?, ctx.resume, &name, &mut |_, _| {
-                    Ok(Vec::new())
-                })?;
-            curves.push((arm, out.metrics.series("valid_loss")));
-            table.push(vec![
-                arm.to_string(),
-                seed.to_string(),
-                model.num_parameters().to_string(),
-                out.final_valid_loss.map_or(String::new(), |v| v.to_string()),
-                out.diverged_at_step.map_or(String::new(), |s| s.to_string()),
-            ]);
-            finals.push((arm, seed, out.final_valid_loss, out.diverged_at_step));
-        }
+    for (cell, run) in runs {
+        let (arm, seed) = (cell.spec.0, cell.seed);
+        table.push(vec![
+            arm.to_string(),
+            seed.to_string(),
+            run.parameters.to_string(),
+            run.final_valid_loss.map_or(String::new(), |v| v.to_string()),
+            run.diverged_at_step.map_or(String::new(), |s| s.to_string()),
+        ]);
+        finals.push((arm, seed, run.final_valid_loss, run.diverged_at_step));
+        curves.push((arm, run.valid_loss));
     }
     ctx.dir.write_csv(
         "final.csv",
