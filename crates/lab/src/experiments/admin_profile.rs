@@ -203,11 +203,13 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
         .into_iter()
         .next()
         .ok_or_else(|| LabError::Run("no validation pairs".into()))?;
-    // one cell per seed (one model); a profiling pass costs about width² × depth × pairs
-    let minutes = 4.0
-        * (cfg.model.d_model as f64 / 256.0).powi(2)
-        * (cfg.layers as f64 / 50.0)
-        * (cfg.batch_pairs as f64 / 256.0);
+    // one cell per seed (one model); a profiling pass costs about width² × depth × pairs,
+    // beside a fixed part (full: ≈ 4 min a model; quick ≈ 3 s)
+    let minutes = 0.04
+        + 4.0
+            * (cfg.model.d_model as f64 / 256.0).powi(2)
+            * (cfg.layers as f64 / 50.0)
+            * (cfg.batch_pairs as f64 / 256.0);
     let cells: Vec<Cell<()>> = ctx
         .seeds
         .iter()

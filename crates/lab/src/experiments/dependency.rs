@@ -100,11 +100,13 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
         .into_iter()
         .next()
         .ok_or_else(|| LabError::Run("no validation pairs".into()))?;
-    // one cell per model: scheme × seed; a traced pass costs about width² × pairs
-    let minutes = 0.3
-        * (cfg.model.d_model as f64 / 256.0).powi(2)
-        * (cfg.layers as f64 / 6.0)
-        * (cfg.batch_pairs as f64 / 256.0);
+    // one cell per model: scheme × seed; a traced pass costs about width² × pairs, beside a
+    // fixed part (full: ≈ 21 s a model; quick ≈ 2 s)
+    let minutes = 0.03
+        + 0.3
+            * (cfg.model.d_model as f64 / 256.0).powi(2)
+            * (cfg.layers as f64 / 6.0)
+            * (cfg.batch_pairs as f64 / 256.0);
     let mut cells = Vec::new();
     for (position, &scheme) in cfg.schemes.iter().enumerate() {
         for &seed in &ctx.seeds {
