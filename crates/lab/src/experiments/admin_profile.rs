@@ -43,7 +43,8 @@ use serde_json::json;
 use super::ExperimentCtx;
 use super::amplification::Relabel;
 use super::schemes::mean;
-use super::translation::{Seq2SeqShape, TranslationData, init_admin};
+use super::translation::{Seq2SeqShape, SeqBatch, TranslationData, init_admin};
+use crate::cells::Cell;
 use crate::claim::{Claim, Evidence, Rule, Threshold};
 use crate::config::{Preset, resolve};
 use crate::error::{LabError, Result};
@@ -133,6 +134,62 @@ fn squared_r2(p: &OmegaProfile) -> f64 {
     }
 }
 
+/// One encoder sublayer's input stream with ω in place (a row of `streams.csv`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Stream {
+    sublayer: String,
+    /// [`shared_fraction`] of the sublayer's input.
+    input_shared_fraction: f64,
+    /// The branch's second moment relative to the input's.
+    branch_to_input_moment: f64,
+    /// [`shared_fraction`] of the branch's output.
+    branch_shared_fraction: f64,
+}
+
+/// One seed's Admin model, profiled: one cell's output.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Profiled {
+    seed: u64,
+    /// ω of every sublayer, encoder and decoder, in profiling order.
+    omegas: Vec<(String, f64)>,
+    /// The encoder's streams.
+    streams: Vec<Stream>,
+}
+
+/// Builds the Admin model of `seed`, profiles its ω on `batch` and traces its encoder's streams
+/// with ω in place.
+fn profile(
+    cfg: &AdminProfileConfig,
+    data: &TranslationData,
+    batch: &SeqBatch,
+    seed: u64,
+) -> Result<Profiled> {
+    let built = Relabel::scheme(&cfg.relabel, ResidualScheme::Admin);
+    let config = cfg.model.config(built, cfg.layers, cfg.layers, data);
+    let model = Seq2Seq::<f64>::new(config, seed)?;
+    let omegas = init_admin(&model, batch)?;
+    // no gradients: a 50-layer graph does not fit
+    let mut traced = ForwardCtx::eval().with_trace();
+    no_grad(|| model.encode(batch.src.view(), batch.src_mask.view(), &mut traced))?;
+    let trace = traced.trace.take().ok_or_else(|| LabError::Run("no trace recorded".into()))?;
+    let real = batch.src_mask.view();
+    let streams = trace
+        .sublayers
+        .iter()
+        .map(|s| {
+            let x = s.residual.to_array();
+            let f = s.branch.to_array();
+            Stream {
+                sublayer: s.name.clone(),
+                input_shared_fraction: shared_fraction(&x, real),
+                branch_to_input_moment: second_moment(&f, real) / second_moment(&x, real),
+                branch_shared_fraction: shared_fraction(&f, real),
+            }
+        })
+        .collect();
+    Ok(Profiled { seed, omegas, streams })
+}
+
 /// Profiles each seed's model and checks the claims.
 pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     let cfg = resolve(AdminProfileConfig::preset(ctx.preset), ctx.config_file.as_deref())?;
@@ -146,37 +203,43 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
         .into_iter()
         .next()
         .ok_or_else(|| LabError::Run("no validation pairs".into()))?;
+    // one cell per seed (one model); a profiling pass costs about width² × depth × pairs,
+    // beside a fixed part (full: ≈ 4 min a model; quick ≈ 3 s)
+    let minutes = 0.04
+        + 4.0
+            * (cfg.model.d_model as f64 / 256.0).powi(2)
+            * (cfg.layers as f64 / 50.0)
+            * (cfg.batch_pairs as f64 / 256.0);
+    let cells: Vec<Cell<()>> = ctx
+        .seeds
+        .iter()
+        .map(|&seed| Cell::new(seed, format!("admin-seed{seed}"), ()).minutes(minutes))
+        .collect();
+    let profiled: Vec<Profiled> = ctx
+        .cells(&cfg, cells, |cell, _| profile(&cfg, &data, &batch, cell.seed))?
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect();
     let mut encoders: Vec<(u64, OmegaProfile)> = Vec::new();
     let mut table = Vec::new();
     let mut series = Vec::new();
     let mut streams = Vec::new();
     let mut attn_shared = Vec::new();
-    for &seed in &ctx.seeds {
-        let built = Relabel::scheme(&cfg.relabel, ResidualScheme::Admin);
-        let config = cfg.model.config(built, cfg.layers, cfg.layers, &data);
-        let model = Seq2Seq::<f64>::new(config, seed)?;
-        let profile = init_admin(&model, &batch)?;
-        // the encoder's streams with ω in place (no gradients: a 50-layer graph does not fit)
-        let mut traced = ForwardCtx::eval().with_trace();
-        no_grad(|| model.encode(batch.src.view(), batch.src_mask.view(), &mut traced))?;
-        let trace = traced.trace.take().ok_or_else(|| LabError::Run("no trace recorded".into()))?;
-        for s in &trace.sublayers {
-            let x = s.residual.to_array();
-            let f = s.branch.to_array();
-            let real = batch.src_mask.view();
-            let input_shared = shared_fraction(&x, real);
+    for p in profiled {
+        let seed = p.seed;
+        for s in &p.streams {
             streams.push(vec![
                 seed.to_string(),
-                s.name.clone(),
-                input_shared.to_string(),
-                (second_moment(&f, real) / second_moment(&x, real)).to_string(),
-                shared_fraction(&f, real).to_string(),
+                s.sublayer.clone(),
+                s.input_shared_fraction.to_string(),
+                s.branch_to_input_moment.to_string(),
+                s.branch_shared_fraction.to_string(),
             ]);
-            if s.name.ends_with(".attn") {
-                attn_shared.push(input_shared);
+            if s.sublayer.ends_with(".attn") {
+                attn_shared.push(s.input_shared_fraction);
             }
         }
-        for (k, (name, omega)) in profile.iter().enumerate() {
+        for (k, (name, omega)) in p.omegas.iter().enumerate() {
             table.push(vec![
                 seed.to_string(),
                 (k + 1).to_string(),
@@ -185,7 +248,7 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
             ]);
         }
         let (enc, dec): (Vec<_>, Vec<_>) =
-            profile.into_iter().partition(|(name, _)| name.starts_with("enc."));
+            p.omegas.into_iter().partition(|(name, _)| name.starts_with("enc."));
         let enc = OmegaProfile::new(enc);
         let dec = OmegaProfile::new(dec);
         for (side, p) in [("encoder", &enc), ("decoder", &dec)] {
@@ -295,7 +358,7 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
 mod tests {
     use saturn_tensor::ndarray::{Array2, Array3};
 
-    use super::super::translation::{PairSource, SeqBatch};
+    use super::super::translation::PairSource;
     use super::*;
 
     /// A 3-layer Admin encoder–decoder of width 16 over a 20-token vocabulary, and a batch of

@@ -39,10 +39,12 @@ use serde_json::json;
 use super::ExperimentCtx;
 use super::char_lm::adamw;
 use super::heads::{CLASS_NAMES, class_cells, class_json, worst, write_head_table};
+use crate::cells::Cell;
 use crate::claim::{Claim, Evidence, Gate, Rule, Threshold};
 use crate::config::{Preset, resolve};
 use crate::error::{LabError, Result};
 use crate::plot::{Chart, HeatMap, Palette, Series, heat_map, line_chart};
+use crate::run_dir::RunDir;
 use crate::summary::Claims;
 use crate::train::{Task, TrainConfig, derive_seed, train};
 
@@ -234,6 +236,8 @@ fn accuracy(model: &DecoderLm<f32>, test: &[Encoded], mode: AttentionMode) -> Re
     })
 }
 
+/// One trained counter, tested: one cell's output.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct RunResult {
     label: String,
     seed: u64,
@@ -246,91 +250,107 @@ struct RunResult {
     valid_loss: Vec<(f64, f64)>,
 }
 
+/// Trains the counter of `task` and `seed` (checkpoints and metrics in `dir`), tests it with
+/// softmax and with exactly saturated attention, and classifies its heads under saturation.
+fn train_and_test(
+    cfg: &CountingConfig,
+    task: CountingTask,
+    lengths: LengthRange,
+    seed: u64,
+    label: &str,
+    dir: &RunDir,
+    resume: bool,
+) -> Result<RunResult> {
+    let lang = task.language(lengths)?;
+    let lm = LmConfig {
+        residual: cfg.scheme,
+        act: Activation::Relu,
+        init: InitScheme::XavierUniform,
+        ..LmConfig::new(VOCAB, cfg.d_model, cfg.n_heads, cfg.d_ff, cfg.n_layers, cfg.max_len + 2)
+    };
+    let model = DecoderLm::<f32>::new(lm, seed)?;
+    let job = CountingTrain {
+        lang: lang.as_ref(),
+        batch_size: cfg.batch_size,
+        seed,
+        valid: encode(&lang.samples(cfg.valid_samples, derive_seed(seed, 23, 0)))?,
+    };
+    let out = train(&model, &job, &cfg.train, dir, resume, label, &mut |_, _| Ok(Vec::new()))?;
+    let test_samples = lang.samples(cfg.test_samples, derive_seed(seed, 24, 0));
+    let test: Vec<Encoded> = test_samples.chunks(250).map(encode).collect::<Result<_>>()?;
+    let acc = accuracy(&model, &test, AttentionMode::Softmax)?;
+    let positives = test.iter().flat_map(|e| &e.labels).filter(|&&l| l == 1).count();
+    let n = test.iter().map(|e| e.labels.len()).sum::<usize>().max(1);
+    let chance = positives.max(n - positives) as f64 / n as f64;
+    let sat_acc = accuracy(&model, &test, AttentionMode::Saturated { tie_tol: cfg.tie_tol })?;
+    let batches: Vec<TokenBatch> = test
+        .iter()
+        .take(2)
+        .map(|e| TokenBatch {
+            ids: e.ids.clone(),
+            real: Some(e.real.clone()),
+            analysed: Some(e.query.clone()),
+        })
+        .collect();
+    let heads = analyze_heads(&to_f64(&model)?, &batches, cfg.c, &HEAD_THRESHOLDS)?;
+    eprintln!(
+        "counting: {label}: accuracy {acc:.4}, saturated {sat_acc:.4}, classes {}",
+        class_json(&heads)
+    );
+    Ok(RunResult {
+        label: label.to_string(),
+        seed,
+        accuracy: acc,
+        chance,
+        saturated_accuracy: sat_acc,
+        heads,
+        diverged_at_step: out.diverged_at_step,
+        valid_loss: out.metrics.series("valid_loss"),
+    })
+}
+
 /// Trains one model per task and seed, tests it, classifies its heads.
 pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     let cfg = resolve(CountingConfig::preset(ctx.preset), ctx.config_file.as_deref())?;
     ctx.write_config(&cfg)?;
     let lengths = LengthRange::new(cfg.min_len, cfg.max_len)?;
-    let mut results = Vec::new();
-    for &task in &cfg.tasks {
-        let lang = task.language(lengths)?;
+    // one cell per model: task × seed; its cost grows with the steps, the strings' length and
+    // the model's size
+    let minutes = 2.8
+        * (cfg.train.steps as f64 / 6000.0)
+        * ((cfg.max_len + 2) as f64 / 34.0)
+        * (cfg.batch_size as f64 / 64.0)
+        * (cfg.d_model as f64 / 64.0).powi(2)
+        * (cfg.n_layers as f64 / 2.0);
+    let mut cells = Vec::new();
+    for (position, &task) in cfg.tasks.iter().enumerate() {
         for &seed in &ctx.seeds {
             let label = format!("{}-seed{seed}", task.name());
-            let lm = LmConfig {
-                residual: cfg.scheme,
-                act: Activation::Relu,
-                init: InitScheme::XavierUniform,
-                ..LmConfig::new(
-                    VOCAB,
-                    cfg.d_model,
-                    cfg.n_heads,
-                    cfg.d_ff,
-                    cfg.n_layers,
-                    cfg.max_len + 2,
-                )
-            };
-            let model = DecoderLm::<f32>::new(lm, seed)?;
-            let job = CountingTrain {
-                lang: lang.as_ref(),
-                batch_size: cfg.batch_size,
-                seed,
-                valid: encode(&lang.samples(cfg.valid_samples, derive_seed(seed, 23, 0)))?,
-            };
-            let out = train(
-                &model,
-                &job,
-                &cfg.train,
-                &ctx.dir.sub(&label)?,
-                ctx.resume,
-                &label,
-                &mut |_, _| Ok(Vec::new()),
-            )?;
-            let test_samples = lang.samples(cfg.test_samples, derive_seed(seed, 24, 0));
-            let test: Vec<Encoded> = test_samples.chunks(250).map(encode).collect::<Result<_>>()?;
-            let acc = accuracy(&model, &test, AttentionMode::Softmax)?;
-            let positives = test.iter().flat_map(|e| &e.labels).filter(|&&l| l == 1).count();
-            let n = test.iter().map(|e| e.labels.len()).sum::<usize>().max(1);
-            let chance = positives.max(n - positives) as f64 / n as f64;
-            let sat_acc =
-                accuracy(&model, &test, AttentionMode::Saturated { tie_tol: cfg.tie_tol })?;
-            let batches: Vec<TokenBatch> = test
-                .iter()
-                .take(2)
-                .map(|e| TokenBatch {
-                    ids: e.ids.clone(),
-                    real: Some(e.real.clone()),
-                    analysed: Some(e.query.clone()),
-                })
-                .collect();
-            let heads = analyze_heads(&to_f64(&model)?, &batches, cfg.c, &HEAD_THRESHOLDS)?;
-            eprintln!(
-                "counting: {label}: accuracy {acc:.4}, saturated {sat_acc:.4}, classes {}",
-                class_json(&heads)
-            );
-            let cells = class_cells(&heads);
-            let title = format!("{label}: heads at the [=] query under saturation (c = {})", cfg.c);
-            heat_map(
-                &ctx.dir,
-                &format!("classes_{label}"),
-                &HeatMap {
-                    title: &title,
-                    x_label: "head",
-                    y_label: "layer",
-                    cells: &cells,
-                    palette: Palette::Categories(&CLASS_NAMES),
-                },
-            )?;
-            results.push(RunResult {
-                label,
-                seed,
-                accuracy: acc,
-                chance,
-                saturated_accuracy: sat_acc,
-                heads,
-                diverged_at_step: out.diverged_at_step,
-                valid_loss: out.metrics.series("valid_loss"),
-            });
+            cells.push(Cell::new(seed, label, (position, task)).minutes(minutes));
         }
+    }
+    // a counter does not depend on which other tasks run
+    let key = CountingConfig { tasks: Vec::new(), ..cfg.clone() };
+    let mut trained = ctx.cells(&key, cells, |cell, dir| {
+        train_and_test(&cfg, cell.spec.1, lengths, cell.seed, &cell.label, dir, ctx.resume)
+    })?;
+    // back to the order of the config (task outermost), as the tables have always listed them
+    trained.sort_by_key(|(cell, _)| cell.spec.0);
+    let results: Vec<RunResult> = trained.into_iter().map(|(_, r)| r).collect();
+    for r in &results {
+        let cells = class_cells(&r.heads);
+        let title = format!("{}: heads at the [=] query under saturation (c = {})", r.label, cfg.c);
+        heat_map(
+            &ctx.dir,
+            &format!("classes_{}", r.label),
+            &HeatMap {
+                title: &title,
+                x_label: "head",
+                y_label: "layer",
+                cells: &cells,
+                palette: Palette::Categories(&CLASS_NAMES),
+            },
+        )?;
     }
     let tables: Vec<(String, Vec<HeadStats>)> =
         results.iter().map(|r| (r.label.clone(), r.heads.clone())).collect();

@@ -17,7 +17,7 @@
 //! The sabotage test (`tests/sabotage_liu.rs`) swaps the Post-LN and Pre-LN arms
 //! ([`Relabel`]).
 
-use saturn_dynamics::{Dependency, encoder_dependency};
+use saturn_dynamics::encoder_dependency;
 use saturn_layers::{ResidualScheme, Seq2Seq};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -26,6 +26,7 @@ use super::ExperimentCtx;
 use super::amplification::Relabel;
 use super::schemes::{label, mean};
 use super::translation::{Seq2SeqShape, TranslationData, init_admin};
+use crate::cells::Cell;
 use crate::claim::{Claim, Evidence, Rule, Threshold};
 use crate::config::{Preset, resolve};
 use crate::error::{LabError, Result};
@@ -71,6 +72,21 @@ impl DependencyConfig {
     }
 }
 
+/// One model's residual dependency, the part of [`saturn_dynamics::Dependency`] the claims and
+/// figures use: one cell's output.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ModelDependency {
+    /// `beta[i − 1][j]` = β_{i,j} for j = 0..=i (j = 0: the embedding).
+    beta: Vec<Vec<f64>>,
+}
+
+impl ModelDependency {
+    /// β_{i,i} for i = 1..N.
+    fn diagonal(&self) -> Vec<f64> {
+        self.beta.iter().enumerate().map(|(i, row)| row[i + 1]).collect()
+    }
+}
+
 /// Traces every scheme × seed and checks the claims.
 pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     let cfg = resolve(DependencyConfig::preset(ctx.preset), ctx.config_file.as_deref())?;
@@ -84,16 +100,34 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
         .into_iter()
         .next()
         .ok_or_else(|| LabError::Run("no validation pairs".into()))?;
-    let mut results: Vec<(ResidualScheme, u64, Dependency)> = Vec::new();
-    for &scheme in &cfg.schemes {
+    // one cell per model: scheme × seed; a traced pass costs about width² × pairs, beside a
+    // fixed part (full: ≈ 21 s a model; quick ≈ 2 s)
+    let minutes = 0.03
+        + 0.3
+            * (cfg.model.d_model as f64 / 256.0).powi(2)
+            * (cfg.layers as f64 / 6.0)
+            * (cfg.batch_pairs as f64 / 256.0);
+    let mut cells = Vec::new();
+    for (position, &scheme) in cfg.schemes.iter().enumerate() {
         for &seed in &ctx.seeds {
-            let built = Relabel::scheme(&cfg.relabel, scheme);
-            let model = Seq2Seq::<f64>::new(cfg.model.config(built, cfg.layers, 1, &data), seed)?;
-            init_admin(&model, &batch)?;
-            let dep = encoder_dependency(&model, batch.src.view(), batch.src_mask.view())?;
-            results.push((scheme, seed, dep));
+            let label = format!("{}-seed{seed}", scheme.name());
+            cells.push(Cell::new(seed, label, (position, scheme)).minutes(minutes));
         }
     }
+    // a model's β does not depend on which other schemes run
+    let key = DependencyConfig { schemes: Vec::new(), ..cfg.clone() };
+    let mut traced = ctx.cells(&key, cells, |cell, _| {
+        let (_, scheme) = cell.spec;
+        let built = Relabel::scheme(&cfg.relabel, scheme);
+        let model = Seq2Seq::<f64>::new(cfg.model.config(built, cfg.layers, 1, &data), cell.seed)?;
+        init_admin(&model, &batch)?;
+        let dep = encoder_dependency(&model, batch.src.view(), batch.src_mask.view())?;
+        Ok(ModelDependency { beta: dep.beta })
+    })?;
+    // back to the order of the config (scheme outermost), as the table has always listed them
+    traced.sort_by_key(|(cell, _)| cell.spec.0);
+    let results: Vec<(ResidualScheme, u64, ModelDependency)> =
+        traced.into_iter().map(|(cell, dep)| (cell.spec.1, cell.seed, dep)).collect();
     let mut table = Vec::new();
     for (scheme, seed, dep) in &results {
         for (i, row) in dep.beta.iter().enumerate() {

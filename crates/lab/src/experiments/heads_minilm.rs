@@ -20,7 +20,9 @@
 //! Needs the data directory (`SATURN_DATA` or `../shared/data`); when it is missing the claim
 //! is recorded as not evaluated (no evidence: inconclusive), with the reason.
 
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use saturn_datasets::tokenize::{Tokenizer, WordPiece};
 use saturn_datasets::{Multi30kSplit, data_dir, load_multi30k};
@@ -35,6 +37,7 @@ use serde_json::json;
 
 use super::ExperimentCtx;
 use super::heads::{CLASS_NAMES, class_cells, class_count, class_json, write_head_table};
+use crate::cells::Cell;
 use crate::claim::{Claim, ClaimBuilder, Evidence, Rule, Threshold};
 use crate::config::{Preset, resolve};
 use crate::error::{LabError, Result};
@@ -165,17 +168,139 @@ fn hard_share(stats: &[HeadStats]) -> f64 {
     class_count(stats, HeadClass::Hard) as f64 / stats.len().max(1) as f64
 }
 
+/// What one cell of `heads-minilm` analyses. The model is pretrained, so every cell is seed 0.
+#[derive(Debug, Clone, Copy)]
+enum Part {
+    /// Every sentence at one scale c (at the claim's c, also the example maps).
+    Scale(f64),
+    /// One chunk of the sentences (by index) at the claim's c: one value of the evidence.
+    Chunk(usize),
+}
+
+/// One cell's output: the head statistics of its sentences at its scale.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Analysed {
+    sentences: usize,
+    stats: Vec<HeadStats>,
+    /// The example attention maps (only the cell of every sentence at the claim's c has them).
+    examples: Option<Examples>,
+}
+
+/// The example attention maps of the first sentence, as [`example_maps`] draws them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Examples {
+    /// `example_tokens.txt`: the sentence and its tokens by position.
+    tokens: String,
+    maps: Vec<ExampleMap>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ExampleMap {
+    /// The figure's file stem.
+    stem: String,
+    title: String,
+    /// Attention weights, row = query position, column = key position.
+    weights: Vec<Vec<f64>>,
+}
+
+/// The tokenizer and the model.
+struct Minilm {
+    tok: WordPiece,
+    model: Bert<f64>,
+}
+
+thread_local! {
+    /// The MiniLM last loaded on this thread, with its directory. Reading and widening its
+    /// 90 MB of weights costs seconds, and a process that runs several of this experiment's
+    /// cells (a plain run, the tests) need do it once: the analyses scale the parameters and
+    /// restore them exactly, so the model a cell leaves behind is the one it found.
+    static LOADED: RefCell<Option<(PathBuf, Rc<Minilm>)>> = const { RefCell::new(None) };
+}
+
+impl Minilm {
+    /// The model in `dir`, loaded once per thread.
+    fn load(dir: &Path) -> Result<Rc<Self>> {
+        let cached = LOADED.with_borrow(|loaded| {
+            loaded.as_ref().filter(|(d, _)| d == dir).map(|(_, m)| Rc::clone(m))
+        });
+        if let Some(minilm) = cached {
+            return Ok(minilm);
+        }
+        let minilm = Rc::new(Minilm {
+            tok: WordPiece::from_tokenizer_json(&dir.join("tokenizer.json"))?,
+            model: Bert::<f64>::from_pretrained(dir)?,
+        });
+        LOADED.set(Some((dir.to_path_buf(), Rc::clone(&minilm))));
+        Ok(minilm)
+    }
+}
+
 /// Runs the analysis (or records that the data is missing).
 pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     let cfg = resolve(HeadsMinilmConfig::preset(ctx.preset), ctx.config_file.as_deref())?;
     ctx.write_config(&cfg)?;
+    let located = locate(cfg.data_dir.as_deref()).map(|(dir, mut sentences)| {
+        if cfg.sentences > 0 {
+            sentences.truncate(cfg.sentences);
+        }
+        (dir, sentences)
+    });
+    // the cells: every sentence at each scale of the table (and the claim's), then the chunks;
+    // none without the data. A pass costs about 1 s per 100 sentences, loading the model 2 s.
+    let mut cells = Vec::new();
+    if let Ok((_, sentences)) = &located {
+        let minutes = |n: usize| (2.0 + n as f64 / 100.0) / 60.0;
+        let mut scales: Vec<f64> = Vec::new();
+        for &c in cfg.cs.iter().chain([&cfg.c]) {
+            if !scales.contains(&c) {
+                scales.push(c);
+            }
+        }
+        for c in scales {
+            let cell = Cell::new(0, format!("all-c{c}"), Part::Scale(c));
+            cells.push(cell.minutes(minutes(sentences.len())));
+        }
+        for (i, chunk) in split(sentences, cfg.chunks).iter().enumerate() {
+            cells.push(
+                Cell::new(0, format!("chunk{i}"), Part::Chunk(i)).minutes(minutes(chunk.len())),
+            );
+        }
+    }
+    // a cell does not depend on the other scales of the table, nor on where the data is
+    let key = HeadsMinilmConfig { cs: Vec::new(), data_dir: None, ..cfg.clone() };
+    let analysed = ctx.cells(&key, cells, |cell, _| {
+        let Ok((dir, sentences)) = &located else {
+            return Err(LabError::Run("heads-minilm: a cell without the data".into()));
+        };
+        let minilm = Minilm::load(dir)?;
+        let (c, part) = match cell.spec {
+            Part::Scale(c) => (c, sentences.as_slice()),
+            Part::Chunk(i) => (cfg.c, split(sentences, cfg.chunks)[i]),
+        };
+        let batches = token_batches(&minilm.tok, part, cfg.batch_size)?;
+        eprintln!(
+            "heads-minilm: {}: {} sentences in {} batches",
+            cell.label,
+            part.len(),
+            batches.len()
+        );
+        let stats = analyze_heads(&minilm.model, &batches, c, &HEAD_THRESHOLDS)?;
+        let examples = match cell.spec {
+            Part::Scale(c) if c == cfg.c => {
+                Some(example_maps(&cfg, &minilm.model, &minilm.tok, &sentences[0], &stats)?)
+            }
+            _ => None,
+        };
+        Ok(Analysed { sentences: part.len(), stats, examples })
+    })?;
+
     let mut claims = Claims::default();
     let statistic = format!(
         "share of hard heads at c = {} on one chunk of the sentences (seeds = chunk index: the model is pretrained, so the interval resamples sentences)",
         cfg.c
     );
-    let (dir, mut sentences) = match locate(cfg.data_dir.as_deref()) {
-        Ok(found) => found,
+    let sentences = match located {
+        Ok((_, sentences)) => sentences,
         Err(reason) => {
             eprintln!("heads-minilm: not evaluated: {reason}");
             claims.push(
@@ -187,17 +312,16 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
             return Ok(claims);
         }
     };
-    if cfg.sentences > 0 {
-        sentences.truncate(cfg.sentences);
-    }
-    let tok = WordPiece::from_tokenizer_json(&dir.join("tokenizer.json"))?;
-    let model = Bert::<f64>::from_pretrained(&dir)?;
-    let batches = token_batches(&tok, &sentences, cfg.batch_size)?;
-    eprintln!("heads-minilm: {} sentences in {} batches", sentences.len(), batches.len());
-
-    let stats = analyze_heads(&model, &batches, cfg.c, &HEAD_THRESHOLDS)?;
+    let at_scale = |c: f64| -> Result<&Analysed> {
+        analysed
+            .iter()
+            .find_map(|(cell, a)| matches!(cell.spec, Part::Scale(s) if s == c).then_some(a))
+            .ok_or_else(|| LabError::Run(format!("heads-minilm: no cell at c = {c}")))
+    };
+    let all = at_scale(cfg.c)?;
+    let stats = &all.stats;
     write_head_table(&ctx.dir, "heads.csv", &[("minilm".to_string(), stats.clone())])?;
-    let cells = class_cells(&stats);
+    let cells = class_cells(stats);
     let title = format!("all-MiniLM-L6-v2 heads under saturation (c = {})", cfg.c);
     heat_map(
         &ctx.dir,
@@ -228,40 +352,35 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
         &edges,
         &[("minilm".to_string(), stats.iter().map(|h| h.mean_count).collect())],
     )?;
-    example_maps(ctx, &cfg, &model, &tok, &sentences[0], &stats)?;
-
-    // the evidence: one value per disjoint chunk of sentences
-    let chunks = split(&sentences, cfg.chunks);
-    let mut shares = Vec::with_capacity(chunks.len());
-    let mut chunk_rows = Vec::with_capacity(chunks.len());
-    for (i, chunk) in chunks.iter().enumerate() {
-        let s = analyze_heads(
-            &model,
-            &token_batches(&tok, chunk, cfg.batch_size)?,
-            cfg.c,
-            &HEAD_THRESHOLDS,
-        )?;
-        shares.push(hard_share(&s));
-        chunk_rows.push(json!({"chunk": i, "sentences": chunk.len(), "classes": class_json(&s)}));
+    if let Some(examples) = &all.examples {
+        draw_examples(ctx, examples)?;
     }
-    let chunk_ids: Vec<u64> = (0..chunks.len() as u64).collect();
+
+    // the evidence: one value per disjoint chunk of sentences, in chunk order
+    let mut shares = Vec::new();
+    let mut chunk_rows = Vec::new();
+    for (cell, a) in &analysed {
+        if let Part::Chunk(i) = cell.spec {
+            shares.push(hard_share(&a.stats));
+            chunk_rows.push(
+                json!({"chunk": i, "sentences": a.sentences, "classes": class_json(&a.stats)}),
+            );
+        }
+    }
+    let chunk_ids: Vec<u64> = (0..shares.len() as u64).collect();
 
     // the head-class table against c, on every sentence
     let mut by_c = Vec::with_capacity(cfg.cs.len());
     let mut rows = Vec::with_capacity(cfg.cs.len());
     for &c in &cfg.cs {
-        let s = if c == cfg.c {
-            stats.clone()
-        } else {
-            analyze_heads(&model, &batches, c, &HEAD_THRESHOLDS)?
-        };
-        let counts = class_counts(&s);
+        let s = &at_scale(c)?.stats;
+        let counts = class_counts(s);
         rows.push(
             std::iter::once(c.to_string())
                 .chain(counts.iter().map(|(_, n)| n.to_string()))
                 .collect::<Vec<_>>(),
         );
-        by_c.push(json!({"c": c, "classes": class_json(&s), "hard_share": hard_share(&s)}));
+        by_c.push(json!({"c": c, "classes": class_json(s), "hard_share": hard_share(s)}));
     }
     let header: Vec<&str> =
         std::iter::once("c").chain(HeadClass::ALL.iter().map(|c| c.name())).collect();
@@ -272,11 +391,11 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
             .measured("evaluated", json!(true))
             .measured("sentences", json!(sentences.len()))
             .measured("chunks", json!(chunk_rows))
-            .measured("head_classes", class_json(&stats))
-            .measured("hard_share_all_sentences", json!(hard_share(&stats)))
+            .measured("head_classes", class_json(stats))
+            .measured("hard_share_all_sentences", json!(hard_share(stats)))
             .measured("classes_by_c", json!(by_c))
-            .measured("mean_count_by_layer", mean_by_layer(&stats, |h| h.mean_count))
-            .measured("entropy_by_layer", mean_by_layer(&stats, |h| h.entropy))
+            .measured("mean_count_by_layer", mean_by_layer(stats, |h| h.mean_count))
+            .measured("entropy_by_layer", mean_by_layer(stats, |h| h.entropy))
             .evidence(Evidence::new(statistic, &chunk_ids, shares, Rule::Above(HARD_SHARE))),
     );
     Ok(claims)
@@ -299,22 +418,20 @@ fn mean_by_layer(stats: &[HeadStats], f: impl Fn(&HeadStats) -> f64) -> serde_js
 }
 
 /// Attention maps of a few heads (one per class first, then in order) on one sentence: the soft
-/// attention at θ and the saturated one at cθ, with the tokens in `example_tokens.txt`.
+/// attention at θ and the saturated one at cθ, with the tokens for `example_tokens.txt`.
 fn example_maps(
-    ctx: &ExperimentCtx,
     cfg: &HeadsMinilmConfig,
     model: &Bert<f64>,
     tok: &WordPiece,
     sentence: &str,
     stats: &[HeadStats],
-) -> Result<()> {
+) -> Result<Examples> {
     let ids = tok.encode(sentence)?;
     let tokens: Vec<String> = ids
         .iter()
         .map(|&i| tok.vocab().token(i).map(str::to_string))
         .collect::<std::result::Result<_, _>>()?;
     let listing: String = tokens.iter().enumerate().map(|(i, t)| format!("{i}\t{t}\n")).collect();
-    ctx.dir.write_text("example_tokens.txt", &format!("# {sentence}\n{listing}"))?;
     let batch = TokenBatch::new(Array2::from_shape_fn((1, ids.len()), |(_, j)| ids[j]));
     let soft = probe(model, &batch, 1.0, AttentionMode::Softmax)?.attention;
     let sat = probe(model, &batch, cfg.c, AttentionMode::Softmax)?.attention;
@@ -333,6 +450,7 @@ fn example_maps(
         }
     }
     chosen.truncate(cfg.example_heads);
+    let mut maps = Vec::new();
     for h in chosen {
         for (which, traces) in [("soft", &soft), ("saturated", &sat)] {
             let Some(trace) = traces.iter().find(|t| t.name == h.layer) else { continue };
@@ -342,26 +460,37 @@ fn example_maps(
                 .into_dimensionality::<saturn_tensor::ndarray::Ix4>()
                 .map_err(|e| LabError::Run(e.to_string()))?;
             let m = p.slice(s![0, h.head, .., ..]);
-            let cells: Vec<Vec<f64>> = m.outer_iter().map(|r| r.to_vec()).collect();
             let layer = layer_index(&h.layer);
-            let title = format!(
-                "MiniLM layer {layer} head {} ({}), {which}{}",
-                h.head,
-                h.class.name(),
-                if which == "saturated" { format!(" at {}θ", cfg.c) } else { String::new() }
-            );
-            heat_map(
-                &ctx.dir,
-                &format!("attention_l{layer}_h{}_{which}", h.head),
-                &HeatMap {
-                    title: &title,
-                    x_label: "key position (example_tokens.txt)",
-                    y_label: "query position",
-                    cells: &cells,
-                    palette: Palette::Continuous { lo: 0.0, hi: 1.0 },
-                },
-            )?;
+            maps.push(ExampleMap {
+                stem: format!("attention_l{layer}_h{}_{which}", h.head),
+                title: format!(
+                    "MiniLM layer {layer} head {} ({}), {which}{}",
+                    h.head,
+                    h.class.name(),
+                    if which == "saturated" { format!(" at {}θ", cfg.c) } else { String::new() }
+                ),
+                weights: m.outer_iter().map(|r| r.to_vec()).collect(),
+            });
         }
+    }
+    Ok(Examples { tokens: format!("# {sentence}\n{listing}"), maps })
+}
+
+/// Writes `example_tokens.txt` and the example attention maps.
+fn draw_examples(ctx: &ExperimentCtx, examples: &Examples) -> Result<()> {
+    ctx.dir.write_text("example_tokens.txt", &examples.tokens)?;
+    for map in &examples.maps {
+        heat_map(
+            &ctx.dir,
+            &map.stem,
+            &HeatMap {
+                title: &map.title,
+                x_label: "key position (example_tokens.txt)",
+                y_label: "query position",
+                cells: &map.weights,
+                palette: Palette::Continuous { lo: 0.0, hi: 1.0 },
+            },
+        )?;
     }
     Ok(())
 }

@@ -35,6 +35,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::ExperimentCtx;
+use crate::cells::Cell;
 use crate::claim::{Claim, Evidence, Rule, Threshold};
 use crate::config::{Preset, resolve};
 use crate::error::Result;
@@ -107,6 +108,8 @@ impl HomogeneityConfig {
     }
 }
 
+/// One variant's curves at one seed: one cell's output.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Curve {
     label: String,
     scheme: ResidualScheme,
@@ -143,35 +146,54 @@ fn lm_config(cfg: &HomogeneityConfig, scheme: ResidualScheme, bias: bool) -> LmC
 pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     let cfg = resolve(HomogeneityConfig::preset(ctx.preset), ctx.config_file.as_deref())?;
     ctx.write_config(&cfg)?;
-    let mut curves = Vec::new();
     let limit: Vec<f64> = cfg.cs.iter().chain(&cfg.limit_cs).copied().collect();
+    // one cell per model: seed × scheme × bias setting; its cost grows with the weights per
+    // layer (d² + d·d_ff), the depth and the number of scales (full: ≈ 18 s a model; quick ≈ 3 s)
+    let weights = |d: f64, d_ff: f64| d * d + d * d_ff;
+    let minutes = 0.3
+        * (weights(cfg.d_model as f64, cfg.d_ff as f64) / weights(768.0, 512.0))
+        * (cfg.n_layers as f64 / 12.0)
+        * ((cfg.cs.len() + cfg.limit_cs.len()) as f64 / 23.0)
+        * ((cfg.sentences * cfg.seq_len) as f64 / 100.0);
+    let mut cells = Vec::new();
     for &seed in &ctx.seeds {
-        let batch = random_batch(&cfg, seed);
         for &scheme in &cfg.schemes {
             for &bias in &cfg.biases {
                 let label =
                     format!("{}{}-seed{seed}", scheme.name(), if bias { "" } else { "-nobias" });
-                let lm = lm_config(&cfg, scheme, bias);
-                let model = DecoderLm::<f64>::new(lm, seed)?;
-                let cos = homogeneity_curve(&model, &batch, &cfg.cs, cfg.c_ref)?;
-                let to_sat = distance_to_saturated(&model, &batch, &limit, cfg.tie_tol)?;
-                eprintln!(
-                    "homogeneity: {label}: cos at c = 1: {:.3}, at c = {}: {:.3}",
-                    cos[0],
-                    cfg.cs[cfg.cs.len() - 1],
-                    cos[cos.len() - 1]
-                );
-                curves.push(Curve {
-                    label,
-                    scheme,
-                    bias,
-                    seed,
-                    cos,
-                    to_saturated: limit.iter().zip(&to_sat).map(|(c, l)| (*c, l.output)).collect(),
-                });
+                cells.push(Cell::new(seed, label, (scheme, bias)).minutes(minutes));
             }
         }
     }
+    // a model's curves do not depend on which other schemes and bias settings run
+    let key = HomogeneityConfig { schemes: Vec::new(), biases: Vec::new(), ..cfg.clone() };
+    let curves: Vec<Curve> = ctx
+        .cells(&key, cells, |cell, _| {
+            let (scheme, bias) = cell.spec;
+            let seed = cell.seed;
+            let batch = random_batch(&cfg, seed);
+            let model = DecoderLm::<f64>::new(lm_config(&cfg, scheme, bias), seed)?;
+            let cos = homogeneity_curve(&model, &batch, &cfg.cs, cfg.c_ref)?;
+            let to_sat = distance_to_saturated(&model, &batch, &limit, cfg.tie_tol)?;
+            eprintln!(
+                "homogeneity: {}: cos at c = 1: {:.3}, at c = {}: {:.3}",
+                cell.label,
+                cos[0],
+                cfg.cs[cfg.cs.len() - 1],
+                cos[cos.len() - 1]
+            );
+            Ok(Curve {
+                label: cell.label.clone(),
+                scheme,
+                bias,
+                seed,
+                cos,
+                to_saturated: limit.iter().zip(&to_sat).map(|(c, l)| (*c, l.output)).collect(),
+            })
+        })?
+        .into_iter()
+        .map(|(_, curve)| curve)
+        .collect();
     let mut rows = Vec::new();
     for cv in &curves {
         for (c, v) in cfg.cs.iter().zip(&cv.cos) {
