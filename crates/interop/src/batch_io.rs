@@ -83,6 +83,9 @@ pub fn write_tensors(
     let meta = (!metadata.is_empty()).then(|| metadata.clone());
     let buffer = safetensors::serialize(views, meta)
         .map_err(|e| format!("{}: cannot serialize tensors: {e}", path.display()))?;
+    // sorted header keys: the same tensors give the same bytes in every process
+    let buffer = saturn_tensor::io::canonical_header(buffer)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(write_atomically(path, &buffer)?)
 }
 

@@ -57,7 +57,9 @@ mod non_finite_as_names {
                         "inf" => f64::INFINITY,
                         "-inf" => f64::NEG_INFINITY,
                         other => {
-                            return Err(D::Error::custom(format!("`{k}`: not a number: {other:?}")));
+                            return Err(D::Error::custom(format!(
+                                "`{k}`: not a number: {other:?}"
+                            )));
                         }
                     },
                 };

@@ -334,7 +334,7 @@ fn checkpoint_dirs(root: &std::path::Path) -> Result<Vec<String>> {
 }
 
 /// Restores the newest readable checkpoint: the one `latest` names, else (with a warning naming
-/// both) the newest other one that reads. `None` only when there is no checkpoint at all; when
+/// both) the newest other complete one (with its `state.json`) that reads. `None` only when there is no checkpoint at all; when
 /// there are some and none reads, an error — a run never starts over silently.
 fn load_checkpoint<M: Module<f32>>(
     dir: &RunDir,
@@ -344,7 +344,13 @@ fn load_checkpoint<M: Module<f32>>(
     let root = dir.file("checkpoints");
     let latest = std::fs::read_to_string(root.join("latest")).ok().map(|s| s.trim().to_string());
     let mut candidates: Vec<String> = latest.iter().cloned().collect();
-    candidates.extend(checkpoint_dirs(&root)?.into_iter().filter(|n| Some(n) != latest.as_ref()));
+    // a directory without `state.json` (written last) is a save that was cut short: not a
+    // checkpoint, and the next save removes it
+    candidates.extend(
+        checkpoint_dirs(&root)?
+            .into_iter()
+            .filter(|n| Some(n) != latest.as_ref() && root.join(n).join("state.json").exists()),
+    );
     let mut failures = Vec::new();
     for name in &candidates {
         match load_one(&root.join(name), model, opt) {

@@ -24,8 +24,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ndarray::{ArrayD, IxDyn};
 use safetensors::{Dtype, SafeTensors, View};
@@ -103,8 +102,10 @@ pub fn state_to_bytes<T: Float>(state: &OptimizerState<T>) -> Result<Vec<u8>> {
         ("steps".to_string(), state.steps.to_string()),
         ("params".to_string(), serde_json::to_string(&state.names).expect("strings serialize")),
     ]);
-    safetensors::serialize(tensors, Some(metadata))
-        .map_err(|e| OptimError::state(format!("cannot serialize: {e}")))
+    let bytes = safetensors::serialize(tensors, Some(metadata))
+        .map_err(|e| OptimError::state(format!("cannot serialize: {e}")))?;
+    // sorted header keys: the same state gives the same bytes in every process
+    saturn_tensor::io::canonical_header(bytes).map_err(OptimError::state)
 }
 
 /// Parses the bytes of a state file.
@@ -243,28 +244,12 @@ fn array_from_view<T: Float>(
         .map_err(|e| OptimError::state(format!("{tensor_name:?}: {e}")))
 }
 
-/// Writes `bytes` to a temporary file beside `path`, syncs it, and renames it over `path`, so a
-/// crash leaves either the old file or the new one, never a torn one.
+/// Writes `bytes` atomically (`saturn_tensor::io::write_atomically`: temporary file, fsync,
+/// rename), so a crash leaves either the old file or the new one, never a torn one.
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let file_name = path.file_name().ok_or_else(|| OptimError::Io {
-        path: path.into(),
-        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file path"),
-    })?;
-    let mut tmp_name = file_name.to_os_string();
-    tmp_name.push(format!(".tmp{}", std::process::id()));
-    let tmp: PathBuf = path.with_file_name(tmp_name);
-    let write = || -> std::io::Result<()> {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()
-    };
-    if let Err(source) = write() {
-        let _ = fs::remove_file(&tmp);
-        return Err(OptimError::Io { path: tmp, source });
-    }
-    fs::rename(&tmp, path).map_err(|source| {
-        let _ = fs::remove_file(&tmp);
-        OptimError::Io { path: path.into(), source }
+    saturn_tensor::io::write_atomically(path, bytes).map_err(|e| match e {
+        saturn_tensor::io::FileError::Io { path, source } => OptimError::Io { path, source },
+        other => OptimError::state(other.to_string()),
     })
 }
 

@@ -92,9 +92,10 @@ pub fn write_safetensors<T: Float>(
     write_atomically(path, &canonical_header(buffer).map_err(format)?)
 }
 
-/// The same file with its JSON header's keys sorted (the metadata is a `HashMap`, whose order
-/// changes from run to run), so equal contents give equal bytes.
-fn canonical_header(bytes: Vec<u8>) -> Result<Vec<u8>, String> {
+/// The same safetensors bytes with the JSON header's keys sorted (the metadata is a `HashMap`,
+/// whose order changes from process to process), so equal contents give equal bytes. Every
+/// writer of safetensors in the workspace passes its bytes through this.
+pub fn canonical_header(bytes: Vec<u8>) -> Result<Vec<u8>, String> {
     let n = u64::from_le_bytes(bytes[..8].try_into().map_err(|_| "short buffer")?) as usize;
     let header: serde_json::Value =
         serde_json::from_slice(&bytes[8..8 + n]).map_err(|e| e.to_string())?;
