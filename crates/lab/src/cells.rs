@@ -254,6 +254,37 @@ fn save<T: Serialize>(root: &RunDir, record: &CellRecord<T>) -> Result<()> {
     Ok(saturn_tensor::io::write_atomically(&path, text.as_bytes())?)
 }
 
+/// A cell record's text without its provenance (wall time, process): what two computations of
+/// the same cell must agree on, bit for bit.
+pub fn without_provenance(record: &str) -> String {
+    record
+        .lines()
+        .filter(|l| {
+            let l = l.trim_start();
+            !l.starts_with("wall_seconds:") && !l.starts_with("process:")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Every finished cell of the run directory `run_dir` (`OUT/NAME`): (label, record without
+/// provenance), sorted by label.
+pub fn finished_records(run_dir: &std::path::Path) -> Result<Vec<(String, String)>> {
+    let root = run_dir.join(CELLS_DIR);
+    let mut records = Vec::new();
+    for entry in std::fs::read_dir(&root).map_err(io_err(&root))?.flatten() {
+        let file = entry.path().join(CELL_FILE);
+        if let Ok(text) = std::fs::read_to_string(&file) {
+            records.push((
+                entry.file_name().to_string_lossy().into_owned(),
+                without_provenance(&text),
+            ));
+        }
+    }
+    records.sort();
+    Ok(records)
+}
+
 impl ExperimentCtx {
     /// Runs `cells` as the run's [`CellMode`] says, computing a cell with `work(cell, dir)`
     /// (`dir` is the cell's own directory, `cells/LABEL/`, for checkpoints and metrics), and

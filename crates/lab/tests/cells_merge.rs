@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use saturn_lab::cells::{CELL_FILE, CELLS_DIR};
+use saturn_lab::cells::{CELLS_DIR, finished_records};
 use saturn_lab::config::Preset;
 use saturn_lab::experiments::{EXPERIMENTS, Experiment};
 use saturn_lab::summary::Summary;
@@ -34,23 +34,7 @@ fn options(exp: &Experiment, out: &Path) -> RunOptions {
 
 /// The claims as JSON, and every cell's record without its wall time and process.
 fn fingerprint(s: &Summary, run_dir: &Path) -> (serde_json::Value, Vec<(String, String)>) {
-    let claims = serde_json::to_value(&s.claims).unwrap();
-    let mut cells = Vec::new();
-    let root = run_dir.join(CELLS_DIR);
-    for entry in std::fs::read_dir(&root).unwrap() {
-        let dir = entry.unwrap().path();
-        let text = std::fs::read_to_string(dir.join(CELL_FILE)).unwrap();
-        let kept: Vec<&str> = text
-            .lines()
-            .filter(|l| {
-                !l.trim_start().starts_with("wall_seconds:")
-                    && !l.trim_start().starts_with("process:")
-            })
-            .collect();
-        cells.push((dir.file_name().unwrap().to_string_lossy().into_owned(), kept.join("\n")));
-    }
-    cells.sort();
-    (claims, cells)
+    (serde_json::to_value(&s.claims).unwrap(), finished_records(run_dir).unwrap())
 }
 
 fn check(exp: &Experiment) {

@@ -15,7 +15,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 /// Kill points per kind drawn from the failpoints (plus one timed kill each).
-const POINTS_PER_KIND: usize = 7;
+const POINTS_PER_KIND: usize = 6;
 
 const KINDS: [&str; 3] = ["lm-baseline", "warmup", "hessian"];
 
@@ -82,14 +82,7 @@ fn fingerprint(run: &Path, name: &str) -> Vec<(String, Vec<u8>)> {
                 stack.push(path);
             } else if rel.ends_with("cell.ron") {
                 let text = std::fs::read_to_string(&path).unwrap();
-                let kept: Vec<&str> = text
-                    .lines()
-                    .filter(|l| {
-                        let l = l.trim_start();
-                        !l.starts_with("wall_seconds:") && !l.starts_with("process:")
-                    })
-                    .collect();
-                files.push((rel, kept.join("\n").into_bytes()));
+                files.push((rel, saturn_lab::cells::without_provenance(&text).into_bytes()));
             } else if rel.ends_with(".csv")
                 || rel.ends_with(".safetensors")
                 || rel.ends_with("state.json")

@@ -111,6 +111,8 @@ impl Cluster {
             .arg(format!("--pid-file={}", munge.join("munged.pid").display()))
             .arg(format!("--log-file={}", munge.join("munged.log").display()))
             .arg(format!("--seed-file={}", munge.join("seed").display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
             .spawn()
             .expect("munged starts");
         cluster.daemons.push(("munged", munged));
@@ -156,6 +158,8 @@ impl Cluster {
         let ctld = Command::new("/usr/sbin/slurmctld")
             .args(["-D", "-i", "-f"])
             .arg(cluster.conf())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()) // it logs to logs/slurmctld.log
             .spawn()
             .expect("slurmctld starts");
         cluster.daemons.push(("slurmctld", ctld));
@@ -163,6 +167,8 @@ impl Cluster {
             .args(["-D", "-f"])
             .arg(cluster.conf())
             .args(["-N", &host])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()) // it logs to logs/slurmd.log
             .spawn()
             .expect("slurmd starts");
         cluster.daemons.push(("slurmd", slurmd));
@@ -238,11 +244,12 @@ fn ok(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// The tiny sweep: 2 schemes × 3 depths × 2 seeds = 12 cells of a few seconds each.
+/// The tiny sweep: 2 schemes × 3 depths × 2 seeds = 12 cells of a second or two each.
 const CONFIG: &str = "schemes = [\"post\", \"pre\"]\nsublayers = [2, 4, 6]\nbatch_pairs = 4\n\
                       delta_seeds = 2\n[model]\nd_model = 16\nn_heads = 2\nd_ff = 32\n";
 
-/// Writes the sweep into `out` and submits it; returns (array job, merge job).
+/// Writes the sweep of `seeds` into `out`, runs `prepare`, and submits the sweep; returns
+/// (array job, merge job).
 fn submit(
     cluster: &Cluster,
     config: &Path,
@@ -274,21 +281,7 @@ fn fingerprint(run_dir: &Path) -> (serde_json::Value, Vec<(String, String)>) {
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run_dir.join("summary.json")).unwrap())
             .unwrap();
-    let mut cells = Vec::new();
-    for entry in std::fs::read_dir(run_dir.join("cells")).unwrap() {
-        let dir = entry.unwrap().path();
-        let text = std::fs::read_to_string(dir.join("cell.ron")).unwrap();
-        let kept: Vec<&str> = text
-            .lines()
-            .filter(|l| {
-                !l.trim_start().starts_with("wall_seconds:")
-                    && !l.trim_start().starts_with("process:")
-            })
-            .collect();
-        cells.push((dir.file_name().unwrap().to_string_lossy().into_owned(), kept.join("\n")));
-    }
-    cells.sort();
-    (summary["claims"].clone(), cells)
+    (summary["claims"].clone(), saturn_lab::cells::finished_records(run_dir).unwrap())
 }
 
 #[test]
@@ -305,7 +298,7 @@ fn a_slurm_job_array_runs_the_cells_and_the_merge_equals_one_process() {
 
     // 1. the sweep, merged after every cell succeeded
     let out = root.join("sweep");
-    let (array, merge) = submit(&cluster, &config, &out, || {});
+    let (array, merge) = submit(&cluster, &config, &out, "0,1", || {});
     cluster.wait_jobs(&[&array, &merge]);
     assert_eq!(
         cluster.job_state(&merge),
@@ -342,7 +335,7 @@ fn a_slurm_job_array_runs_the_cells_and_the_merge_equals_one_process() {
 
     // 2. one cell fails (its directory holds a record that is not one): no merge, no summary
     let failing = root.join("failing");
-    let (array, merge) = submit(&cluster, &config, &failing, || {
+    let (array, merge) = submit(&cluster, &config, &failing, "0", || {
         let cell = failing.join("amplification/cells/post-n4-seed0");
         std::fs::create_dir_all(&cell).unwrap();
         std::fs::write(cell.join("cell.ron"), "not a cell").unwrap();
