@@ -67,7 +67,9 @@ fn check(exp: &Experiment) {
     let merge = RunOptions { merge_only: true, ..split.clone() };
     let last = plan.last().unwrap();
     match run_experiment(exp, &merge) {
-        Err(LabError::MissingCells(m)) => assert_eq!(m, [last.label.clone()], "{}", exp.name),
+        Err(LabError::MissingCells(m)) => {
+            assert_eq!(m, std::slice::from_ref(&last.label), "{}", exp.name)
+        }
         other => panic!(
             "{}: a merge with a cell missing must refuse, got {:?}",
             exp.name,
@@ -82,7 +84,7 @@ fn check(exp: &Experiment) {
             "{}: partial merge keeps seed 0 only",
             exp.name
         );
-        assert_eq!(partial.cells.as_ref().unwrap().missing, [last.label.clone()]);
+        assert_eq!(partial.cells.as_ref().unwrap().missing, std::slice::from_ref(&last.label));
     }
     run_cell(exp, &split, last.index).unwrap();
     let merged = run_experiment(exp, &merge).unwrap_or_else(|e| panic!("{}: merge: {e}", exp.name));

@@ -254,10 +254,11 @@ fn submit(
     cluster: &Cluster,
     config: &Path,
     out: &Path,
+    seeds: &str,
     prepare: impl FnOnce(),
 ) -> (String, String) {
     ok(saturn()
-        .args(["sweep", "amplification", "--quick", "--seeds", "0,1", "--config"])
+        .args(["sweep", "amplification", "--quick", "--seeds", seeds, "--config"])
         .arg(config)
         .arg("--out")
         .arg(out)
