@@ -38,21 +38,27 @@ impl Metadata {
     }
 }
 
+/// The commit of the tree the binary was built in (its directory is inside the repository's
+/// `target/`), else of the working directory: a merge job may run anywhere.
 fn git_commit() -> String {
-    let run = |args: &[&str]| {
-        std::process::Command::new("git")
-            .args(args)
+    let exe_dir = std::env::current_exe().ok().and_then(|e| e.parent().map(|d| d.to_path_buf()));
+    let run = |dir: Option<&std::path::Path>, args: &[&str]| {
+        let mut cmd = std::process::Command::new("git");
+        if let Some(dir) = dir {
+            cmd.arg("-C").arg(dir);
+        }
+        cmd.args(args)
             .output()
             .ok()
             .filter(|o| o.status.success())
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
     };
-    match run(&["rev-parse", "--short", "HEAD"]) {
-        Some(commit) => {
-            let dirty = run(&["status", "--porcelain", "--untracked-files=no"])
+    for dir in [exe_dir.as_deref(), None] {
+        if let Some(commit) = run(dir, &["rev-parse", "--short", "HEAD"]) {
+            let dirty = run(dir, &["status", "--porcelain", "--untracked-files=no"])
                 .is_some_and(|s| !s.is_empty());
-            if dirty { format!("{commit}-dirty") } else { commit }
+            return if dirty { format!("{commit}-dirty") } else { commit };
         }
-        None => "unknown".to_string(),
     }
+    "unknown".to_string()
 }

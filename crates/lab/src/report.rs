@@ -275,7 +275,7 @@ pub fn write_report(results: &Path, docs: &Path, allow_partial: bool) -> Result<
         let _ = writeln!(md, "## {}\n", s.experiment);
         let _ = writeln!(
             md,
-            "Preset `{}`, seeds {:?}{}, {:.0} s{}, commit `{}`, {} ({} thread(s)). \
+            "Preset `{}`, seeds {:?}{}, {:.0} s{}{}, commit `{}`, {} ({} thread(s)). \
              {holds} hold, {fails} fail, {open} inconclusive.\n",
             preset_label(s),
             s.seeds,
@@ -286,6 +286,13 @@ pub fn write_report(results: &Path, docs: &Path, allow_partial: bool) -> Result<
             },
             s.wall_seconds,
             if s.resumed { " in the last, resumed process" } else { "" },
+            match &s.cells {
+                Some(c) if c.processes > 1 => format!(
+                    " to merge {} cells computed by {} processes in {:.0} core-s",
+                    c.count, c.processes, c.cell_seconds
+                ),
+                _ => String::new(),
+            },
             s.metadata.git_commit,
             gemm_label(&s.metadata),
             s.metadata.threads,
