@@ -38,12 +38,12 @@ use serde_json::json;
 
 use super::ExperimentCtx;
 use super::char_lm::adamw;
-use super::heads::{CLASS_NAMES, class_cells, class_json, worst, write_head_table};
+use super::heads::{class_json, draw_class_map, worst, write_head_table};
 use crate::cells::Cell;
 use crate::claim::{Claim, Evidence, Gate, Rule, Threshold};
 use crate::config::{Preset, resolve};
 use crate::error::{LabError, Result};
-use crate::plot::{Chart, HeatMap, Palette, Series, heat_map, line_chart};
+use crate::plot::{Chart, Series, line_chart};
 use crate::run_dir::RunDir;
 use crate::summary::Claims;
 use crate::train::{Task, TrainConfig, derive_seed, train};
@@ -338,19 +338,8 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     trained.sort_by_key(|(cell, _)| cell.spec.0);
     let results: Vec<RunResult> = trained.into_iter().map(|(_, r)| r).collect();
     for r in &results {
-        let cells = class_cells(&r.heads);
         let title = format!("{}: heads at the [=] query under saturation (c = {})", r.label, cfg.c);
-        heat_map(
-            &ctx.dir,
-            &format!("classes_{}", r.label),
-            &HeatMap {
-                title: &title,
-                x_label: "head",
-                y_label: "layer",
-                cells: &cells,
-                palette: Palette::Categories(&CLASS_NAMES),
-            },
-        )?;
+        draw_class_map(&ctx.dir, &format!("classes_{}", r.label), &title, &r.heads)?;
     }
     let tables: Vec<(String, Vec<HeadStats>)> =
         results.iter().map(|r| (r.label.clone(), r.heads.clone())).collect();

@@ -140,7 +140,7 @@ pub fn write_head_table(dir: &RunDir, name: &str, runs: &[(String, Vec<HeadStats
 
 /// The class table of one model as heat-map cells: one row per layer, one column per head,
 /// the class's index in [`HeadClass::ALL`].
-pub fn class_cells(stats: &[HeadStats]) -> Vec<Vec<f64>> {
+fn class_cells(stats: &[HeadStats]) -> Vec<Vec<f64>> {
     let mut rows: Vec<(String, Vec<f64>)> = Vec::new();
     for s in stats {
         let v = HeadClass::ALL.iter().position(|c| *c == s.class).unwrap_or(0) as f64;
@@ -150,6 +150,22 @@ pub fn class_cells(stats: &[HeadStats]) -> Vec<Vec<f64>> {
         }
     }
     rows.into_iter().map(|(_, r)| r).collect()
+}
+
+/// Draws the class table of one model as a heat map (`name`.svg/.png in `dir`): one row per
+/// layer, one column per head, coloured by class.
+pub fn draw_class_map(dir: &RunDir, name: &str, title: &str, stats: &[HeadStats]) -> Result<()> {
+    heat_map(
+        dir,
+        name,
+        &HeatMap {
+            title,
+            x_label: "head",
+            y_label: "layer",
+            cells: &class_cells(stats),
+            palette: Palette::Categories(&CLASS_NAMES),
+        },
+    )
 }
 
 /// The names of [`HeadClass::ALL`], for heat-map legends.
@@ -213,17 +229,7 @@ fn train_and_classify(
 /// Draws the class table of one LM.
 fn draw_classes(ctx: &ExperimentCtx, cfg: &HeadsConfig, run: &HeadRun) -> Result<()> {
     let title = format!("heads of {} under saturation (c = {})", run.label, cfg.c);
-    heat_map(
-        &ctx.dir,
-        &format!("classes_{}", run.label),
-        &HeatMap {
-            title: &title,
-            x_label: "head",
-            y_label: "layer",
-            cells: &class_cells(&run.stats),
-            palette: Palette::Categories(&CLASS_NAMES),
-        },
-    )
+    draw_class_map(&ctx.dir, &format!("classes_{}", run.label), &title, &run.stats)
 }
 
 /// The smallest of `values`; NaN when there is none or any is NaN (an undefined value never

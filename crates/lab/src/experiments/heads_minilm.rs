@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::ExperimentCtx;
-use super::heads::{CLASS_NAMES, class_cells, class_count, class_json, write_head_table};
+use super::heads::{class_count, class_json, draw_class_map, write_head_table};
 use crate::cells::Cell;
 use crate::claim::{Claim, ClaimBuilder, Evidence, Rule, Threshold};
 use crate::config::{Preset, resolve};
@@ -321,19 +321,8 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     let all = at_scale(cfg.c)?;
     let stats = &all.stats;
     write_head_table(&ctx.dir, "heads.csv", &[("minilm".to_string(), stats.clone())])?;
-    let cells = class_cells(stats);
     let title = format!("all-MiniLM-L6-v2 heads under saturation (c = {})", cfg.c);
-    heat_map(
-        &ctx.dir,
-        "classes",
-        &HeatMap {
-            title: &title,
-            x_label: "head",
-            y_label: "layer",
-            cells: &cells,
-            palette: Palette::Categories(&CLASS_NAMES),
-        },
-    )?;
+    draw_class_map(&ctx.dir, "classes", &title, stats)?;
     let max_prefix = stats.iter().map(|h| h.mean_prefix).fold(1.0, f64::max);
     let edges: Vec<f64> =
         (0..=((max_prefix / 2.0).ceil() as usize + 1)).map(|i| 2.0 * i as f64 + 0.5).collect();
