@@ -2,6 +2,7 @@
 
 mod coretype;
 mod fuzz;
+mod lint;
 mod mkl;
 mod setup;
 
@@ -37,6 +38,9 @@ commands:
                           missing): N seconds per target (default 90), every target unless
                           named; seeds from fuzz/seeds/ and the shared data; findings land in
                           fuzz/artifacts/TARGET/ (copy each into fuzz/regressions/TARGET/)
+  lint                    the hygiene checks CI runs besides the tests: cargo fmt --check,
+                          clippy -D warnings (all targets), cargo doc -D warnings, and the
+                          tidy check that docs/ARCHITECTURE.md lists every source file
   bench [--mkl] [args]    setup, then run the saturn-bench benchmarks (release); --mkl as above
   interop-export [args]   setup, then run `saturn-interop [args]` (release): export a model, a
                           batch and f64 gradients (or BERT outputs) for checking against
@@ -81,6 +85,7 @@ fn main() -> ExitCode {
         "experiment" => experiment(rest),
         "cells" | "sweep" => lab_command(cmd, rest),
         "fuzz" => fuzz::run(rest),
+        "lint" => lint::run_all(rest),
         "bench" => bench(rest),
         "interop-export" => interop_export(rest),
         "report" => report(rest),

@@ -19,7 +19,9 @@
 //! (the GEMM backend: `openblas`, or `mkl` with `SATURN_BLAS=mkl`, see `saturn_tensor::blas`) and
 //! `cpu`;
 //! `malloc_tuned` (whether `saturn_tensor::alloc::tune_malloc` was applied; `--no-tune-malloc`
-//! turns it off); lines with `gflops` also carry `peak_fraction` = gflops / (`--peak-gflops` × threads). Inputs come from a PCG64 generator with
+//! turns it off); lines with `gflops` also carry `peak_gflops`, this machine's FMA peak for the line's dtype
+//! at its thread count ([`peak`], measured at startup; `--peak-gflops` overrides), and
+//! `peak_fraction` = gflops / peak_gflops. Inputs come from a PCG64 generator with
 //! a fixed seed, so every run sees the same numbers.
 //!
 //! `--compare-torch` ([`torch_ref`]) runs `shared/bench/torch_ref.py` after each `step` case for the
@@ -32,6 +34,7 @@ mod elementwise;
 mod hvp;
 mod matmul;
 mod mlp;
+mod peak;
 mod step;
 mod timing;
 mod torch_ref;
@@ -58,9 +61,18 @@ pub fn rng() -> rand_pcg::Pcg64 {
     rand_pcg::Pcg64::seed_from_u64(SEED)
 }
 
-/// Peak GFLOP/s of one thread for `dtype`, from the FP32 peak: FP64 has half the SIMD lanes.
-fn peak_gflops_per_thread(fp32_peak: f64, dtype: &str) -> f64 {
-    if dtype == "f64" { fp32_peak / 2.0 } else { fp32_peak }
+/// The peak of `threads` threads: measured on this machine ([`peak::measure`]), unless
+/// `--peak-gflops` gives one core's FP32 peak (FP64 then has half the SIMD lanes).
+fn peak_of(given_fp32_per_core: Option<f64>, threads: usize) -> peak::Peak {
+    match given_fp32_per_core {
+        Some(g) => peak::Peak {
+            isa: peak::Isa::detect(),
+            threads,
+            f32_gflops: g * threads as f64,
+            f64_gflops: g / 2.0 * threads as f64,
+        },
+        None => peak::measure(threads),
+    }
 }
 
 fn positive_f64(s: &str) -> Result<f64, String> {
@@ -112,9 +124,15 @@ struct Cli {
     dtype: DTypeArg,
 
     /// FP32 peak GFLOP/s of one core, the denominator of `peak_fraction` (f64 uses half).
-    /// The default is the FMA peak measured on the project's reference machine (AMD Zen 4).
-    #[arg(long, value_name = "GFLOPS", default_value_t = 115.0, value_parser = positive_f64)]
-    peak_gflops: f64,
+    /// By default the peak is measured at startup on this machine (module `peak`: an FMA loop
+    /// in the widest SIMD the CPU has, on as many threads as the bench uses).
+    #[arg(long, value_name = "GFLOPS", value_parser = positive_f64)]
+    peak_gflops: Option<f64>,
+
+    /// Measure and print this machine's FMA peak (one JSON line at 1 thread and one at the
+    /// BLAS thread count), then exit: to compare with shared/bench/fma_peak.c.
+    #[arg(long)]
+    peak: bool,
 
     /// Print the names of the selected cases (one per line) instead of running them.
     #[arg(long)]
@@ -340,11 +358,30 @@ fn run(cli: Cli) -> BenchResult<()> {
         eprintln!("saturn-bench: warning: {warning}");
     }
     let cpu = cpu_model();
+    if cli.peak {
+        for t in if threads > 1 { vec![1, threads] } else { vec![1] } {
+            let p = peak::measure(t);
+            let line = Record::new("peak")
+                .with("threads", t)
+                .with("isa", p.isa.name())
+                .num("f32_gflops", p.f32_gflops)
+                .num("f64_gflops", p.f64_gflops)
+                .with("cpu", cpu.as_str());
+            writeln!(stdout, "{}", line.to_json())?;
+        }
+        return Ok(());
+    }
+    let peak = peak_of(cli.peak_gflops, threads);
     eprintln!(
-        "saturn-bench: {} cases, {runs} runs + {warmup} warm-up each; CPU {cpu} (peak taken as \
-         {} GFLOP/s/thread f32); BLAS threads {threads}; GEMM on {}; commit {}",
+        "saturn-bench: {} cases, {runs} runs + {warmup} warm-up each; CPU {cpu} (peak {} at \
+         {} threads: {:.1} GFLOP/s f32, {:.1} f64, {}); BLAS threads {threads}; GEMM on {}; \
+         commit {}",
         cases.len(),
-        cli.peak_gflops,
+        peak.isa.name(),
+        peak.threads,
+        peak.f32_gflops,
+        peak.f64_gflops,
+        if cli.peak_gflops.is_some() { "given by --peak-gflops" } else { "measured" },
         saturn_tensor::blas::describe(),
         commit.as_deref().unwrap_or("unknown"),
     );
@@ -358,8 +395,8 @@ fn run(cli: Cli) -> BenchResult<()> {
             let mut r = r.with("threads", threads);
             if let Some(g) = r.get("gflops").and_then(Value::as_f64) {
                 let dtype = r.get("dtype").and_then(Value::as_str).unwrap_or("f32");
-                let peak = peak_gflops_per_thread(cli.peak_gflops, dtype) * threads as f64;
-                r = r.num("peak_fraction", g / peak);
+                let peak_gflops = peak.for_dtype(dtype);
+                r = r.num("peak_gflops", peak_gflops).num("peak_fraction", g / peak_gflops);
             }
             if let Some(c) = &commit {
                 r = r.with("git_commit", c.as_str());

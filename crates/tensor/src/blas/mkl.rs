@@ -145,6 +145,7 @@ impl Mkl {
         // SAFETY: plain C calls; the previous local count (0 = none) is restored
         let previous = unsafe { (self.set_num_threads_local)(1) };
         let r = f();
+        // SAFETY: the same plain C call, restoring the count read above
         unsafe { (self.set_num_threads_local)(previous) };
         r
     }

@@ -1,0 +1,247 @@
+//! `cargo xtask lint`: the hygiene CI checks besides the tests.
+//!
+//! 1. `cargo fmt --all --check`;
+//! 2. `cargo clippy --workspace --all-targets -- -D warnings` (the workspace `[lints]` table in
+//!    the root Cargo.toml adds `unsafe_op_in_unsafe_fn` and `undocumented_unsafe_blocks`);
+//! 3. `cargo doc --workspace --no-deps` with `RUSTDOCFLAGS="-D warnings"`;
+//! 4. the tidy check of docs/ARCHITECTURE.md ([`missing_from_architecture`]): every `.rs` file of
+//!    every package is listed in its package's section, so the map a newcomer reads stays true.
+//!
+//! All four run even when one fails, so one CI run names every problem.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use crate::{cargo, run, workspace_root};
+
+/// Runs the four checks; fails when any fails.
+pub fn run_all(args: &[String]) -> Result<ExitCode, String> {
+    if let Some(other) = args.first() {
+        return Err(format!("lint takes no arguments (got `{other}`)"));
+    }
+    let mut failed = Vec::new();
+    let mut step = |name: &'static str, code: Result<ExitCode, String>| match code {
+        Ok(code) if code == ExitCode::SUCCESS => eprintln!("lint: {name}: ok"),
+        Ok(_) => failed.push(name),
+        Err(e) => {
+            eprintln!("lint: {name}: {e}");
+            failed.push(name)
+        }
+    };
+
+    let mut fmt = cargo();
+    fmt.args(["fmt", "--all", "--check"]);
+    step("cargo fmt --check", run(fmt, "cargo fmt"));
+
+    let mut clippy = cargo();
+    clippy.args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);
+    step("cargo clippy -D warnings", run(clippy, "cargo clippy"));
+
+    let mut doc = cargo();
+    doc.args(["doc", "--workspace", "--no-deps"]).env("RUSTDOCFLAGS", "-D warnings");
+    step("cargo doc -D warnings", run(doc, "cargo doc"));
+
+    step("docs/ARCHITECTURE.md lists every source file", tidy(&workspace_root()));
+
+    if failed.is_empty() {
+        eprintln!("lint: all checks passed");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("lint: failed: {}", failed.join(", "));
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+fn tidy(root: &Path) -> Result<ExitCode, String> {
+    let text = std::fs::read_to_string(root.join("docs/ARCHITECTURE.md"))
+        .map_err(|e| format!("cannot read docs/ARCHITECTURE.md: {e}"))?;
+    let problems = missing_from_architecture(root, &text)?;
+    for p in &problems {
+        eprintln!("tidy: {p}");
+    }
+    Ok(if problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// A package of the map: its name (from its Cargo.toml) and its directory.
+struct Package {
+    name: String,
+    dir: PathBuf,
+}
+
+/// The problems of docs/ARCHITECTURE.md's file map, one readable line each (empty: none).
+///
+/// The rule: every package (the workspace members of the root Cargo.toml, and `fuzz/`, its own
+/// workspace) has a section whose `## ` heading contains the package name as a word, and in
+/// that section every `.rs` file of the package appears as its path relative to the package
+/// directory (`src/ops/linear.rs`, `tests/cells_merge.rs`, `build.rs`), standing alone — between
+/// backticks, spaces or line ends; a glob such as `src/ops/*.rs` lists nothing.
+pub fn missing_from_architecture(root: &Path, architecture: &str) -> Result<Vec<String>, String> {
+    let sections = sections(architecture);
+    let mut problems = Vec::new();
+    for package in packages(root)? {
+        let rel_dir = package.dir.strip_prefix(root).unwrap_or(&package.dir).display().to_string();
+        let Some(body) = sections.iter().find(|(h, _)| has_word(h, &package.name)).map(|s| &s.1)
+        else {
+            problems.push(format!(
+                "package `{}` ({rel_dir}/) has no section: add `## {}` listing its files",
+                package.name, package.name
+            ));
+            continue;
+        };
+        for file in rust_files(&package.dir)? {
+            let rel = file.strip_prefix(&package.dir).unwrap_or(&file);
+            let rel = rel.to_string_lossy().replace('\\', "/");
+            if !mentions_path(body, &rel) {
+                problems.push(format!(
+                    "`{rel_dir}/{rel}` is not in the map: add `{rel}` (one line of what it is) \
+                     under `## {}`",
+                    package.name
+                ));
+            }
+        }
+    }
+    Ok(problems)
+}
+
+/// The `## ` sections of a Markdown text: (heading, body up to the next `## `).
+fn sections(text: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for line in text.lines() {
+        if let Some(heading) = line.strip_prefix("## ") {
+            out.push((heading.to_string(), String::new()));
+        } else if let Some((_, body)) = out.last_mut() {
+            body.push_str(line);
+            body.push('\n');
+        }
+    }
+    out
+}
+
+/// Whether `word` stands in `text` with no name character (alphanumeric, `-`, `_`) either side.
+fn has_word(text: &str, word: &str) -> bool {
+    let name_char = |c: char| c.is_alphanumeric() || c == '-' || c == '_';
+    text.match_indices(word).any(|(i, _)| {
+        let before = text[..i].chars().next_back();
+        let after = text[i + word.len()..].chars().next();
+        !before.is_some_and(name_char) && !after.is_some_and(name_char)
+    })
+}
+
+/// Whether `path` stands alone in `text`: not part of a longer path or name.
+fn mentions_path(text: &str, path: &str) -> bool {
+    let path_char = |c: char| c.is_alphanumeric() || matches!(c, '-' | '_' | '/' | '.' | '*');
+    text.match_indices(path).any(|(i, _)| {
+        let before = text[..i].chars().next_back();
+        let after = text[i + path.len()..].chars().next();
+        !before.is_some_and(path_char) && !after.is_some_and(path_char)
+    })
+}
+
+/// The workspace members of the root Cargo.toml, then `fuzz/` when it exists.
+fn packages(root: &Path) -> Result<Vec<Package>, String> {
+    let manifest = read(&root.join("Cargo.toml"))?;
+    let members = manifest
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("members"))
+        .and_then(|rest| Some(&rest[rest.find('[')? + 1..rest.find(']')?]))
+        .ok_or("the root Cargo.toml has no one-line `members = [...]`")?;
+    let mut dirs: Vec<PathBuf> = members
+        .split(',')
+        .map(|m| m.trim().trim_matches('"'))
+        .filter(|m| !m.is_empty())
+        .map(|m| root.join(m))
+        .collect();
+    if root.join("fuzz/Cargo.toml").is_file() {
+        dirs.push(root.join("fuzz"));
+    }
+    dirs.into_iter()
+        .map(|dir| {
+            let text = read(&dir.join("Cargo.toml"))?;
+            let name = text
+                .lines()
+                .skip_while(|l| l.trim() != "[package]")
+                .find_map(|l| l.trim().strip_prefix("name")?.trim().strip_prefix('='))
+                .map(|v| v.trim().trim_matches('"').to_string())
+                .ok_or_else(|| {
+                    format!("{}: no [package] name", dir.join("Cargo.toml").display())
+                })?;
+            // the fuzz package is named after the crate it fuzzes; the map calls it `fuzz`
+            let name = if dir.ends_with("fuzz") { "fuzz".to_string() } else { name };
+            Ok(Package { name, dir })
+        })
+        .collect()
+}
+
+/// Every `.rs` file below `dir`, sorted, skipping build output, fuzz corpora and artifacts.
+fn rust_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let entries = std::fs::read_dir(&d).map_err(|e| format!("{}: {e}", d.display()))?;
+        for entry in entries {
+            let path = entry.map_err(|e| format!("{}: {e}", d.display()))?.path();
+            let name =
+                path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            if path.is_dir() {
+                if !matches!(name.as_str(), "target" | "corpus" | "artifacts" | "coverage")
+                    && !name.starts_with('.')
+                {
+                    stack.push(path);
+                }
+            } else if name.ends_with(".rs") {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn read(path: &Path) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A throwaway workspace: one member `crates/a` (package `saturn-a`) with two files.
+    fn workspace(test: &str) -> PathBuf {
+        let root = std::env::temp_dir().join(format!("xtask-tidy-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("crates/a/src/ops")).unwrap();
+        std::fs::write(root.join("Cargo.toml"), "[workspace]\nmembers = [\"crates/a\"]\n").unwrap();
+        std::fs::write(root.join("crates/a/Cargo.toml"), "[package]\nname = \"saturn-a\"\n")
+            .unwrap();
+        std::fs::write(root.join("crates/a/src/lib.rs"), "").unwrap();
+        std::fs::write(root.join("crates/a/src/ops/add.rs"), "").unwrap();
+        root
+    }
+
+    #[test]
+    fn a_complete_map_passes() {
+        let root = workspace("complete");
+        let map = "# map\n## saturn-a\n```\nsrc/lib.rs     root\nsrc/ops/add.rs addition\n```\n";
+        assert_eq!(missing_from_architecture(&root, map).unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_missing_file_is_named_with_its_section() {
+        let root = workspace("missing");
+        let problems =
+            missing_from_architecture(&root, "## saturn-a\n`src/lib.rs` root\n").unwrap();
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].contains("crates/a/src/ops/add.rs"), "{}", problems[0]);
+        assert!(problems[0].contains("## saturn-a"), "{}", problems[0]);
+    }
+
+    #[test]
+    fn globs_and_other_sections_list_nothing() {
+        let root = workspace("globs");
+        // a glob, a longer path that contains the name, and the file under another package
+        let map = "## saturn-a\nsrc/ops/*.rs\nsrc/lib.rs.bak\n## saturn-b\nsrc/lib.rs\n";
+        assert_eq!(missing_from_architecture(&root, map).unwrap().len(), 2);
+        let no_section = missing_from_architecture(&root, "## saturn-ab\nsrc/lib.rs\n").unwrap();
+        assert!(no_section[0].contains("has no section"), "{no_section:?}");
+    }
+}
