@@ -27,7 +27,12 @@
 //! `--compare-torch` ([`torch_ref`]) runs `shared/bench/torch_ref.py` after each `step` case for the
 //! same config, variant and threads, and prints a `step_vs_torch` line: `saturn_ms`, `torch_ms`
 //! (medians of the whole step), `ratio` = saturn_ms / torch_ms, the per-phase medians of both,
-//! both peak RSS, `torch_bg_cores` and `loadavg_1m`.
+//! both peak RSS, `torch_bg_cores` and `loadavg_1m`; then the same step under `torch.compile`
+//! (Inductor, default mode; `--no-torch-compile` skips it): `torch_compiled_ms`,
+//! `ratio_compiled`, `torch_compile_s` (or `torch_compile_error`). After each `step/*/hvp` case it
+//! runs `crates/bench/scripts/torch_hvp.py` (PyTorch's gradient and double-backward HVP of the
+//! same LM) and prints an `hvp_vs_torch` line: both gradient and HVP medians, `ratio` =
+//! saturn_hvp_ms / torch_hvp_ms, and each side's hvp_over_grad.
 
 mod blas;
 mod elementwise;
@@ -133,6 +138,10 @@ struct Cli {
     /// BLAS thread count), then exit: to compare with shared/bench/fma_peak.c.
     #[arg(long)]
     peak: bool,
+
+    /// With --compare-torch, skip the `torch.compile` run of each step case (eager only).
+    #[arg(long)]
+    no_torch_compile: bool,
 
     /// Print the names of the selected cases (one per line) instead of running them.
     #[arg(long)]
@@ -243,8 +252,17 @@ pub type CaseFn = Box<dyn Fn(&Ctx) -> BenchResult<Vec<Record>>>;
 pub struct Case {
     pub name: String,
     pub run: CaseFn,
-    /// The (config, variant) of torch_ref.py that measures the same thing, for `--compare-torch`.
-    pub torch_cell: Option<(&'static str, &'static str)>,
+    /// What PyTorch measures the same thing with, for `--compare-torch`.
+    pub torch_cell: Option<TorchCell>,
+}
+
+/// A PyTorch anchor of a case: torch_ref.py's training step (eager and compiled) or
+/// torch_hvp.py's gradient and HVP, for one config and variant.
+#[derive(Debug, Clone, Copy)]
+pub struct TorchCell {
+    pub config: &'static str,
+    pub variant: &'static str,
+    pub hvp: bool,
 }
 
 impl Case {
@@ -257,7 +275,13 @@ impl Case {
 
     /// Marks the case as comparable with torch_ref.py's `--config config --variant variant`.
     pub fn with_torch_cell(mut self, config: &'static str, variant: &'static str) -> Case {
-        self.torch_cell = Some((config, variant));
+        self.torch_cell = Some(TorchCell { config, variant, hvp: false });
+        self
+    }
+
+    /// Marks the case as comparable with torch_hvp.py's gradient and HVP of the same cell.
+    pub fn with_torch_hvp(mut self, config: &'static str, variant: &'static str) -> Case {
+        self.torch_cell = Some(TorchCell { config, variant, hvp: true });
         self
     }
 }
@@ -336,7 +360,7 @@ fn run(cli: Cli) -> BenchResult<()> {
         );
         if !cases.iter().any(|c| c.torch_cell.is_some()) {
             eprintln!(
-                "saturn-bench: warning: --compare-torch, but no selected case is a `step` case"
+                "saturn-bench: warning: --compare-torch, but no selected case has a PyTorch anchor (`step` cases)"
             );
         }
         Some((python, script))
@@ -409,11 +433,47 @@ fn run(cli: Cli) -> BenchResult<()> {
             writeln!(stdout, "{}", r.to_json())?;
         }
         stdout.flush()?;
-        if let (Some((python, script)), Some((config, variant))) = (&torch, case.torch_cell) {
-            eprintln!("[{:>3}/{}] torch_ref.py {config}/{variant}", i + 1, cases.len());
-            let t = torch_ref::run(python, script, config, variant, threads, ctx.plan)
-                .map_err(|e| format!("--compare-torch, {config}/{variant}: {e}"))?;
-            let mut r = compare_record(&saturn_lines, &t)?.with("threads", threads);
+        if let (Some((python, script)), Some(cell)) = (&torch, case.torch_cell) {
+            let (config, variant) = (cell.config, cell.variant);
+            let mut r = if cell.hvp {
+                eprintln!("[{:>3}/{}] torch_hvp.py {config}/{variant}", i + 1, cases.len());
+                let t = torch_ref::run_hvp(python, config, variant, threads, ctx.plan)
+                    .map_err(|e| format!("--compare-torch, {config}/{variant} hvp: {e}"))?;
+                hvp_compare_record(&saturn_lines, config, variant, &t)?
+            } else {
+                eprintln!("[{:>3}/{}] torch_ref.py {config}/{variant}", i + 1, cases.len());
+                let eager =
+                    torch_ref::run(python, script, config, variant, threads, ctx.plan, false)
+                        .map_err(|e| format!("--compare-torch, {config}/{variant}: {e}"))?;
+                let mut r = compare_record(&saturn_lines, &eager)?;
+                if !cli.no_torch_compile {
+                    eprintln!(
+                        "[{:>3}/{}] torch_ref.py --compile {config}/{variant}",
+                        i + 1,
+                        cases.len()
+                    );
+                    // Inductor needs a C++ toolchain and may fail where eager works: the line
+                    // then says why instead of stopping the bench
+                    match torch_ref::run(python, script, config, variant, threads, ctx.plan, true) {
+                        Ok(c) => {
+                            let saturn_ms =
+                                r.get("saturn_ms").and_then(Value::as_f64).unwrap_or(f64::NAN);
+                            r = r
+                                .num("torch_compiled_ms", c.step.ms_per_step)
+                                .num("ratio_compiled", saturn_ms / c.step.ms_per_step);
+                            if let Some(s) = c.step.compile_s {
+                                r = r.num("torch_compile_s", s);
+                            }
+                        }
+                        Err(e) => {
+                            eprintln!("saturn-bench: warning: torch.compile failed: {e}");
+                            r = r.with("torch_compile_error", e);
+                        }
+                    }
+                }
+                r
+            };
+            r = r.with("threads", threads);
             if let Some(c) = &commit {
                 r = r.with("git_commit", c.as_str());
             }
@@ -427,6 +487,36 @@ fn run(cli: Cli) -> BenchResult<()> {
     }
     eprintln!("saturn-bench: done in {:.1} s", start.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// The `hvp_vs_torch` line: Saturn's gradient and HVP medians (the case's `grad` and `hvp`
+/// lines) next to torch_hvp.py's; ratio = saturn_hvp_ms / torch_hvp_ms.
+fn hvp_compare_record(
+    saturn: &[Record],
+    config: &str,
+    variant: &str,
+    torch: &torch_ref::TorchHvp,
+) -> BenchResult<Record> {
+    let phase_ms = |phase: &str| {
+        saturn
+            .iter()
+            .find(|r| r.get("phase").and_then(Value::as_str) == Some(phase))
+            .and_then(|r| r.get("ms_per_step").and_then(Value::as_f64))
+            .ok_or_else(|| format!("the Saturn hvp case gave no `{phase}` line to compare"))
+    };
+    let (grad_ms, hvp_ms) = (phase_ms("grad")?, phase_ms("hvp")?);
+    Ok(Record::new("hvp_vs_torch")
+        .with("config", config)
+        .with("variant", variant)
+        .num("saturn_grad_ms", grad_ms)
+        .num("saturn_hvp_ms", hvp_ms)
+        .num("torch_grad_ms", torch.grad_ms)
+        .num("torch_hvp_ms", torch.hvp_ms)
+        .num("ratio", hvp_ms / torch.hvp_ms)
+        .num("ratio_grad", grad_ms / torch.grad_ms)
+        .num("saturn_hvp_over_grad", hvp_ms / grad_ms)
+        .num("torch_hvp_over_grad", torch.hvp_ms / torch.grad_ms)
+        .with("torch_steps", torch.steps))
 }
 
 /// The `step_vs_torch` line: Saturn's phase medians (from the case's `step` lines) next to

@@ -152,9 +152,12 @@ pub fn cases(ctx: &Ctx) -> Vec<Case> {
             if (ctx.quick && (medium || variant != "post")) || (medium && variant != "post") {
                 continue;
             }
-            cases.push(Case::new(format!("step/{}/{variant}/hvp/f32", size.name), move |ctx| {
-                run_hvp(ctx, size, variant, residual)
-            }));
+            cases.push(
+                Case::new(format!("step/{}/{variant}/hvp/f32", size.name), move |ctx| {
+                    run_hvp(ctx, size, variant, residual)
+                })
+                .with_torch_hvp(size.name, variant),
+            );
         }
     }
     cases

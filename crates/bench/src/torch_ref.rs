@@ -125,20 +125,23 @@ fn torch_version(python: &Path) -> Result<String, String> {
     Ok(version)
 }
 
-/// `shared/bench/torch_ref.py`: under `$SATURN_SHARED` if set, else under the `shared` directory
-/// beside the workspace root.
-pub fn script_path() -> Result<PathBuf, String> {
-    let shared = match std::env::var_os("SATURN_SHARED").filter(|v| !v.is_empty()) {
-        Some(dir) => PathBuf::from(dir),
+/// The `shared` directory: `$SATURN_SHARED` if set, else `shared` beside the workspace root.
+pub fn shared_dir() -> Result<PathBuf, String> {
+    match std::env::var_os("SATURN_SHARED").filter(|v| !v.is_empty()) {
+        Some(dir) => Ok(PathBuf::from(dir)),
         None => {
             // crates/bench → crates → workspace root
             let root = Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).ok_or(
                 "cannot locate the workspace root from CARGO_MANIFEST_DIR; set SATURN_SHARED",
             )?;
-            root.parent().unwrap_or(root).join("shared")
+            Ok(root.parent().unwrap_or(root).join("shared"))
         }
-    };
-    let script = shared.join("bench").join("torch_ref.py");
+    }
+}
+
+/// `shared/bench/torch_ref.py` (see [`shared_dir`]).
+pub fn script_path() -> Result<PathBuf, String> {
+    let script = shared_dir()?.join("bench").join("torch_ref.py");
     if script.is_file() {
         Ok(script)
     } else {
@@ -148,6 +151,11 @@ pub fn script_path() -> Result<PathBuf, String> {
             script.display()
         ))
     }
+}
+
+/// `crates/bench/scripts/torch_hvp.py`: PyTorch's HVP by double backward of torch_ref.py's LM.
+pub fn hvp_script_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts").join("torch_hvp.py")
 }
 
 /// What torch_ref.py reports for one cell (all times in ms, medians over its timed steps).
@@ -165,6 +173,8 @@ pub struct TorchStep {
     /// Cores used by other processes during torch's timed steps (torch_ref's `BgMeter`).
     pub bg_cores: Option<f64>,
     pub torch_version: Option<String>,
+    /// Seconds of the first (compiling) step under `--compile`.
+    pub compile_s: Option<f64>,
 }
 
 /// Reads torch_ref.py's stdout: the last line that is a JSON object.
@@ -204,6 +214,7 @@ pub fn parse_output(stdout: &str) -> Result<TorchStep, String> {
         steps: num("steps")? as u64,
         bg_cores: v.get("bg_cores").and_then(Value::as_f64),
         torch_version: v.get("torch").and_then(Value::as_str).map(str::to_string),
+        compile_s: v.get("compile_s").and_then(Value::as_f64),
     })
 }
 
@@ -221,7 +232,9 @@ pub struct TorchRun {
 }
 
 /// Runs torch_ref.py for one cell with `plan`'s warm-up and timed step counts (torch_ref.py
-/// treats a warm-up of 0 as "its default", so at least 1 is passed). Its stderr goes to ours.
+/// treats a warm-up of 0 as "its default", so at least 1 is passed), eager or under
+/// `torch.compile` (Inductor, default mode; the first step, which compiles, is untimed). Its
+/// stderr goes to ours.
 pub fn run(
     python: &TorchPython,
     script: &Path,
@@ -229,20 +242,84 @@ pub fn run(
     variant: &str,
     threads: usize,
     plan: Plan,
+    compile: bool,
 ) -> Result<TorchRun, String> {
     let mut cmd = Command::new(&python.python);
     cmd.arg(script)
         .args(["--config", config, "--variant", variant, "--act", "gelu_tanh"])
         .args(["--threads", &threads.to_string()])
-        .args(["--steps", &plan.runs.to_string(), "--warmup", &plan.warmup.max(1).to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+        .args(["--steps", &plan.runs.to_string(), "--warmup", &plan.warmup.max(1).to_string()]);
+    if compile {
+        cmd.arg("--compile");
+    }
+    let what = format!(
+        "torch_ref.py --config {config} --variant {variant} --threads {threads}{}",
+        if compile { " --compile" } else { "" }
+    );
+    let (stdout, peak_rss_mb) = run_child(cmd, threads, &what)?;
+    let step = parse_output(&stdout)?;
+    Ok(TorchRun { step, peak_rss_mb })
+}
+
+/// PyTorch's gradient and exact HVP of one cell (scripts/torch_hvp.py), medians in ms.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TorchHvp {
+    pub grad_ms: f64,
+    pub hvp_ms: f64,
+    pub steps: u64,
+}
+
+/// Runs scripts/torch_hvp.py for one cell with `plan`'s warm-up and timed counts.
+pub fn run_hvp(
+    python: &TorchPython,
+    config: &str,
+    variant: &str,
+    threads: usize,
+    plan: Plan,
+) -> Result<TorchHvp, String> {
+    let mut cmd = Command::new(&python.python);
+    cmd.arg(hvp_script_path())
+        .arg("--shared")
+        .arg(shared_dir()?)
+        .args(["--config", config, "--variant", variant])
+        .args(["--threads", &threads.to_string()])
+        .args(["--steps", &plan.runs.to_string(), "--warmup", &plan.warmup.to_string()]);
+    let what = format!("torch_hvp.py --config {config} --variant {variant} --threads {threads}");
+    let (stdout, _) = run_child(cmd, threads, &what)?;
+    parse_hvp_output(&stdout)
+}
+
+/// Reads torch_hvp.py's stdout: the last line that is a JSON object.
+pub fn parse_hvp_output(stdout: &str) -> Result<TorchHvp, String> {
+    let line = stdout
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('{'))
+        .ok_or_else(|| format!("no JSON line in torch_hvp.py's output {:?}", tail(stdout)))?;
+    let v: Value = serde_json::from_str(line)
+        .map_err(|e| format!("torch_hvp.py's output line is not JSON ({e}): {line}"))?;
+    let num = |key: &str| {
+        v.get(key)
+            .and_then(Value::as_f64)
+            .filter(|x| x.is_finite() && *x > 0.0)
+            .ok_or_else(|| format!("torch_hvp.py's output has no positive number `{key}`: {line}"))
+    };
+    Ok(TorchHvp { grad_ms: num("grad_ms")?, hvp_ms: num("hvp_ms")?, steps: num("steps")? as u64 })
+}
+
+/// Runs a child Python with `threads` OpenMP/MKL threads, its stdout captured and its stderr
+/// passed through, sampling its peak resident set; its stdout and VmHWM in MB.
+fn run_child(
+    mut cmd: Command,
+    threads: usize,
+    what: &str,
+) -> Result<(String, Option<f64>), String> {
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit());
     // torch's OpenMP pool is sized by set_num_threads; keep MKL/OpenMP from spinning up more.
     cmd.env("OMP_NUM_THREADS", threads.to_string()).env("MKL_NUM_THREADS", threads.to_string());
-    let mut child =
-        cmd.spawn().map_err(|e| format!("cannot start {}: {e}", python.python.display()))?;
-    let mut stdout_pipe = child.stdout.take().ok_or("torch_ref.py's stdout was not captured")?;
+    let mut child = cmd.spawn().map_err(|e| format!("cannot start {what}: {e}"))?;
+    let mut stdout_pipe = child.stdout.take().ok_or("the child's stdout was not captured")?;
     let reader = std::thread::spawn(move || {
         let mut s = String::new();
         stdout_pipe.read_to_string(&mut s).map(|_| s)
@@ -256,21 +333,17 @@ pub fn run(
         match child.try_wait() {
             Ok(Some(status)) => break status,
             Ok(None) => std::thread::sleep(RSS_POLL),
-            Err(e) => return Err(format!("waiting for torch_ref.py: {e}")),
+            Err(e) => return Err(format!("waiting for {what}: {e}")),
         }
     };
     let stdout = reader
         .join()
-        .map_err(|_| "the thread reading torch_ref.py's output panicked".to_string())?
-        .map_err(|e| format!("reading torch_ref.py's output: {e}"))?;
+        .map_err(|_| format!("the thread reading {what}'s output panicked"))?
+        .map_err(|e| format!("reading {what}'s output: {e}"))?;
     if !status.success() {
-        return Err(format!(
-            "torch_ref.py --config {config} --variant {variant} --threads {threads} failed \
-             ({status}); its stderr is above"
-        ));
+        return Err(format!("{what} failed ({status}); its stderr is above"));
     }
-    let step = parse_output(&stdout)?;
-    Ok(TorchRun { step, peak_rss_mb: peak_kb.map(|kb| kb / 1024.0) })
+    Ok((stdout, peak_kb.map(|kb| kb / 1024.0)))
 }
 
 /// The VmHWM line of a `/proc/<pid>/status` file, in kB.
@@ -292,6 +365,16 @@ mod tests {
     /// A line torch_ref.py printed on this machine (`--config tiny --variant post --steps 20
     /// --warmup 5 --threads 1`, torch 2.15.0, 2026-11-22).
     const SAMPLE: &str = r#"{"config": "tiny", "variant": "post", "threads": 1, "mode": "eager", "attn": "sdpa", "adam": "default", "act": "gelu_tanh", "ms_per_step": 8.869, "tokens_per_s": 57727.0, "ms_min": 8.549, "ms_mean": 8.932, "fwd_ms": 3.089, "bwd_ms": 4.209, "opt_ms": 1.515, "steps": 20, "warmup": 5, "gflops_per_step": 0.3397, "achieved_gflops": 38.3, "params": 110208, "final_loss": 3.9517, "bg_cores": 1.005, "torch": "2.15.0+cu132"}"#;
+
+    #[test]
+    fn torch_hvp_output_line_is_parsed_and_checked() {
+        let line = r#"{"config": "tiny", "variant": "post", "threads": 1, "grad_ms": 4.5, "hvp_ms": 13.2, "hvp_over_grad": 2.933, "steps": 5, "torch": "2.15.0"}"#;
+        let h = parse_hvp_output(&format!("warning\n{line}\n")).unwrap();
+        assert_eq!(h, TorchHvp { grad_ms: 4.5, hvp_ms: 13.2, steps: 5 });
+        let bad = line.replace("\"hvp_ms\": 13.2", "\"hvp_ms\": 0");
+        assert!(parse_hvp_output(&bad).unwrap_err().contains("hvp_ms"));
+        assert!(parse_hvp_output("no json").is_err());
+    }
 
     #[test]
     fn torch_ref_output_line_is_parsed() {
