@@ -1,6 +1,7 @@
 //! `cargo xtask <command>`: project tasks for Saturn (std only, builds in seconds).
 
 mod coretype;
+mod examples;
 mod fuzz;
 mod lint;
 mod mkl;
@@ -162,6 +163,9 @@ fn test(args: &[String]) -> Result<ExitCode, String> {
         with_mkl(&mut cmd, mkl::lib_dir());
         eprintln!("xtask: saturn-tensor's unit tests on MKL ({})", binary.display());
         code = run(cmd, "saturn-tensor's tests on MKL")?;
+    }
+    if code == ExitCode::SUCCESS {
+        code = examples::run_all(&extra)?; // the examples/ binaries the test run built
     }
     eprintln!(
         "xtask: test{} finished in {:.1} s",
