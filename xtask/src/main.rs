@@ -39,9 +39,10 @@ commands:
                           missing): N seconds per target (default 90), every target unless
                           named; seeds from fuzz/seeds/ and the shared data; findings land in
                           fuzz/artifacts/TARGET/ (copy each into fuzz/regressions/TARGET/)
-  lint                    the hygiene checks CI runs besides the tests: cargo fmt --check,
-                          clippy -D warnings (all targets), cargo doc -D warnings, and the
-                          tidy check that docs/ARCHITECTURE.md lists every source file
+  lint [CHECK...]         the hygiene checks CI runs besides the tests: fmt (cargo fmt
+                          --check), clippy (-D warnings, all targets), doc (cargo doc -D
+                          warnings), tidy (docs/ARCHITECTURE.md lists every source file);
+                          all four unless some are named
   bench [--mkl] [args]    setup, then run the saturn-bench benchmarks (release); --mkl as above
   interop-export [args]   setup, then run `saturn-interop [args]` (release): export a model, a
                           batch and f64 gradients (or BERT outputs) for checking against
