@@ -2,7 +2,7 @@
 //!
 //! logits = act(x·W1 + b1)·W2 + b2,  loss = cross_entropy(logits, targets),
 //!
-//! with W1 [in, hidden], b1 [hidden], W2 [hidden, out], b2 [out] as `Tensor::param`, act ∈
+//! with W1 `[in, hidden]`, b1 `[hidden]`, W2 `[hidden, out]`, b2 `[out]` as `Tensor::param`, act ∈
 //! {relu, gelu_tanh, gelu (erf)}, and the input x also a parameter, as the input of a transformer
 //! FFN sublayer is, so that backward computes every GEMM gradient (dx, dW1, dh, dW2).
 //!
