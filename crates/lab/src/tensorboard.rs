@@ -51,9 +51,15 @@
 //! # Viewing
 //!
 //! ```text
-//! pip install tensorboard          # or: cargo xtask setup --tensorboard (into target/py-tensorboard)
-//! tensorboard --logdir runs        # every run under `runs/`, named by its path (e.g. norm-growth/cells/post-seed0)
+//! pip install tensorboard && tensorboard --logdir runs
+//! # or, with the project's own install (into target/py-tensorboard):
+//! cargo xtask setup --tensorboard
+//! PYTHONPATH=target/py-tensorboard python3 -m tensorboard.main --logdir runs
 //! ```
+//!
+//! then open <http://localhost:6006>: every training run under `runs/` is a TensorBoard run
+//! named by its path (e.g. `saturation-training/cells/post-seed0`), its scalars by metric name.
+//! Runs still training show their rows so far (reload to update).
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
