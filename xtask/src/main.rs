@@ -6,6 +6,7 @@ mod fuzz;
 mod lint;
 mod mkl;
 mod setup;
+mod tensorboard;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -15,11 +16,14 @@ const USAGE: &str = "\
 usage: cargo xtask <command> [args...]
 
 commands:
-  setup [--mkl]           detect system OpenBLAS with LAPACK; install libopenblas-dev with
+  setup [--mkl] [--tensorboard]
+                          detect system OpenBLAS with LAPACK; install libopenblas-dev with
                           apt-get if missing (as root, or with `sudo -n`); every command
                           below also sets OPENBLAS_CORETYPE from the CPU's flags unless set.
                           --mkl also installs Intel oneMKL (PyPI wheel, ≈ 230 MB download)
-                          into target/mkl/lib, the optional GEMM backend (SATURN_BLAS=mkl)
+                          into target/mkl/lib, the optional GEMM backend (SATURN_BLAS=mkl);
+                          --tensorboard installs PyPI's tensorboard into target/py-tensorboard
+                          (viewing runs; the lab's test reads its event files back with it)
   test [--full] [args]    setup, then `cargo test --workspace [args]`; when MKL is installed,
                           also saturn-tensor's tests on MKL;
                           --full sets SATURN_FULL_TESTS=1 (long statistical tests)
@@ -67,6 +71,9 @@ fn main() -> ExitCode {
             .and_then(|found| {
                 if rest.iter().any(|a| a == "--mkl") {
                     mkl::ensure()?;
+                }
+                if rest.iter().any(|a| a == "--tensorboard") {
+                    tensorboard::ensure()?;
                 }
                 Ok(found)
             })

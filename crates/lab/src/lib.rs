@@ -29,6 +29,7 @@ pub mod run_dir;
 pub mod stats;
 pub mod summary;
 pub mod sweep;
+pub mod tensorboard;
 pub mod train;
 
 use std::path::Path;

@@ -1,9 +1,15 @@
 //! Metrics recorded along a run: rows of named numbers, written as CSV. A column missing from a
-//! row (e.g. validation loss between evaluations) is left empty.
+//! row (e.g. validation loss between evaluations) is left empty. [`EventLog`] mirrors them as a
+//! TensorBoard event file (the format, and why a resumed run neither loses nor doubles a step:
+//! [`crate::tensorboard`]).
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::tensorboard::{Event, EventFile, EventKind, event_files, read_events_lossy};
 
 /// One row: the step and its values by column name.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -121,6 +127,91 @@ impl Metrics {
         }
         out
     }
+}
+
+/// A run's [`Metrics`] as the one TensorBoard event file of its directory: a row becomes an
+/// event at the row's step whose scalars are the row's values by column name (as f32).
+#[derive(Debug)]
+pub struct EventLog {
+    file: EventFile,
+    /// Rows of the metrics already in the file.
+    written: usize,
+}
+
+impl EventLog {
+    /// Starts this process's event file in `dir` holding every row of `metrics` (on resume,
+    /// the rows restored from the checkpoint; each keeps the wall time an earlier file of `dir`
+    /// gave its step, else gets now), then removes the earlier event files, whose rows past
+    /// the checkpoint the run recomputes.
+    pub fn start(dir: &Path, metrics: &Metrics) -> Result<EventLog> {
+        let earlier = event_files(dir)?;
+        let mut wall_times = BTreeMap::new();
+        if !metrics.rows.is_empty() {
+            for path in &earlier {
+                for event in read_events_lossy(path) {
+                    if let EventKind::Scalars(_) = event.kind {
+                        wall_times.insert(event.step, event.wall_time);
+                    }
+                }
+            }
+        }
+        let now = crate::tensorboard::now();
+        let events: Vec<Event> = metrics
+            .rows
+            .iter()
+            .filter_map(|row| {
+                let step = row.step as i64;
+                to_event(row, wall_times.get(&step).copied().unwrap_or(now))
+            })
+            .collect();
+        let file = EventFile::create(dir, &events)?;
+        for path in earlier {
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(crate::error::io_err(&path)(e));
+                }
+                _ => {}
+            }
+        }
+        // a creation cut short by a crash leaves its hidden partial file: this run's lock
+        // makes every other one stale
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                if name.starts_with(".tb-") && name.ends_with(".partial") {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+        Ok(EventLog { file, written: metrics.rows.len() })
+    }
+
+    /// Appends the rows of `metrics` recorded since the last call, stamped now.
+    pub fn sync(&mut self, metrics: &Metrics) -> Result<()> {
+        let Some(new) = metrics.rows.get(self.written..).filter(|r| !r.is_empty()) else {
+            return Ok(());
+        };
+        let now = crate::tensorboard::now();
+        let events: Vec<Event> = new.iter().filter_map(|row| to_event(row, now)).collect();
+        self.file.append(&events)?;
+        self.written = metrics.rows.len();
+        Ok(())
+    }
+
+    /// The event file.
+    pub fn path(&self) -> &Path {
+        self.file.path()
+    }
+}
+
+/// A row as an event, `None` when it has no value.
+fn to_event(row: &Row, wall_time: f64) -> Option<Event> {
+    (!row.values.is_empty()).then(|| Event {
+        wall_time,
+        step: row.step as i64,
+        kind: EventKind::Scalars(row.values.iter().map(|(k, &v)| (k.clone(), v as f32)).collect()),
+    })
 }
 
 #[cfg(test)]

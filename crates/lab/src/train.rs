@@ -221,6 +221,7 @@ pub fn train<K: Task>(
         }
         state = saved;
     }
+    let mut events = crate::metrics::EventLog::start(&dir.path, &state.metrics)?;
     if state.steps_done == 0 && state.metrics.rows.is_empty() {
         let mut row = vec![("valid_loss".to_string(), task.valid_loss(model)?)];
         row.extend(observe(0, model)?);
@@ -229,6 +230,7 @@ pub fn train<K: Task>(
     let mut progress = Progress::new(label, cfg.steps as u64);
     progress.set(state.steps_done as u64, "");
     while state.steps_done < cfg.steps && state.diverged_at_step.is_none() {
+        events.sync(&state.metrics)?; // rows as TensorBoard events, as they come
         let step = state.steps_done;
         let loss = task.train_loss(model, step)?;
         let value = loss.item()? as f64;
@@ -284,6 +286,7 @@ pub fn train<K: Task>(
         Some(s) => format!("diverged at step {s}"),
         None => format!("valid {:.4}", state.metrics.last("valid_loss").unwrap_or(f64::NAN)),
     });
+    events.sync(&state.metrics)?;
     dir.write_metrics("metrics.csv", &state.metrics)?;
     Ok(TrainOutcome {
         final_valid_loss: state.metrics.last("valid_loss"),
