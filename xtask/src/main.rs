@@ -25,7 +25,7 @@ commands:
                           --tensorboard installs PyPI's tensorboard into target/py-tensorboard
                           (viewing runs; the lab's test reads its event files back with it)
   test [--full] [args]    setup, then `cargo test --workspace [args]`; when MKL is installed,
-                          also saturn-tensor's tests on MKL;
+                          also saturn-tensor's tests on MKL; then the examples/ binaries;
                           --full sets SATURN_FULL_TESTS=1 (long statistical tests)
   experiment [--mkl] [args]
                           setup, then run `saturn experiment [args]` from the lab (release),

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The wheel that was measured (docs/PERFORMANCE.md §9).
+/// The wheel that was measured (docs/PERFORMANCE.md#mkl; measured in docs/perf/HISTORY.md#round-4).
 const WHEEL: &str = "mkl==2026.2.1";
 
 /// The runtime library whose presence means "installed".

@@ -1,5 +1,5 @@
 """Wall time per backward function of torch_ref's decoder-LM step, per step (PyTorch's side of
-`saturn-bench --profile-backward`; docs/PERFORMANCE.md §12).
+`saturn-bench --profile-backward`; docs/perf/HISTORY.md#round-7).
 
 usage: python torch_backward_profile.py CONFIG VARIANT THREADS [STEPS] [--shared DIR]
 
