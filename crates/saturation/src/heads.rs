@@ -26,7 +26,8 @@ use saturn_tensor::{Float, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, invalid};
-use crate::scaling::{Layered, TokenBatch, probe};
+use crate::layered::{Layered, TokenBatch};
+use crate::scaling::probe;
 
 /// The cut-offs of the head statistics and classes, in one place.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -19,13 +19,14 @@ use crate::module::{Module, join};
 use crate::norm::{Norm, NormKind};
 use crate::residual::ResidualScheme;
 
-fn default_ln_eps() -> f64 {
+// serde defaults, shared with `Seq2SeqConfig`
+pub(crate) fn default_ln_eps() -> f64 {
     1e-5
 }
-fn yes() -> bool {
+pub(crate) fn yes() -> bool {
     true
 }
-fn one() -> f64 {
+pub(crate) fn one() -> f64 {
     1.0
 }
 
