@@ -13,17 +13,17 @@
 //!   network is homogeneous, so sf is f at c_∞·θ with attention in the exactly saturated mode.
 //!
 //! How the attention scores grow with c. The input u of an attention sublayer is homogeneous of
-//! degree 1 in c: it is an LN output c·γ⊙n(x) + c·β (n(x) = (x − μ)/σ does not change when
-//! x is scaled) under Pre-LN and after the first Post-LN layer, or the scaled embeddings. The
-//! query and key are q = cW_q·cu + c·b_q = c²·W_q u + c·b_q (k likewise), so the score
-//! s = qᵀk/√d_h is
+//! degree 1 in c: an LN output c·γ⊙n(x) + c·β, where n(x) = (x − μ)/√(σ² + ε) does not change
+//! when x is scaled (up to ε) — under Pre-LN, and after the first layer under Post-LN — or the
+//! scaled embeddings (the first Post-LN layer). The query and key are
+//! q = cW_q·cu + c·b_q = c²·W_q u + c·b_q (k likewise), so the score s = qᵀk/√d_h is
 //!
 //! ```text
 //! s(cθ) = c⁴·(W_q u)ᵀ(W_k u)/√d_h + c³·((W_q u)ᵀb_k + b_qᵀ(W_k u))/√d_h + c²·b_qᵀb_k/√d_h
 //! ```
 //!
 //! — c⁴ from the weights, c³ and c² from the query/key biases; a bias-free model's scores are
-//! exactly c⁴·s(θ). At c = 1000 the scores grow by up to 10¹², which is why probes at large c
+//! c⁴·s(θ) (up to ε). At c = 1000 the scores grow by up to 10¹², which is why probes at large c
 //! are taken on `f64` models.
 
 use std::collections::BTreeMap;
