@@ -49,7 +49,7 @@ pub struct ParamStep<'a, T: Float> {
 /// An optimizer built on a [`ParamSet`]: what the default methods of
 /// [`Optimizer`](crate::Optimizer) forward to (kind, steps, parameters, options, gradients,
 /// state). A supertrait of `Optimizer` that cannot be named outside this crate, so only this
-/// crate's optimizers implement it (with [`owns_param_set!`]).
+/// crate's optimizers implement it (with `owns_param_set!`).
 pub trait OwnsParamSet<T: Float> {
     /// The parameters and their state.
     fn param_set(&self) -> &ParamSet<T>;
