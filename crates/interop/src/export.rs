@@ -139,7 +139,7 @@ impl Export {
     }
 }
 
-/// The outputs every export starts with: `loss` (shape [1]), `token_loss` ([`token_losses`])
+/// The outputs every export starts with: `loss` (shape `[1]`), `token_loss` ([`token_losses`])
 /// and `logits`, cut off from the graph.
 pub fn loss_outputs(
     loss: &Tensor<f64>,

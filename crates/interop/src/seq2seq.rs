@@ -160,7 +160,7 @@ fn lengths(b: usize, l: usize, rng: &mut Pcg64) -> Array1<usize> {
     })
 }
 
-/// mask[row, t] = t < len[row].
+/// `mask[row, t] = t < len[row]`.
 fn right_padding(len: &Array1<usize>, l: usize) -> Array2<bool> {
     Array2::from_shape_fn((len.len(), l), |(row, t)| t < len[row])
 }

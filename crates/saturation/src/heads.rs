@@ -18,7 +18,7 @@
 //! The class, with every threshold in [`HEAD_THRESHOLDS`], tested in this order:
 //! **averaging** if the prefix fraction is ≥ 0.9; **sink** if the first-token mass is ≥ 0.9;
 //! **hard** (argmax) if the mean count is ≤ 2; **mixed** otherwise. The paper classifies by the
-//! histogram alone; these cut-offs are ours (PAPERS.md §1.1 [ours] with target 12's "≤ 2").
+//! histogram alone; these cut-offs are ours (PAPERS.md §1.1 \[ours\] with target 12's "≤ 2").
 
 use saturn_layers::AttentionMode;
 use saturn_tensor::ndarray::{ArrayView2, Ix4};

@@ -18,7 +18,8 @@ use crate::layered::{Layered, TokenBatch};
 use crate::scaling::{probe, saturated_network};
 
 /// Merrill et al.'s "sat": cos(f(x; θ)_t, f(x; cθ)_t) averaged over real tokens, per layer and
-/// for the output, with softmax attention in both (c = [`SATURATION_SCALE`] in the paper).
+/// for the output, with softmax attention in both (c =
+/// [`SATURATION_SCALE`](crate::SATURATION_SCALE) in the paper).
 pub fn saturation_similarity<T: Float, M: Layered<T>>(
     model: &M,
     batch: &TokenBatch,

@@ -8,7 +8,7 @@
 //! - [`norms`]: total, per-layer and per-parameter norms of the non-scalar parameters, the
 //!   direction cosine cos(θ_t, θ_{t+Δ}), the update alignment cos(θ_{t−1}, δ_t), and a
 //!   [`NormTracker`] that records them along a run.
-//! - [`fit`]: OLS fits ρ(t) ≈ a + b·g(t) for g ∈ {t, √t, t^¼, exp(−t)} with R² (LAPACK least
+//! - [`fit`](mod@fit): OLS fits ρ(t) ≈ a + b·g(t) for g ∈ {t, √t, t^¼, exp(−t)} with R² (LAPACK least
 //!   squares through `ndarray-linalg`), and the growth exponent p of ρ^{1/p} = a + b·t
 //!   (½ for Adam, ¼ for SGD on a scale-invariant loss).
 //! - [`scaling`]: every parameter scaled θ → cθ and restored ([`with_scaled_parameters`]),
