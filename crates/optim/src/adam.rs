@@ -115,14 +115,9 @@ impl<T: Float> Adam<T> {
         let params = ParamSet::new(kind, BUFFERS, params, config.weight_decay, &config.groups)?;
         Ok(Adam { config, params })
     }
-
-    /// The hyper-parameters.
-    pub fn config(&self) -> &AdamConfig {
-        &self.config
-    }
 }
 
-owns_param_set!(Adam);
+owns_param_set!(Adam, AdamConfig);
 
 impl<T: Float> Optimizer<T> for Adam<T> {
     fn step(&mut self, lr: f64) -> Result<StepStats> {

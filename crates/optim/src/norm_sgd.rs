@@ -40,14 +40,9 @@ impl<T: Float> NormSgd<T> {
             ParamSet::new(kind, config.buffers(), params, config.weight_decay, &config.groups)?;
         Ok(NormSgd { config, params })
     }
-
-    /// The hyper-parameters.
-    pub fn config(&self) -> &SgdConfig {
-        &self.config
-    }
 }
 
-owns_param_set!(NormSgd);
+owns_param_set!(NormSgd, SgdConfig);
 
 impl<T: Float> Optimizer<T> for NormSgd<T> {
     fn step(&mut self, lr: f64) -> Result<StepStats> {

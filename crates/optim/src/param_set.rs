@@ -58,15 +58,22 @@ pub trait OwnsParamSet<T: Float> {
 }
 
 /// Implements [`OwnsParamSet`] for an optimizer `$ty<T>` whose field `params` is its
-/// [`ParamSet`].
+/// [`ParamSet`], and gives it the accessor `config()` of its field `config: $config`.
 macro_rules! owns_param_set {
-    ($ty:ident) => {
+    ($ty:ident, $config:ty) => {
         impl<T: saturn_tensor::Float> $crate::param_set::OwnsParamSet<T> for $ty<T> {
             fn param_set(&self) -> &$crate::param_set::ParamSet<T> {
                 &self.params
             }
             fn param_set_mut(&mut self) -> &mut $crate::param_set::ParamSet<T> {
                 &mut self.params
+            }
+        }
+
+        impl<T: saturn_tensor::Float> $ty<T> {
+            /// The hyper-parameters.
+            pub fn config(&self) -> &$config {
+                &self.config
             }
         }
     };

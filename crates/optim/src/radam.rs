@@ -131,14 +131,9 @@ impl<T: Float> RAdam<T> {
         let params = ParamSet::new(kind, buffers, params, config.weight_decay, &config.groups)?;
         Ok(RAdam { config, params })
     }
-
-    /// The hyper-parameters.
-    pub fn config(&self) -> &RAdamConfig {
-        &self.config
-    }
 }
 
-owns_param_set!(RAdam);
+owns_param_set!(RAdam, RAdamConfig);
 
 impl<T: Float> Optimizer<T> for RAdam<T> {
     fn step(&mut self, lr: f64) -> Result<StepStats> {

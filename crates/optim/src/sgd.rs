@@ -92,14 +92,9 @@ impl<T: Float> Sgd<T> {
             ParamSet::new(kind, config.buffers(), params, config.weight_decay, &config.groups)?;
         Ok(Sgd { config, params })
     }
-
-    /// The hyper-parameters.
-    pub fn config(&self) -> &SgdConfig {
-        &self.config
-    }
 }
 
-owns_param_set!(Sgd);
+owns_param_set!(Sgd, SgdConfig);
 
 impl<T: Float> Optimizer<T> for Sgd<T> {
     fn step(&mut self, lr: f64) -> Result<StepStats> {
