@@ -42,23 +42,18 @@ impl OmegaProfile {
     pub fn squared_fit(&self) -> Result<LinearFit> {
         let i: Vec<f64> = (1..=self.omegas.len()).map(|i| i as f64).collect();
         let sq: Vec<f64> = self.omegas.iter().map(|w| w * w).collect();
-        linear_fit(&i, &sq)
+        Ok(linear_fit(&i, &sq)?)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use saturn_layers::{ForwardCtx, ResidualScheme, admin_profile};
+    use saturn_tensor::flat::population_variance;
     use saturn_tensor::ndarray::Array2;
 
     use super::*;
     use crate::dependency::tests::encoder;
-
-    fn population_variance(values: &[f64]) -> f64 {
-        let n = values.len() as f64;
-        let mean = values.iter().sum::<f64>() / n;
-        values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n
-    }
 
     #[test]
     fn admin_profiling_reproduces_the_recurrence_computed_by_hand() {

@@ -19,7 +19,7 @@
 
 use rand::SeedableRng;
 use rand_pcg::Pcg64;
-use saturn_tensor::{Data, Float, Tensor};
+use saturn_tensor::{Data, Float, RestoreGuard, Tensor};
 
 use crate::error::{DynamicsError, Result, invalid};
 use crate::vector::rademacher;
@@ -70,7 +70,7 @@ where
     let mut per_seed = Vec::with_capacity(seeds.len());
     for &seed in seeds {
         let mut rng = Pcg64::seed_from_u64(seed);
-        let moved = Moved::apply(&weights, |p| {
+        let moved = RestoreGuard::apply(weights.iter().copied(), |p| {
             let signs = rademacher(p.len(), &mut rng);
             shifted(p, signs.iter().map(|s| eta * s))
         })?;
@@ -78,7 +78,7 @@ where
         drop(moved);
         per_seed.push(squared_distance(&base, &out, real_rows)?);
     }
-    let mean = per_seed.iter().sum::<f64>() / per_seed.len() as f64;
+    let mean = saturn_tensor::flat::mean(&per_seed);
     Ok(OutputChange {
         per_seed,
         mean,
@@ -121,7 +121,7 @@ where
     let base = saturn_tensor::no_grad(&mut forward).map_err(Into::into)?;
     let targets: Vec<&Tensor<T>> = pairs.iter().map(|(p, _)| *p).collect();
     let mut grads = pairs.iter().map(|(_, g)| *g);
-    let moved = Moved::apply(&targets, |p| {
+    let moved = RestoreGuard::apply(targets.iter().copied(), |p| {
         let g = grads.next().expect("one gradient per parameter");
         let data = g.data();
         shifted(p, data.iter().map(|x| -eta * sign(x.as_f64())).collect::<Vec<_>>().into_iter())
@@ -148,35 +148,6 @@ fn shifted<T: Float>(p: &Tensor<T>, shift: impl Iterator<Item = f64>) -> Data<T>
         *x = T::cast(x.as_f64() + s);
     }
     data.into_shared()
-}
-
-/// Parameters moved to new values; the old values come back when this is dropped.
-struct Moved<'a, T: Float> {
-    saved: Vec<(&'a Tensor<T>, Data<T>)>,
-}
-
-impl<'a, T: Float> Moved<'a, T> {
-    fn apply(
-        params: &[&'a Tensor<T>],
-        mut new_value: impl FnMut(&Tensor<T>) -> Data<T>,
-    ) -> Result<Self> {
-        let mut moved = Moved { saved: Vec::with_capacity(params.len()) };
-        for &p in params {
-            let old = p.data();
-            p.set_data(new_value(p))?;
-            moved.saved.push((p, old));
-        }
-        Ok(moved)
-    }
-}
-
-impl<T: Float> Drop for Moved<'_, T> {
-    fn drop(&mut self) {
-        for (p, old) in self.saved.drain(..) {
-            // same shape as when it was saved: set_data cannot fail
-            let _ = p.set_data(old);
-        }
-    }
 }
 
 /// Σ (a − b)² over the rows marked real.

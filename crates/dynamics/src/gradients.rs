@@ -14,7 +14,7 @@ use crate::error::{DynamicsError, Result, invalid};
 
 /// The Frobenius norm ‖W‖_F = √(Σ w²), in f64.
 pub fn frobenius_norm<T: Float>(t: &Tensor<T>) -> f64 {
-    t.data().iter().map(|x| x.as_f64().powi(2)).sum::<f64>().sqrt()
+    saturn_tensor::flat::frobenius_norm(t.data().iter())
 }
 
 /// One parameter's gradient norm over batches.

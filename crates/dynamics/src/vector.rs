@@ -1,28 +1,11 @@
-//! Flat `f64` vectors over all parameters: the space the Hessian methods work in.
+//! Flat `f64` vectors over all parameters: the space the Hessian methods work in. The
+//! vector-space basics are [`saturn_tensor::flat`]'s; the random vectors and the
+//! orthogonalization the Hessian methods need are here.
+
+pub(crate) use saturn_tensor::flat::{axpy, dot, norm, scale};
 
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
-
-pub(crate) fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
-pub(crate) fn norm(a: &[f64]) -> f64 {
-    dot(a, a).sqrt()
-}
-
-/// y ← y + c·x.
-pub(crate) fn axpy(c: f64, x: &[f64], y: &mut [f64]) {
-    for (yi, xi) in y.iter_mut().zip(x) {
-        *yi += c * xi;
-    }
-}
-
-pub(crate) fn scale(c: f64, x: &mut [f64]) {
-    for xi in x.iter_mut() {
-        *xi *= c;
-    }
-}
 
 /// Removes from `v` its components along the orthonormal `basis` (modified Gram–Schmidt,
 /// applied twice: "twice is enough", Giraud et al. 2005).

@@ -1,16 +1,13 @@
 //! Safetensors files that mix integer and float tensors (token batches, BERT outputs).
 //!
-//! `saturn_tensor::io::write_safetensors` writes float tensors only; token ids must be I64 for
-//! PyTorch (`torch_io.py` rejects float ids), so this module serializes with the `safetensors`
-//! crate directly and writes through `saturn_tensor::io::write_atomically` (temporary file, then
-//! rename).
+//! Token ids must be I64 for PyTorch (`torch_io.py` rejects float ids): an [`Array`] is an I64
+//! or F64 array, written by `saturn_tensor::io::write_tensor_bytes` (the writer of every
+//! safetensors file in the workspace: canonical header, temporary file, then rename).
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::Path;
 
-use safetensors::tensor::Dtype;
-use saturn_tensor::io::write_atomically;
+use saturn_tensor::io::{TensorBytes, write_tensor_bytes};
 use saturn_tensor::ndarray::{ArrayD, Dimension};
 
 use crate::Result;
@@ -33,64 +30,30 @@ impl<D: Dimension> From<saturn_tensor::ndarray::Array<f64, D>> for Array {
     }
 }
 
-/// One tensor's little-endian bytes, as the `safetensors` serializer wants them.
-struct Bytes {
-    dtype: Dtype,
-    shape: Vec<usize>,
-    data: Vec<u8>,
-}
-
-impl safetensors::View for &Bytes {
-    fn dtype(&self) -> Dtype {
-        self.dtype
-    }
-    fn shape(&self) -> &[usize] {
-        &self.shape
-    }
-    fn data(&self) -> Cow<'_, [u8]> {
-        Cow::Borrowed(&self.data)
-    }
-    fn data_len(&self) -> usize {
-        self.data.len()
-    }
-}
-
-impl From<&Array> for Bytes {
+impl From<&Array> for TensorBytes {
     fn from(a: &Array) -> Self {
         match a {
-            Array::I64(a) => Bytes {
-                dtype: Dtype::I64,
-                shape: a.shape().to_vec(),
-                data: a.iter().flat_map(|v| v.to_le_bytes()).collect(),
-            },
-            Array::F64(a) => Bytes {
-                dtype: Dtype::F64,
-                shape: a.shape().to_vec(),
-                data: a.iter().flat_map(|v| v.to_le_bytes()).collect(),
-            },
+            Array::I64(a) => TensorBytes::i64(a.view()),
+            Array::F64(a) => TensorBytes::f64(a.view()),
         }
     }
 }
 
-/// Writes `tensors` and `metadata` to `path` atomically.
+/// Writes `tensors` and `metadata` to `path` atomically (sorted header keys: the same tensors
+/// give the same bytes in every process).
 pub fn write_tensors(
     path: &Path,
     tensors: &[(String, Array)],
     metadata: &HashMap<String, String>,
 ) -> Result<()> {
-    let bytes: Vec<(String, Bytes)> = tensors.iter().map(|(n, a)| (n.clone(), a.into())).collect();
-    let views = bytes.iter().map(|(n, b)| (n.clone(), b));
-    let meta = (!metadata.is_empty()).then(|| metadata.clone());
-    let buffer = safetensors::serialize(views, meta)
-        .map_err(|e| format!("{}: cannot serialize tensors: {e}", path.display()))?;
-    // sorted header keys: the same tensors give the same bytes in every process
-    let buffer = saturn_tensor::io::canonical_header(buffer)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(write_atomically(path, &buffer)?)
+    let bytes: Vec<(String, TensorBytes)> =
+        tensors.iter().map(|(n, a)| (n.clone(), a.into())).collect();
+    Ok(write_tensor_bytes(path, &bytes, metadata)?)
 }
 
 #[cfg(test)]
 mod tests {
+    use safetensors::tensor::Dtype;
     use saturn_tensor::io::read_safetensors;
     use saturn_tensor::ndarray::array;
 

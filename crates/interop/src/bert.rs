@@ -3,7 +3,7 @@
 //! `transformers` (`scripts/check_bert.py`).
 //!
 //! `outputs.safetensors` holds, for line n (0-based, every line of the file):
-//! `input_ids.{n}` I64 [T], `last_hidden_state.{n}` [T, d], `sentence_embedding.{n}` [d]
+//! `input_ids.{n}` I64 `[T]`, `last_hidden_state.{n}` `[T, d]`, `sentence_embedding.{n}` `[d]`
 //! (mean over tokens, ℓ2-normalized) and `attentions.{n}.{layer}` [heads, T, T]. The metadata
 //! holds the texts (`"texts"`, a JSON list) and the model directory.
 

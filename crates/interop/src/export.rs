@@ -139,6 +139,62 @@ impl Export {
     }
 }
 
+/// The outputs every export starts with: `loss` (shape `[1]`), `token_loss` ([`token_losses`])
+/// and `logits`, cut off from the graph.
+pub fn loss_outputs(
+    loss: &Tensor<f64>,
+    logits: &Tensor<f64>,
+    targets: ArrayView2<'_, usize>,
+    mask: Option<ArrayView2<'_, bool>>,
+) -> Result<Vec<(String, Tensor<f64>)>> {
+    Ok(vec![
+        ("loss".to_string(), loss.detach().reshape(&[1])?),
+        ("token_loss".to_string(), token_losses(logits, targets, mask)),
+        ("logits".to_string(), logits.detach()),
+    ])
+}
+
+/// One layer stack's outputs: its hidden states `{prefix}.0 … {prefix}.L` and, when the stack
+/// ends with a final norm (Pre-LN), that norm's output of the last one, named `norm_name`.
+pub fn stack_outputs(
+    prefix: &str,
+    hidden: &[Tensor<f64>],
+    ln: Option<&saturn_layers::Norm<f64>>,
+    norm_name: &str,
+) -> Result<Vec<(String, Tensor<f64>)>> {
+    let mut out = hidden_states(prefix, hidden);
+    if let (Some(ln), Some(last)) = (ln, hidden.last()) {
+        out.push((norm_name.to_string(), final_norm(ln, last)?));
+    }
+    Ok(out)
+}
+
+/// The torch_io config fields of the blocks every model shares: `variant`, `n_heads`, `act`,
+/// `ln_eps`, `d_model`, `d_ff`; each model adds its sizes with [`merge`].
+pub fn block_torch_config(c: &LmConfig) -> serde_json::Value {
+    json!({
+        "variant": c.residual.name(),
+        "n_heads": c.n_heads,
+        "act": c.act,
+        "ln_eps": c.ln_eps,
+        "d_model": c.d_model,
+        "d_ff": c.d_ff,
+    })
+}
+
+/// The export's description (its `config.json`): the torch config, the [`architecture`] of
+/// `blocks`, then `extra` (model, masks, loss, batch, seed, Saturn's own config).
+pub fn description(
+    torch_config: &serde_json::Value,
+    blocks: &LmConfig,
+    extra: serde_json::Value,
+) -> serde_json::Value {
+    let mut description = torch_config.clone();
+    merge(&mut description, architecture(blocks));
+    merge(&mut description, extra);
+    description
+}
+
 /// `grad.<name>` for every parameter after `loss.backward()` (zeros for a parameter the loss
 /// does not reach).
 pub fn gradients(params: &[(String, Tensor<f64>)]) -> Vec<(String, Tensor<f64>)> {

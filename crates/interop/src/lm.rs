@@ -10,8 +10,8 @@ use serde_json::json;
 
 use crate::Result;
 use crate::export::{
-    Export, ExportSpec, architecture, final_norm, gradients, hidden_states, ids_i64, merge,
-    token_losses,
+    Export, ExportSpec, block_torch_config, description, gradients, ids_i64, loss_outputs, merge,
+    stack_outputs,
 };
 use crate::weights::{deepnorm_gain, randomize};
 
@@ -40,35 +40,21 @@ pub fn export(spec: &ExportSpec) -> Result<Export> {
     loss.backward()?;
 
     let params = model.named_parameters();
-    let mut outputs = vec![
-        ("loss".to_string(), loss.detach().reshape(&[1])?),
-        ("token_loss".to_string(), token_losses(&logits, targets.view(), None)),
-        ("logits".to_string(), logits.detach()),
-    ];
-    outputs.extend(hidden_states("hidden", &hidden));
-    if let (Some(ln), Some(last)) = (&model.ln_f, hidden.last()) {
-        outputs.push(("final_norm".to_string(), final_norm(ln, last)?));
-    }
+    let mut outputs = loss_outputs(&loss, &logits, targets.view(), None)?;
+    outputs.extend(stack_outputs("hidden", &hidden, model.ln_f.as_ref(), "final_norm")?);
     outputs.extend(gradients(&params));
 
-    let mut torch_config = json!({
-        "variant": config.residual.name(),
-        "n_heads": config.n_heads,
-        "act": config.act,
-        "ln_eps": config.ln_eps,
-        "d_model": config.d_model,
-        "d_ff": config.d_ff,
-        "n_layers": config.n_layers,
-        "vocab": config.vocab,
-        "max_seq": config.max_seq,
-    });
+    let mut torch_config = block_torch_config(&config);
+    merge(
+        &mut torch_config,
+        json!({ "n_layers": config.n_layers, "vocab": config.vocab, "max_seq": config.max_seq }),
+    );
     if deepnorm {
         torch_config["deepnorm_alpha"] = json!(alpha);
     }
-    let mut description = torch_config.clone();
-    merge(&mut description, architecture(&config));
-    merge(
-        &mut description,
+    let mut description = description(
+        &torch_config,
+        &config,
         json!({
             "model": "lm",
             "mask": "causal: key u > query t gets −inf",

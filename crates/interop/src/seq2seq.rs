@@ -13,8 +13,8 @@ use serde_json::json;
 
 use crate::Result;
 use crate::export::{
-    Export, ExportSpec, architecture, final_norm, gradients, hidden_states, ids_i64, mask_i64,
-    merge, token_losses,
+    Export, ExportSpec, block_torch_config, description, gradients, ids_i64, loss_outputs,
+    mask_i64, merge, stack_outputs,
 };
 use crate::weights::{deepnorm_gain, randomize};
 
@@ -82,44 +82,41 @@ pub fn export(spec: &ExportSpec) -> Result<Export> {
     loss.backward()?;
 
     let params = model.named_parameters();
-    let mut outputs = vec![
-        ("loss".to_string(), loss.detach().reshape(&[1])?),
-        ("token_loss".to_string(), token_losses(&logits, tgt_out.view(), Some(tgt_mask.view()))),
-        ("logits".to_string(), logits.detach()),
-    ];
-    outputs.extend(hidden_states("enc_hidden", &enc_hidden));
-    if let (Some(ln), Some(last)) = (&model.enc_ln_f, enc_hidden.last()) {
-        outputs.push(("enc_final_norm".to_string(), final_norm(ln, last)?));
-    }
-    outputs.extend(hidden_states("dec_hidden", &dec_hidden));
-    if let (Some(ln), Some(last)) = (&model.dec_ln_f, dec_hidden.last()) {
-        outputs.push(("dec_final_norm".to_string(), final_norm(ln, last)?));
-    }
+    let mut outputs = loss_outputs(&loss, &logits, tgt_out.view(), Some(tgt_mask.view()))?;
+    outputs.extend(stack_outputs(
+        "enc_hidden",
+        &enc_hidden,
+        model.enc_ln_f.as_ref(),
+        "enc_final_norm",
+    )?);
+    outputs.extend(stack_outputs(
+        "dec_hidden",
+        &dec_hidden,
+        model.dec_ln_f.as_ref(),
+        "dec_final_norm",
+    )?);
     outputs.extend(gradients(&params));
 
-    let mut torch_config = json!({
-        "model": "seq2seq",
-        "variant": config.residual.name(),
-        "n_heads": config.n_heads,
-        "act": config.act,
-        "ln_eps": config.ln_eps,
-        "d_model": config.d_model,
-        "d_ff": config.d_ff,
-        "n_enc_layers": config.n_enc_layers,
-        "n_dec_layers": config.n_dec_layers,
-        "src_vocab": config.src_vocab,
-        "tgt_vocab": config.tgt_vocab,
-        "max_src_len": config.max_src_len,
-        "max_tgt_len": config.max_tgt_len,
-    });
+    let mut torch_config = block_torch_config(&lm);
+    merge(
+        &mut torch_config,
+        json!({
+            "model": "seq2seq",
+            "n_enc_layers": config.n_enc_layers,
+            "n_dec_layers": config.n_dec_layers,
+            "src_vocab": config.src_vocab,
+            "tgt_vocab": config.tgt_vocab,
+            "max_src_len": config.max_src_len,
+            "max_tgt_len": config.max_tgt_len,
+        }),
+    );
     if deepnorm {
         torch_config["deepnorm_alpha_enc"] = json!(alpha_enc);
         torch_config["deepnorm_alpha_dec"] = json!(alpha_dec);
     }
-    let mut description = torch_config.clone();
-    merge(&mut description, architecture(&lm));
-    merge(
-        &mut description,
+    let mut description = description(
+        &torch_config,
+        &lm,
         json!({
             "mask": {
                 "enc.attn": "key u gets −inf where src_mask[b, u] = 0",
@@ -163,7 +160,7 @@ fn lengths(b: usize, l: usize, rng: &mut Pcg64) -> Array1<usize> {
     })
 }
 
-/// mask[row, t] = t < len[row].
+/// `mask[row, t] = t < len[row]`.
 fn right_padding(len: &Array1<usize>, l: usize) -> Array2<bool> {
     Array2::from_shape_fn((len.len(), l), |(row, t)| t < len[row])
 }

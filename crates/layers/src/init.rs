@@ -95,7 +95,7 @@ impl Initializer {
         }
     }
 
-    /// A Linear bias [out] for `inp` inputs under the scheme: U(−1/√inp, 1/√inp) for
+    /// A Linear bias `[out]` for `inp` inputs under the scheme: U(−1/√inp, 1/√inp) for
     /// [`InitScheme::TorchDefault`], zeros otherwise (drawn after the weight).
     pub fn linear_bias<T: Float>(&mut self, out: usize, inp: usize) -> Tensor<T> {
         match self.scheme {

@@ -14,7 +14,7 @@ use crate::module::{Module, join};
 pub struct Linear<T: Float> {
     /// [out, in].
     pub weight: Tensor<T>,
-    /// [out], if the layer has a bias.
+    /// `[out]`, if the layer has a bias.
     pub bias: Option<Tensor<T>>,
 }
 

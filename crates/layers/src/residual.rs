@@ -162,10 +162,9 @@ impl<T: Float> Module<T> for Sublayer<T> {
     }
 }
 
-/// The population variance of all elements (no gradient).
+/// The population variance of all elements (no gradient), in f64
+/// ([`saturn_tensor::flat::population_variance`]).
 pub fn population_variance<T: Float>(x: &Tensor<T>) -> f64 {
-    let v = x.data();
-    let n = v.len().max(1) as f64;
-    let mean = v.iter().map(|a| a.as_f64()).sum::<f64>() / n;
-    v.iter().map(|a| (a.as_f64() - mean).powi(2)).sum::<f64>() / n
+    let v: Vec<f64> = x.data().iter().map(|a| a.as_f64()).collect();
+    saturn_tensor::flat::population_variance(&v)
 }

@@ -27,10 +27,9 @@ use saturn_tensor::{Data, DataMut, Float, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, check_beta, check_non_negative};
-use crate::groups::{GroupOptions, ParamGroups};
+use crate::groups::ParamGroups;
 use crate::optimizer::{Optimizer, OptimizerKind, StepStats};
-use crate::param_set::{ParamSet, ParamStep};
-use crate::state::OptimizerState;
+use crate::param_set::{ParamSet, ParamStep, owns_param_set};
 
 /// Hyper-parameters of Adam and AdamW (the learning rate is given to each step).
 ///
@@ -116,47 +115,16 @@ impl<T: Float> Adam<T> {
         let params = ParamSet::new(kind, BUFFERS, params, config.weight_decay, &config.groups)?;
         Ok(Adam { config, params })
     }
-
-    /// The hyper-parameters.
-    pub fn config(&self) -> &AdamConfig {
-        &self.config
-    }
 }
 
-impl<T: Float> Optimizer<T> for Adam<T> {
-    fn kind(&self) -> OptimizerKind {
-        self.params.kind()
-    }
+owns_param_set!(Adam, AdamConfig);
 
+impl<T: Float> Optimizer<T> for Adam<T> {
     fn step(&mut self, lr: f64) -> Result<StepStats> {
         let decoupled = self.params.kind() == OptimizerKind::AdamW;
         let [beta1, beta2] = self.config.betas;
         let eps = self.config.eps;
         self.params.step(lr, |s, theta| adam_update(s, theta, beta1, beta2, eps, decoupled))
-    }
-
-    fn zero_grad(&self) {
-        self.params.zero_grad()
-    }
-
-    fn steps(&self) -> u64 {
-        self.params.steps()
-    }
-
-    fn params(&self) -> Vec<(&str, &Tensor<T>)> {
-        self.params.params()
-    }
-
-    fn param_options(&self) -> Vec<(&str, GroupOptions)> {
-        self.params.options()
-    }
-
-    fn state(&self) -> OptimizerState<T> {
-        self.params.export()
-    }
-
-    fn load_state(&mut self, state: OptimizerState<T>) -> Result<()> {
-        self.params.import(state)
     }
 }
 

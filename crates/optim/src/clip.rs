@@ -10,9 +10,10 @@ use saturn_tensor::{Data, Float, Tensor};
 
 use crate::error::{OptimError, Result};
 
-/// Σ xᵢ² of an array, accumulated in `f64`. The one place this crate computes a squared norm.
+/// Σ xᵢ² of an array, accumulated in `f64` ([`saturn_tensor::flat::sum_of_squares_of`]). The
+/// one place this crate computes a squared norm.
 pub fn sum_of_squares<T: Float>(a: &Data<T>) -> f64 {
-    a.iter().map(|x| x.as_f64() * x.as_f64()).sum()
+    saturn_tensor::flat::sum_of_squares_of(a.iter())
 }
 
 /// The global ℓ2 norm of the gradients of `params` (parameters without a gradient count as 0).

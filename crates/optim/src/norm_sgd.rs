@@ -21,11 +21,9 @@ use saturn_tensor::{Float, Tensor};
 
 use crate::clip::sum_of_squares;
 use crate::error::Result;
-use crate::groups::GroupOptions;
 use crate::optimizer::{Optimizer, OptimizerKind, StepStats};
-use crate::param_set::ParamSet;
+use crate::param_set::{ParamSet, owns_param_set};
 use crate::sgd::{SgdConfig, sgd_update};
-use crate::state::OptimizerState;
 
 /// NormSGD over named parameters (see the module docs for the update).
 pub struct NormSgd<T: Float> {
@@ -42,18 +40,11 @@ impl<T: Float> NormSgd<T> {
             ParamSet::new(kind, config.buffers(), params, config.weight_decay, &config.groups)?;
         Ok(NormSgd { config, params })
     }
-
-    /// The hyper-parameters.
-    pub fn config(&self) -> &SgdConfig {
-        &self.config
-    }
 }
 
-impl<T: Float> Optimizer<T> for NormSgd<T> {
-    fn kind(&self) -> OptimizerKind {
-        OptimizerKind::NormSgd
-    }
+owns_param_set!(NormSgd, SgdConfig);
 
+impl<T: Float> Optimizer<T> for NormSgd<T> {
     fn step(&mut self, lr: f64) -> Result<StepStats> {
         let config = &self.config;
         self.params.step(lr, |s, theta| {
@@ -62,30 +53,6 @@ impl<T: Float> Optimizer<T> for NormSgd<T> {
             let divisor = if norm > T::zero() { norm } else { T::one() };
             sgd_update(config, s, theta, divisor)
         })
-    }
-
-    fn zero_grad(&self) {
-        self.params.zero_grad()
-    }
-
-    fn steps(&self) -> u64 {
-        self.params.steps()
-    }
-
-    fn params(&self) -> Vec<(&str, &Tensor<T>)> {
-        self.params.params()
-    }
-
-    fn param_options(&self) -> Vec<(&str, GroupOptions)> {
-        self.params.options()
-    }
-
-    fn state(&self) -> OptimizerState<T> {
-        self.params.export()
-    }
-
-    fn load_state(&mut self, state: OptimizerState<T>) -> Result<()> {
-        self.params.import(state)
     }
 }
 

@@ -9,6 +9,7 @@ use saturn_tensor::{Float, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{OptimError, Result};
+use crate::param_set::OwnsParamSet;
 use crate::state::{self, OptimizerState};
 use crate::{Adam, AdamConfig, GroupOptions, NormSgd, RAdam, RAdamConfig, Sgd, SgdConfig};
 
@@ -81,6 +82,9 @@ pub struct StepStats {
 
 /// An optimizer over named parameters (`layers.3.attn.q.weight` style).
 ///
+/// Every method but [`step`](Optimizer::step) has a default that reads the optimizer's
+/// parameter set, so an optimizer's file holds only its update rule and its config.
+///
 /// [`step`](Optimizer::step) reads each parameter's [`Tensor::grad`], skips parameters that
 /// have none, and updates the rest in place (no graph is recorded). The learning rate is an
 /// argument so that a [`Schedule`](crate::Schedule) (or anything else) drives it:
@@ -100,34 +104,49 @@ pub struct StepStats {
 /// }
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub trait Optimizer<T: Float> {
+pub trait Optimizer<T: Float>: OwnsParamSet<T> {
     /// Which update rule this is.
-    fn kind(&self) -> OptimizerKind;
+    fn kind(&self) -> OptimizerKind {
+        self.param_set().kind()
+    }
 
     /// Applies one update with learning rate `lr` (≥ 0, finite; each parameter is stepped with
     /// `lr · lr_scale` of its group). Checks every gradient's shape before changing anything.
+    /// The one method each optimizer writes: its update rule.
     fn step(&mut self, lr: f64) -> Result<StepStats>;
 
     /// Clears the gradient of every parameter.
-    fn zero_grad(&self);
+    fn zero_grad(&self) {
+        self.param_set().zero_grad()
+    }
 
     /// How many times [`step`](Optimizer::step) has run (restored by [`load`](Optimizer::load)):
     /// the step index to ask a schedule for.
-    fn steps(&self) -> u64;
+    fn steps(&self) -> u64 {
+        self.param_set().steps()
+    }
 
     /// The parameters, in the order given.
-    fn params(&self) -> Vec<(&str, &Tensor<T>)>;
+    fn params(&self) -> Vec<(&str, &Tensor<T>)> {
+        self.param_set().params()
+    }
 
     /// The options each parameter is stepped with, after its group rule.
-    fn param_options(&self) -> Vec<(&str, GroupOptions)>;
+    fn param_options(&self) -> Vec<(&str, GroupOptions)> {
+        self.param_set().options()
+    }
 
     /// A copy of the optimizer's state: step counts and buffers (moments) per parameter name.
-    fn state(&self) -> OptimizerState<T>;
+    fn state(&self) -> OptimizerState<T> {
+        self.param_set().export()
+    }
 
     /// Replaces the state with `state`, after checking that it belongs to an optimizer of the
     /// same kind over parameters of the same names and shapes. On error nothing changes.
     /// Hyper-parameters are not part of the state: they come from the optimizer's config.
-    fn load_state(&mut self, state: OptimizerState<T>) -> Result<()>;
+    fn load_state(&mut self, state: OptimizerState<T>) -> Result<()> {
+        self.param_set_mut().import(state)
+    }
 
     /// Writes the state to a safetensors file (atomically: a temporary file, then a rename).
     fn save(&self, path: &Path) -> Result<()> {

@@ -12,8 +12,9 @@ use crate::groups::{GroupOptions, ParamGroups};
 use crate::optimizer::{OptimizerKind, StepStats};
 use crate::state::{OptimizerState, ParamState};
 
-/// The parameters of one optimizer and their per-parameter state.
-pub(crate) struct ParamSet<T: Float> {
+/// The parameters of one optimizer and their per-parameter state. (`pub` in this private
+/// module only so that [`OwnsParamSet`] can name it: unreachable from outside the crate.)
+pub struct ParamSet<T: Float> {
     kind: OptimizerKind,
     /// Names of the buffers each stepped parameter holds, in the order of `Slot::buffers`.
     buffer_names: &'static [&'static str],
@@ -31,7 +32,7 @@ struct Slot<T: Float> {
 }
 
 /// What an update rule receives for one parameter.
-pub(crate) struct ParamStep<'a, T: Float> {
+pub struct ParamStep<'a, T: Float> {
     /// t: the parameter's step count, this update included (1 on its first update).
     pub t: u64,
     /// The learning rate for this parameter: `lr · lr_scale`.
@@ -44,6 +45,40 @@ pub(crate) struct ParamStep<'a, T: Float> {
     /// rule left them.
     pub buffers: &'a mut Vec<ArrayD<T>>,
 }
+
+/// An optimizer built on a [`ParamSet`]: what the default methods of
+/// [`Optimizer`](crate::Optimizer) forward to (kind, steps, parameters, options, gradients,
+/// state). A supertrait of `Optimizer` that cannot be named outside this crate, so only this
+/// crate's optimizers implement it (with `owns_param_set!`).
+pub trait OwnsParamSet<T: Float> {
+    /// The parameters and their state.
+    fn param_set(&self) -> &ParamSet<T>;
+    /// The parameters and their state, to load a state into.
+    fn param_set_mut(&mut self) -> &mut ParamSet<T>;
+}
+
+/// Implements [`OwnsParamSet`] for an optimizer `$ty<T>` whose field `params` is its
+/// [`ParamSet`], and gives it the accessor `config()` of its field `config: $config`.
+macro_rules! owns_param_set {
+    ($ty:ident, $config:ty) => {
+        impl<T: saturn_tensor::Float> $crate::param_set::OwnsParamSet<T> for $ty<T> {
+            fn param_set(&self) -> &$crate::param_set::ParamSet<T> {
+                &self.params
+            }
+            fn param_set_mut(&mut self) -> &mut $crate::param_set::ParamSet<T> {
+                &mut self.params
+            }
+        }
+
+        impl<T: saturn_tensor::Float> $ty<T> {
+            /// The hyper-parameters.
+            pub fn config(&self) -> &$config {
+                &self.config
+            }
+        }
+    };
+}
+pub(crate) use owns_param_set;
 
 impl<T: Float> ParamSet<T> {
     /// Checks the parameters (unique names, distinct leaf tensors) and the group rules, and

@@ -31,10 +31,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::adam::{default_betas, default_eps, is_empty};
 use crate::error::{Result, check_beta, check_non_negative};
-use crate::groups::{GroupOptions, ParamGroups};
+use crate::groups::ParamGroups;
 use crate::optimizer::{Optimizer, OptimizerKind, StepStats};
-use crate::param_set::{ParamSet, ParamStep};
-use crate::state::OptimizerState;
+use crate::param_set::{ParamSet, ParamStep, owns_param_set};
 
 /// Hyper-parameters of RAdam. Defaults are `torch.optim.RAdam`'s: β = (0.9, 0.999), ε = 1e-8,
 /// L2 weight decay, un-adapted steps while ρₜ ≤ 5. `weight_decay` has no default in configs.
@@ -132,45 +131,14 @@ impl<T: Float> RAdam<T> {
         let params = ParamSet::new(kind, buffers, params, config.weight_decay, &config.groups)?;
         Ok(RAdam { config, params })
     }
-
-    /// The hyper-parameters.
-    pub fn config(&self) -> &RAdamConfig {
-        &self.config
-    }
 }
 
-impl<T: Float> Optimizer<T> for RAdam<T> {
-    fn kind(&self) -> OptimizerKind {
-        OptimizerKind::RAdam
-    }
+owns_param_set!(RAdam, RAdamConfig);
 
+impl<T: Float> Optimizer<T> for RAdam<T> {
     fn step(&mut self, lr: f64) -> Result<StepStats> {
         let config = &self.config;
         self.params.step(lr, |s, theta| radam_update(config, s, theta))
-    }
-
-    fn zero_grad(&self) {
-        self.params.zero_grad()
-    }
-
-    fn steps(&self) -> u64 {
-        self.params.steps()
-    }
-
-    fn params(&self) -> Vec<(&str, &Tensor<T>)> {
-        self.params.params()
-    }
-
-    fn param_options(&self) -> Vec<(&str, GroupOptions)> {
-        self.params.options()
-    }
-
-    fn state(&self) -> OptimizerState<T> {
-        self.params.export()
-    }
-
-    fn load_state(&mut self, state: OptimizerState<T>) -> Result<()> {
-        self.params.import(state)
     }
 }
 

@@ -22,10 +22,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::adam::is_empty;
 use crate::error::{OptimError, Result, check_non_negative};
-use crate::groups::{GroupOptions, ParamGroups};
+use crate::groups::ParamGroups;
 use crate::optimizer::{Optimizer, OptimizerKind, StepStats};
-use crate::param_set::{ParamSet, ParamStep};
-use crate::state::OptimizerState;
+use crate::param_set::{ParamSet, ParamStep, owns_param_set};
 
 /// Hyper-parameters of SGD (and of [`NormSgd`](crate::NormSgd), which shares them).
 /// Defaults are `torch.optim.SGD`'s: no momentum, no dampening, no Nesterov, no weight decay.
@@ -93,45 +92,14 @@ impl<T: Float> Sgd<T> {
             ParamSet::new(kind, config.buffers(), params, config.weight_decay, &config.groups)?;
         Ok(Sgd { config, params })
     }
-
-    /// The hyper-parameters.
-    pub fn config(&self) -> &SgdConfig {
-        &self.config
-    }
 }
 
-impl<T: Float> Optimizer<T> for Sgd<T> {
-    fn kind(&self) -> OptimizerKind {
-        OptimizerKind::Sgd
-    }
+owns_param_set!(Sgd, SgdConfig);
 
+impl<T: Float> Optimizer<T> for Sgd<T> {
     fn step(&mut self, lr: f64) -> Result<StepStats> {
         let config = &self.config;
         self.params.step(lr, |s, theta| sgd_update(config, s, theta, T::one()))
-    }
-
-    fn zero_grad(&self) {
-        self.params.zero_grad()
-    }
-
-    fn steps(&self) -> u64 {
-        self.params.steps()
-    }
-
-    fn params(&self) -> Vec<(&str, &Tensor<T>)> {
-        self.params.params()
-    }
-
-    fn param_options(&self) -> Vec<(&str, GroupOptions)> {
-        self.params.options()
-    }
-
-    fn state(&self) -> OptimizerState<T> {
-        self.params.export()
-    }
-
-    fn load_state(&mut self, state: OptimizerState<T>) -> Result<()> {
-        self.params.import(state)
     }
 }
 
@@ -186,6 +154,7 @@ pub(crate) fn sgd_update<T: Float>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::groups::GroupOptions;
     use crate::testing::{named, set_grads, values};
     use approx::assert_relative_eq;
     use saturn_tensor::Tensor;

@@ -27,8 +27,9 @@ use std::fs;
 use std::path::Path;
 
 use ndarray::{ArrayD, IxDyn};
-use safetensors::{Dtype, SafeTensors, View};
+use safetensors::{Dtype, SafeTensors};
 use saturn_tensor::Float;
+use saturn_tensor::io::{TensorBytes, serialize_tensor_bytes};
 
 use crate::error::{OptimError, Result};
 use crate::optimizer::OptimizerKind;
@@ -77,13 +78,13 @@ pub fn load_state<T: Float>(path: &Path) -> Result<OptimizerState<T>> {
 
 /// Serializes `state` to the bytes of a safetensors file.
 pub fn state_to_bytes<T: Float>(state: &OptimizerState<T>) -> Result<Vec<u8>> {
-    let mut tensors: Vec<(String, RawTensor)> = Vec::new();
+    let mut tensors: Vec<(String, TensorBytes)> = Vec::new();
     for (name, ps) in &state.params {
         let step = i64::try_from(ps.step)
             .map_err(|_| OptimError::state(format!("step count of {name:?} exceeds i64")))?;
         tensors.push((
             format!("{name}.step"),
-            RawTensor { dtype: Dtype::I64, shape: vec![], bytes: step.to_le_bytes().to_vec() },
+            TensorBytes::i64(ndarray::arr0(step).into_dyn().view()),
         ));
         for (key, buffer) in &ps.buffers {
             if key.is_empty() || key.contains('.') {
@@ -91,7 +92,7 @@ pub fn state_to_bytes<T: Float>(state: &OptimizerState<T>) -> Result<Vec<u8>> {
                     "buffer name {key:?} must be a dot-free word"
                 )));
             }
-            tensors.push((format!("{name}.{key}"), RawTensor::from_array(buffer)));
+            tensors.push((format!("{name}.{key}"), TensorBytes::of_array(buffer.view())));
         }
     }
     let metadata = HashMap::from([
@@ -102,10 +103,9 @@ pub fn state_to_bytes<T: Float>(state: &OptimizerState<T>) -> Result<Vec<u8>> {
         ("steps".to_string(), state.steps.to_string()),
         ("params".to_string(), serde_json::to_string(&state.names).expect("strings serialize")),
     ]);
-    let bytes = safetensors::serialize(tensors, Some(metadata))
-        .map_err(|e| OptimError::state(format!("cannot serialize: {e}")))?;
     // sorted header keys: the same state gives the same bytes in every process
-    saturn_tensor::io::canonical_header(bytes).map_err(OptimError::state)
+    serialize_tensor_bytes(&tensors, Some(metadata))
+        .map_err(|e| OptimError::state(format!("cannot serialize: {e}")))
 }
 
 /// Parses the bytes of a state file.
@@ -182,40 +182,6 @@ pub fn state_from_bytes<T: Float>(bytes: &[u8]) -> Result<OptimizerState<T>> {
         return Err(OptimError::state(format!("{name:?} has buffers but no {name}.step")));
     }
     Ok(OptimizerState { kind, steps, names, params })
-}
-
-/// An owned tensor in safetensors' terms.
-struct RawTensor {
-    dtype: Dtype,
-    shape: Vec<usize>,
-    bytes: Vec<u8>,
-}
-
-impl RawTensor {
-    /// The little-endian bytes of `a` in row-major order (exact: f32 → f64 → f32 is lossless).
-    fn from_array<T: Float>(a: &ArrayD<T>) -> Self {
-        let (dtype, bytes) = if T::NAME == "f32" {
-            (Dtype::F32, a.iter().flat_map(|x| (x.as_f64() as f32).to_le_bytes()).collect())
-        } else {
-            (Dtype::F64, a.iter().flat_map(|x| x.as_f64().to_le_bytes()).collect())
-        };
-        RawTensor { dtype, shape: a.shape().to_vec(), bytes }
-    }
-}
-
-impl View for RawTensor {
-    fn dtype(&self) -> Dtype {
-        self.dtype
-    }
-    fn shape(&self) -> &[usize] {
-        &self.shape
-    }
-    fn data(&self) -> std::borrow::Cow<'_, [u8]> {
-        (&self.bytes[..]).into()
-    }
-    fn data_len(&self) -> usize {
-        self.bytes.len()
-    }
 }
 
 fn array_from_view<T: Float>(
@@ -311,8 +277,8 @@ mod tests {
         let err = state_from_bytes::<f32>(b"hello world").unwrap_err().to_string();
         assert!(err.contains("not a saturn-optim state file"), "{err}");
         // A valid safetensors file (e.g. a model checkpoint) without our metadata.
-        let t = RawTensor { dtype: Dtype::F32, shape: vec![1], bytes: vec![0; 4] };
-        let bytes = safetensors::serialize([("w", t)], None).unwrap();
+        let t = TensorBytes::of_array(ArrayD::<f32>::zeros(IxDyn(&[1])).view());
+        let bytes = serialize_tensor_bytes(&[("w".to_string(), t)], None).unwrap();
         let err = state_from_bytes::<f32>(&bytes).unwrap_err().to_string();
         assert!(err.contains("no \"format\" entry"), "{err}");
     }

@@ -14,6 +14,7 @@
 //!   has the largest R² in ρ.
 
 use ndarray_linalg::LeastSquaresSvd;
+pub use saturn_tensor::flat::r_squared;
 use saturn_tensor::ndarray::{Array1, Array2};
 use serde::{Deserialize, Serialize};
 
@@ -66,20 +67,6 @@ pub struct Fit {
     pub intercept: f64,
     pub slope: f64,
     pub r2: f64,
-}
-
-/// R² = 1 − SS_res/SS_tot; 1 for a constant series fitted exactly, and for any fit of a
-/// constant series (SS_tot = 0) whose residuals vanish.
-pub fn r_squared(y: &[f64], fitted: &[f64]) -> f64 {
-    let n = y.len().max(1) as f64;
-    let mean = y.iter().sum::<f64>() / n;
-    let ss_tot: f64 = y.iter().map(|v| (v - mean).powi(2)).sum();
-    let ss_res: f64 = y.iter().zip(fitted).map(|(v, f)| (v - f).powi(2)).sum();
-    if ss_tot == 0.0 {
-        if ss_res == 0.0 { 1.0 } else { f64::NEG_INFINITY }
-    } else {
-        1.0 - ss_res / ss_tot
-    }
 }
 
 fn check_series(op: &'static str, ts: &[f64], ys: &[f64]) -> Result<f64> {
@@ -194,14 +181,6 @@ mod tests {
             let f = fit(&ts, &ys, r).unwrap();
             assert!((f.r2 - 1.0).abs() < 1e-12 && (f.slope + 2.0).abs() < 1e-9, "{f:?}");
         }
-    }
-
-    #[test]
-    fn r2_is_zero_for_the_mean_and_one_for_a_perfect_fit() {
-        let y = [1.0, 2.0, 3.0];
-        assert_eq!(r_squared(&y, &[2.0, 2.0, 2.0]), 0.0);
-        assert_eq!(r_squared(&y, &y), 1.0);
-        assert_eq!(r_squared(&[2.0, 2.0, 2.0], &[2.0, 2.0, 2.0]), 1.0);
     }
 
     #[test]

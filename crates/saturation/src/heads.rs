@@ -18,7 +18,7 @@
 //! The class, with every threshold in [`HEAD_THRESHOLDS`], tested in this order:
 //! **averaging** if the prefix fraction is ≥ 0.9; **sink** if the first-token mass is ≥ 0.9;
 //! **hard** (argmax) if the mean count is ≤ 2; **mixed** otherwise. The paper classifies by the
-//! histogram alone; these cut-offs are ours (PAPERS.md §1.1 [ours] with target 12's "≤ 2").
+//! histogram alone; these cut-offs are ours (PAPERS.md §1.1 \[ours\] with target 12's "≤ 2").
 
 use saturn_layers::AttentionMode;
 use saturn_tensor::ndarray::{ArrayView2, Ix4};
@@ -26,7 +26,8 @@ use saturn_tensor::{Float, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, invalid};
-use crate::scaling::{Layered, TokenBatch, probe};
+use crate::layered::{Layered, TokenBatch};
+use crate::scaling::probe;
 
 /// The cut-offs of the head statistics and classes, in one place.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

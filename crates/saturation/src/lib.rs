@@ -8,14 +8,19 @@
 //! - [`norms`]: total, per-layer and per-parameter norms of the non-scalar parameters, the
 //!   direction cosine cos(θ_t, θ_{t+Δ}), the update alignment cos(θ_{t−1}, δ_t), and a
 //!   [`NormTracker`] that records them along a run.
-//! - [`fit`]: OLS fits ρ(t) ≈ a + b·g(t) for g ∈ {t, √t, t^¼, exp(−t)} with R² (LAPACK least
+//! - [`fit`](mod@fit): OLS fits ρ(t) ≈ a + b·g(t) for g ∈ {t, √t, t^¼, exp(−t)} with R² (LAPACK least
 //!   squares through `ndarray-linalg`), and the growth exponent p of ρ^{1/p} = a + b·t
 //!   (½ for Adam, ¼ for SGD on a scale-invariant loss).
 //! - [`scaling`]: every parameter scaled θ → cθ and restored ([`with_scaled_parameters`]),
-//!   `f64` twins of trained models, representations per layer ([`Layered`], for `DecoderLm` and
-//!   `Bert`), the saturation similarity cos(f(x; θ), f(x; 1000θ)), homogeneity curves, the
-//!   saturated network (exactly saturated attention at 1000θ) and the distance to it, and the
-//!   layer-by-layer check that saturated attention is the large-c limit of softmax(c·s).
+//!   `f64` twins of trained models, the network at cθ ([`probe`]) and the saturated network
+//!   (exactly saturated attention at 1000θ), and how attention scores grow with c.
+//! - [`layered`]: representations per layer ([`Layered`], for `DecoderLm` and `Bert`) on a
+//!   [`TokenBatch`].
+//! - [`cosines`]: token, layer and flattened cosines between two sets of representations.
+//! - [`homogeneity`]: the saturation similarity cos(f(x; θ), f(x; 1000θ)), homogeneity curves
+//!   and the distance to the saturated network.
+//! - [`limit`]: the layer-by-layer check that saturated attention is the large-c limit of
+//!   softmax(c·s).
 //! - [`heads`]: per-head statistics under saturation (keys attended with weight > 1e-5, split
 //!   fraction, spread, prefix fraction, normalized entropy, first-token mass) and the class
 //!   (averaging, sink, hard, mixed) with every threshold in [`HEAD_THRESHOLDS`].
@@ -37,22 +42,28 @@
 //! # Ok::<(), saturn_saturation::SaturationError>(())
 //! ```
 
+pub mod cosines;
 pub mod error;
 pub mod fit;
 pub mod heads;
+pub mod homogeneity;
+pub mod layered;
+pub mod limit;
 pub mod norms;
 pub mod scaling;
 
+pub use cosines::{LayerCosines, flat_cosine, layer_cosines, mean_token_cosine, token_cosines};
 pub use error::{Result, SaturationError};
 pub use fit::{Fit, GrowthExponent, Regressor, fit, fit_all, growth_exponent, r_squared};
 pub use heads::{
     HEAD_THRESHOLDS, HeadBatch, HeadClass, HeadStats, HeadThresholds, Visibility, analyze_heads,
     class_counts, head_stats, head_stats_over,
 };
+pub use homogeneity::{distance_to_saturated, homogeneity_curve, saturation_similarity};
+pub use layered::{Layered, Representations, TokenBatch};
+pub use limit::{LimitCheck, compare_saturated_to_scaled, saturated_limit_check};
 pub use norms::{NormRecord, NormTracker, Snapshot, cosine, group_of};
 pub use scaling::{
-    LayerCosines, Layered, LimitCheck, Probe, Representations, SATURATION_SCALE, TokenBatch,
-    compare_saturated_to_scaled, copy_parameters, distance_to_saturated, flat_cosine,
-    homogeneity_curve, layer_cosines, mean_token_cosine, probe, saturated_limit_check,
-    saturated_network, saturation_similarity, to_f64, token_cosines, with_scaled_parameters,
+    Probe, SATURATION_SCALE, copy_parameters, probe, saturated_network, to_f64,
+    with_scaled_parameters,
 };

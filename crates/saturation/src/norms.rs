@@ -19,6 +19,8 @@
 //! these quantities along a run.
 
 use saturn_layers::Module;
+pub use saturn_tensor::flat::cosine;
+use saturn_tensor::flat::{cosine_from, dot};
 use saturn_tensor::{Float, Tensor};
 
 use crate::error::{Result, invalid};
@@ -39,24 +41,6 @@ pub fn group_of(name: &str) -> String {
     match parts.iter().position(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
         Some(i) => parts[..=i].join("."),
         None => parts[0].to_string(),
-    }
-}
-
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
-/// cos(a, b) = ⟨a, b⟩/(‖a‖‖b‖); 1 for two zero vectors, 0 when exactly one is zero.
-pub fn cosine(a: &[f64], b: &[f64]) -> f64 {
-    cosine_from(dot(a, b), dot(a, a), dot(b, b))
-}
-
-/// The cosine from ⟨a, b⟩, ‖a‖² and ‖b‖² (same conventions as [`cosine`]).
-pub(crate) fn cosine_from(ab: f64, aa: f64, bb: f64) -> f64 {
-    match (aa > 0.0, bb > 0.0) {
-        (true, true) => (ab / (aa.sqrt() * bb.sqrt())).clamp(-1.0, 1.0),
-        (false, false) => 1.0,
-        _ => 0.0,
     }
 }
 

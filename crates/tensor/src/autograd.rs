@@ -31,7 +31,7 @@ pub fn grad<T: Float>(
     grad_with(outputs, &seeds, inputs, create_graph)
 }
 
-/// Vector-Jacobian products: the gradient of Σₖ ⟨outputs[k], grad_outputs[k]⟩ with respect to
+/// Vector-Jacobian products: the gradient of Σₖ ⟨outputs\[k\], grad_outputs\[k\]⟩ with respect to
 /// each of `inputs`. `grad_outputs[k]` must have the shape of `outputs[k]`.
 pub fn grad_with<T: Float>(
     outputs: &[Tensor<T>],

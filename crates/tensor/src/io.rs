@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use ndarray::{ArrayD, IxDyn};
+use ndarray::{ArrayD, ArrayViewD, IxDyn};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use crate::{Float, Tensor};
@@ -45,14 +45,17 @@ impl TensorFile {
     }
 }
 
-/// One tensor's bytes in little-endian order, for the safetensors writer.
-struct Bytes {
+/// One tensor as a safetensors writer wants it: dtype, shape and little-endian bytes. Built from
+/// a float [`Tensor`] (F32 or F64, its own type), or from `f64` / `i64` arrays (token ids must be
+/// I64 for PyTorch), and written by [`write_tensor_bytes`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct TensorBytes {
     dtype: Dtype,
     shape: Vec<usize>,
     data: Vec<u8>,
 }
 
-impl safetensors::View for &Bytes {
+impl safetensors::View for &TensorBytes {
     fn dtype(&self) -> Dtype {
         self.dtype
     }
@@ -67,14 +70,34 @@ impl safetensors::View for &Bytes {
     }
 }
 
-fn to_bytes<T: Float>(t: &Tensor<T>) -> Bytes {
-    let values = t.to_vec();
-    let (dtype, data) = if T::NAME == "f32" {
-        (Dtype::F32, values.iter().flat_map(|v| (v.as_f64() as f32).to_le_bytes()).collect())
-    } else {
-        (Dtype::F64, values.iter().flat_map(|v| v.as_f64().to_le_bytes()).collect())
-    };
-    Bytes { dtype, shape: t.shape(), data }
+impl TensorBytes {
+    /// A tensor in its own element type (F32 or F64), row-major.
+    pub fn of_tensor<T: Float>(t: &Tensor<T>) -> Self {
+        Self::of_array(t.data().view())
+    }
+
+    /// An array in its own element type (F32 or F64), row-major (exact: f32 → f64 → f32 is
+    /// lossless).
+    pub fn of_array<T: Float>(a: ArrayViewD<'_, T>) -> Self {
+        let (dtype, data) = if T::NAME == "f32" {
+            (Dtype::F32, a.iter().flat_map(|v| (v.as_f64() as f32).to_le_bytes()).collect())
+        } else {
+            (Dtype::F64, a.iter().flat_map(|v| v.as_f64().to_le_bytes()).collect())
+        };
+        TensorBytes { dtype, shape: a.shape().to_vec(), data }
+    }
+
+    /// An F64 tensor, row-major.
+    pub fn f64(a: ArrayViewD<'_, f64>) -> Self {
+        let data = a.iter().flat_map(|v| v.to_le_bytes()).collect();
+        TensorBytes { dtype: Dtype::F64, shape: a.shape().to_vec(), data }
+    }
+
+    /// An I64 tensor (token ids), row-major.
+    pub fn i64(a: ArrayViewD<'_, i64>) -> Self {
+        let data = a.iter().flat_map(|v| v.to_le_bytes()).collect();
+        TensorBytes { dtype: Dtype::I64, shape: a.shape().to_vec(), data }
+    }
 }
 
 /// Writes `tensors` (in their own element type) and `metadata` to `path`, atomically.
@@ -83,13 +106,33 @@ pub fn write_safetensors<T: Float>(
     tensors: &[(String, Tensor<T>)],
     metadata: &HashMap<String, String>,
 ) -> Result<(), FileError> {
-    let bytes: Vec<(String, Bytes)> =
-        tensors.iter().map(|(n, t)| (n.clone(), to_bytes(t))).collect();
-    let views = bytes.iter().map(|(n, b)| (n.clone(), b));
+    let bytes: Vec<(String, TensorBytes)> =
+        tensors.iter().map(|(n, t)| (n.clone(), TensorBytes::of_tensor(t))).collect();
+    write_tensor_bytes(path, &bytes, metadata)
+}
+
+/// Writes tensors of any dtype ([`TensorBytes`]) and `metadata` to `path`, atomically, with
+/// the header's keys sorted ([`canonical_header`]).
+pub fn write_tensor_bytes(
+    path: &Path,
+    tensors: &[(String, TensorBytes)],
+    metadata: &HashMap<String, String>,
+) -> Result<(), FileError> {
     let meta = if metadata.is_empty() { None } else { Some(metadata.clone()) };
-    let format = |reason: String| FileError::Format { path: path.to_path_buf(), reason };
-    let buffer = safetensors::serialize(views, meta).map_err(|e| format(e.to_string()))?;
-    write_atomically(path, &canonical_header(buffer).map_err(format)?)
+    let buffer = serialize_tensor_bytes(tensors, meta)
+        .map_err(|reason| FileError::Format { path: path.to_path_buf(), reason })?;
+    write_atomically(path, &buffer)
+}
+
+/// The bytes of a safetensors file holding `tensors` and `metadata`, with the header's keys
+/// sorted ([`canonical_header`]).
+pub fn serialize_tensor_bytes(
+    tensors: &[(String, TensorBytes)],
+    metadata: Option<HashMap<String, String>>,
+) -> Result<Vec<u8>, String> {
+    let views = tensors.iter().map(|(n, b)| (n.clone(), b));
+    let buffer = safetensors::serialize(views, metadata).map_err(|e| e.to_string())?;
+    canonical_header(buffer)
 }
 
 /// The same safetensors bytes with the JSON header's keys sorted (the metadata is a `HashMap`,

@@ -27,6 +27,9 @@
 //!   differentiated again: [`hvp`] gives exact Hessian-vector products by double backward.
 //! - [`gradcheck`] and [`gradgradcheck`] compare first and second derivatives with central
 //!   differences in `f64`; every operation's tests use them.
+//! - [`flat`]: numerics on flat `f64` vectors (dot, norms, means, cosines, line fits) shared by
+//!   the analysis crates.
+//! - [`RestoreGuard`]: move parameters to new values and get the exact old values back on drop.
 //! - [`profile`]: opt-in wall time per backward rule, to see where a backward pass goes.
 //! - [`alloc::tune_malloc`]: binaries call it at startup so that glibc keeps freed tensor
 //!   buffers instead of unmapping them (see `docs/PERFORMANCE.md`).
@@ -40,11 +43,13 @@ pub mod blas;
 pub mod check;
 mod error;
 pub mod failpoint;
+pub mod flat;
 mod float;
 pub mod io;
 mod ops;
 pub mod parallel;
 pub mod profile;
+mod restore;
 mod simd_math;
 mod tensor;
 
@@ -56,6 +61,7 @@ pub use check::{
 pub use error::{Result, TensorError};
 pub use float::Float;
 pub use ops::{CrossEntropy, broadcast_shape};
+pub use restore::RestoreGuard;
 pub use tensor::{Data, DataMut, GradModeGuard, Tensor, is_grad_enabled, no_grad, no_grad_guard};
 
 /// Re-exported so that users name the same `ndarray` version as this crate.

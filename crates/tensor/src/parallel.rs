@@ -2,7 +2,7 @@
 //! ([`crate::blas::num_threads`]: one by default).
 //!
 //! An output is split into at most that many contiguous parts of whole units (elements, or rows
-//! of a row kernel), each of at least [`MIN_PART`] elements; the calling thread computes the
+//! of a row kernel), each of at least `MIN_PART` elements; the calling thread computes the
 //! first part and a rayon pool of `threads − 1` workers the others. Every unit is computed by the
 //! same code whichever part holds it, and no value is combined across parts, so results are
 //! bitwise the same for every thread count (tested in `simd_math`). A reduction is never split

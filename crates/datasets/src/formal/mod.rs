@@ -20,20 +20,20 @@
 //! uniformly from a [`LengthRange`]; every sample comes from a seeded PCG-64.
 
 mod anbn;
-mod copy;
 mod count;
 mod dyck;
 mod majority;
 mod parity;
-mod reverse;
+mod transduction;
 
 pub use self::anbn::{AnBn, is_anbn};
-pub use self::copy::CopyTask;
 pub use self::count::{Counted, RunningCount, running_count};
 pub use self::dyck::{Dyck, is_dyck};
 pub use self::majority::{Majority, majority};
 pub use self::parity::{Parity, parity};
-pub use self::reverse::ReverseTask;
+pub use self::transduction::{
+    CopyTask, Identity, Rearrangement, Reversal, ReverseTask, Transduction,
+};
 
 use crate::error::{DatasetError, Result};
 use crate::rng::{Pcg64, below, between, seeded_rng};

@@ -1,6 +1,6 @@
 //! The decoder-only causal language model (torch_io.py §6; Merrill et al.'s LM experiments):
 //!
-//! h₀ = E[ids]·(√d if `embed_scale`) + P[0..T]; L causal [`EncoderLayer`]s; a final LN under
+//! h₀ = E\[ids\]·(√d if `embed_scale`) + P[0..T]; L causal [`EncoderLayer`]s; a final LN under
 //! Pre-LN; logits = h·W_headᵀ (untied, no bias); loss = mean token cross-entropy.
 
 use saturn_tensor::ndarray::ArrayView2;
@@ -19,13 +19,14 @@ use crate::module::{Module, join};
 use crate::norm::{Norm, NormKind};
 use crate::residual::ResidualScheme;
 
-fn default_ln_eps() -> f64 {
+// serde defaults, shared with `Seq2SeqConfig`
+pub(crate) fn default_ln_eps() -> f64 {
     1e-5
 }
-fn yes() -> bool {
+pub(crate) fn yes() -> bool {
     true
 }
-fn one() -> f64 {
+pub(crate) fn one() -> f64 {
     1.0
 }
 
@@ -200,7 +201,7 @@ impl<T: Float> DecoderLm<T> {
         Ok(DecoderLm { config, embed, pos, layers, ln_f, head })
     }
 
-    /// h₀ = E[ids] (·√d) + positions, [B, T, d].
+    /// h₀ = E\[ids\] (·√d) + positions, [B, T, d].
     pub fn embed(&self, ids: ArrayView2<'_, usize>) -> Result<Tensor<T>> {
         let (_, t) = ids.dim();
         if t == 0 || t > self.config.max_seq {

@@ -15,20 +15,10 @@ use crate::error::{Result, batch_err, config_err};
 use crate::ffn::Activation;
 use crate::init::{DeepNormArch, InitScheme, Initializer, QkvInit, deepnorm_constants};
 use crate::linear::Linear;
-use crate::models::lm::{LmConfig, token_cross_entropy};
+use crate::models::lm::{LmConfig, default_ln_eps, one, token_cross_entropy, yes};
 use crate::module::{Module, join};
 use crate::norm::{Norm, NormKind};
 use crate::residual::ResidualScheme;
-
-fn default_ln_eps() -> f64 {
-    1e-5
-}
-fn yes() -> bool {
-    true
-}
-fn one() -> f64 {
-    1.0
-}
 
 /// Every architectural choice of the encoder–decoder. Defaults follow torch_io.py §8.2.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

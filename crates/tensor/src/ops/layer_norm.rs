@@ -56,7 +56,7 @@ fn row_major<T: Float>(t: &Tensor<T>) -> Vec<T> {
 }
 
 impl<T: Float> Tensor<T> {
-    /// Layer normalization over the last axis, with optional gain γ and bias β of shape [d].
+    /// Layer normalization over the last axis, with optional gain γ and bias β of shape `[d]`.
     pub fn layer_norm(
         &self,
         gamma: Option<&Tensor<T>>,

@@ -16,7 +16,7 @@ use crate::blas::gemm;
 use crate::{Float, Result, Tensor, TensorError};
 
 impl<T: Float> Tensor<T> {
-    /// x·Wᵀ + b for x = self [N, in], `weight` [out, in] and an optional `bias` [out].
+    /// x·Wᵀ + b for x = self [N, in], `weight` [out, in] and an optional `bias` `[out]`.
     pub fn linear(&self, weight: &Tensor<T>, bias: Option<&Tensor<T>>) -> Result<Tensor<T>> {
         let (xs, ws) = (self.shape(), weight.shape());
         let mismatch =

@@ -13,7 +13,7 @@ use super::layer_norm::check_affine;
 use crate::{Float, Result, Tensor};
 
 impl<T: Float> Tensor<T> {
-    /// RMS normalization over the last axis, with optional gain γ of shape [d].
+    /// RMS normalization over the last axis, with optional gain γ of shape `[d]`.
     pub fn rms_norm(&self, gamma: Option<&Tensor<T>>, eps: f64) -> Result<Tensor<T>> {
         check_affine("rms_norm", self, gamma)?;
         let ms = self.mul(self)?.mean_axis(-1, true)?;
