@@ -32,7 +32,7 @@
 //! - [`RestoreGuard`]: move parameters to new values and get the exact old values back on drop.
 //! - [`profile`]: opt-in wall time per backward rule, to see where a backward pass goes.
 //! - [`alloc::tune_malloc`]: binaries call it at startup so that glibc keeps freed tensor
-//!   buffers instead of unmapping them (see `docs/PERFORMANCE.md`).
+//!   buffers instead of unmapping them (see `docs/PERFORMANCE.md#malloc`).
 
 // Link OpenBLAS (the provider of ndarray's `blas` feature) exactly once, here.
 extern crate blas_src;

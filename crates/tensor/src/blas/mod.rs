@@ -13,7 +13,7 @@
 //! Backends: OpenBLAS, linked, is the default and serves everything. `SATURN_BLAS=mkl` routes
 //! the matrix products ([`gemm`]) to Intel oneMKL, loaded at run time ([`mkl`]): on this
 //! project's Xeon it runs the transformer's GEMM shapes ≈ 25 % faster than Debian's OpenBLAS
-//! 0.3.21 (docs/PERFORMANCE.md §9). The choice is made once, on the first product or by
+//! 0.3.21 (docs/PERFORMANCE.md#mkl). The choice is made once, on the first product or by
 //! [`select_backend`], which a program calls at start to turn a bad setting into an error.
 
 mod gemm;

@@ -1,13 +1,8 @@
-//! Normalization over the last axis.
+//! RMS norm over the last axis (Zhang & Sennrich 2019): y = x / √(mean(x²) + ε) · γ.
 //!
-//! Layer norm (Ba et al. 2016): y = (x − μ) / √(σ² + ε) · γ + β, with μ and σ² the mean and
-//! biased variance over the last axis. Scale-invariant in x: LN(c·x) = LN(x) for c > 0 when
-//! ε → 0 — the property behind norm growth (Merrill et al. 2021, §4).
-//!
-//! RMS norm (Zhang & Sennrich 2019): y = x / √(mean(x²) + ε) · γ.
-//!
-//! Layer norm is one fused operation (`layer_norm.rs`); RMS norm is composed of differentiable
-//! operations, so derivatives of every order follow.
+//! Composed of differentiable operations, so derivatives of every order follow. Layer norm,
+//! y = (x − μ)/√(σ² + ε)·γ + β, is one fused operation with its own backward in
+//! `layer_norm.rs`.
 
 use super::layer_norm::check_affine;
 use crate::{Float, Result, Tensor};
