@@ -40,16 +40,17 @@ use saturn_tensor::no_grad;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::ExperimentCtx;
-use super::amplification::Relabel;
-use super::schemes::mean;
-use super::translation::{Seq2SeqShape, SeqBatch, TranslationData, init_admin};
+use super::{ExperimentConfig, ExperimentCtx};
 use crate::cells::Cell;
 use crate::claim::{Claim, Evidence, Rule, Threshold};
-use crate::config::{Preset, resolve};
+use crate::config::Preset;
 use crate::error::{LabError, Result};
 use crate::plot::{Chart, Series, line_chart};
 use crate::summary::Claims;
+use crate::tasks::aggregate::mean;
+use crate::tasks::relabel::Relabel;
+use crate::tasks::translation::{Seq2SeqShape, init_admin};
+use crate::tasks::translation_data::{SeqBatch, TranslationData};
 
 /// The config of `admin-profile`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -68,11 +69,11 @@ pub struct AdminProfileConfig {
     pub relabel: Vec<Relabel>,
 }
 
-impl AdminProfileConfig {
+impl ExperimentConfig for AdminProfileConfig {
     /// quick: 12 layers (24 encoder sublayers), d = 64; full: 50 layers (100 sublayers),
     /// d = 256, as deep as CPU memory comfortably allows for one pass. Both with the reference's
     /// fused q/k/v init.
-    pub fn preset(preset: Preset) -> Self {
+    fn preset(preset: Preset) -> Self {
         let (d, layers, pairs) = match preset {
             Preset::Quick => (64, 12, 64),
             Preset::Full => (256, 50, 256),
@@ -85,6 +86,13 @@ impl AdminProfileConfig {
             max_len: 64,
             relabel: Vec::new(),
         }
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.layers < 2 || self.batch_pairs == 0 {
+            return Err(LabError::Config("need ≥ 2 layers and a non-empty batch".into()));
+        }
+        Ok(())
     }
 }
 
@@ -192,17 +200,9 @@ fn profile(
 
 /// Profiles each seed's model and checks the claims.
 pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
-    let cfg = resolve(AdminProfileConfig::preset(ctx.preset), ctx.config_file.as_deref())?;
-    if cfg.layers < 2 || cfg.batch_pairs == 0 {
-        return Err(LabError::Config("need ≥ 2 layers and a non-empty batch".into()));
-    }
-    ctx.write_config(&cfg)?;
+    let cfg: AdminProfileConfig = ctx.open()?;
     let data = TranslationData::load(cfg.vocab, cfg.max_len)?;
-    let batch = data
-        .valid_batches(cfg.batch_pairs, cfg.batch_pairs)?
-        .into_iter()
-        .next()
-        .ok_or_else(|| LabError::Run("no validation pairs".into()))?;
+    let batch = data.fixed_batch(cfg.batch_pairs)?;
     // one cell per seed (one model); a profiling pass costs about width² × depth × pairs,
     // beside a fixed part (full: ≈ 4 min a model; quick ≈ 3 s)
     let minutes = 0.04
@@ -272,13 +272,9 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     line_chart(
         &ctx.dir,
         "omega_squared",
-        &Chart {
-            title: "admin-profile: profiled ω² per sublayer",
-            x_label: "sublayer i (encoder: 2 per layer; decoder: 3 per layer)",
-            y_label: "ω_i²",
-            log_x: false,
-            log_y: false,
-        },
+        &Chart::new("admin-profile: profiled ω² per sublayer")
+            .x("sublayer i (encoder: 2 per layer; decoder: 3 per layer)")
+            .y("ω_i²"),
         &series,
     )?;
 
@@ -358,7 +354,7 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
 mod tests {
     use saturn_tensor::ndarray::{Array2, Array3};
 
-    use super::super::translation::PairSource;
+    use crate::tasks::translation_data::PairSource;
     use super::*;
 
     /// A 3-layer Admin encoder–decoder of width 16 over a 20-token vocabulary, and a batch of

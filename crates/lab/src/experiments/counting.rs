@@ -36,16 +36,16 @@ use saturn_tensor::ndarray::Array2;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::ExperimentCtx;
-use super::char_lm::adamw;
 use super::heads::{class_json, draw_class_map, worst, write_head_table};
+use super::{ExperimentConfig, ExperimentCtx};
 use crate::cells::Cell;
 use crate::claim::{Claim, Evidence, Gate, Rule, Threshold};
-use crate::config::{Preset, resolve};
+use crate::config::Preset;
 use crate::error::{LabError, Result};
 use crate::plot::{Chart, Series, line_chart};
 use crate::run_dir::RunDir;
 use crate::summary::Claims;
+use crate::tasks::char_lm::adamw;
 use crate::train::{Task, TrainConfig, derive_seed, train};
 
 /// A counting task.
@@ -95,10 +95,10 @@ pub struct CountingConfig {
     pub c: f64,
 }
 
-impl CountingConfig {
+impl ExperimentConfig for CountingConfig {
     /// quick: lengths up to 16, 500 steps of 64 strings; full: up to 32, 6,000 steps.
     /// AdamW lr 1e-3 with 100 warmup steps, clip 1, d 64, 4 heads, 2 Pre-LN layers.
-    pub fn preset(preset: Preset) -> Self {
+    fn preset(preset: Preset) -> Self {
         let (max_len, steps) = match preset {
             Preset::Quick => (16, 500),
             Preset::Full => (32, 6000),
@@ -311,8 +311,7 @@ fn train_and_test(
 
 /// Trains one model per task and seed, tests it, classifies its heads.
 pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
-    let cfg = resolve(CountingConfig::preset(ctx.preset), ctx.config_file.as_deref())?;
-    ctx.write_config(&cfg)?;
+    let cfg: CountingConfig = ctx.open()?;
     let lengths = LengthRange::new(cfg.min_len, cfg.max_len)?;
     // one cell per model: task × seed; its cost grows with the steps, the strings' length and
     // the model's size
@@ -351,13 +350,8 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     ctx.dir.write_csv("accuracy.csv", &["run", "accuracy", "saturated_accuracy"], &rows)?;
     let series: Vec<Series> =
         results.iter().map(|r| Series::new(r.label.clone(), r.valid_loss.clone())).collect();
-    let chart = Chart {
-        title: "counting: validation loss at [=]",
-        x_label: "step",
-        y_label: "cross-entropy (nats)",
-        log_x: false,
-        log_y: true,
-    };
+    let chart =
+        Chart::new("counting: validation loss at [=]").x("step").y("cross-entropy (nats)").log_y();
     line_chart(&ctx.dir, "valid_loss", &chart, &series)?;
 
     let per = |f: &dyn Fn(&RunResult) -> serde_json::Value| {

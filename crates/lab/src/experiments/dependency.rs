@@ -22,17 +22,19 @@ use saturn_layers::{ResidualScheme, Seq2Seq};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::ExperimentCtx;
-use super::amplification::Relabel;
-use super::schemes::{label, mean};
-use super::translation::{Seq2SeqShape, TranslationData, init_admin};
+use super::{ExperimentConfig, ExperimentCtx};
 use crate::cells::Cell;
 use crate::claim::{Claim, Evidence, Rule, Threshold};
-use crate::config::{Preset, resolve};
+use crate::config::Preset;
 use crate::error::{LabError, Result};
 use crate::plot::{Chart, HeatMap, Palette, Series, heat_map, line_chart};
 use crate::stats::log_log_slope;
 use crate::summary::Claims;
+use crate::tasks::aggregate::mean;
+use crate::tasks::relabel::Relabel;
+use crate::tasks::scheme_label::label;
+use crate::tasks::translation::{Seq2SeqShape, init_admin};
+use crate::tasks::translation_data::TranslationData;
 
 /// The config of `dependency`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -52,10 +54,10 @@ pub struct DependencyConfig {
     pub relabel: Vec<Relabel>,
 }
 
-impl DependencyConfig {
+impl ExperimentConfig for DependencyConfig {
     /// Both presets: 6 layers (the paper's figure); quick d = 64 on 64 pairs, full d = 256 on
     /// 256 pairs.
-    pub fn preset(preset: Preset) -> Self {
+    fn preset(preset: Preset) -> Self {
         let (d, pairs) = match preset {
             Preset::Quick => (64, 64),
             Preset::Full => (256, 256),
@@ -69,6 +71,13 @@ impl DependencyConfig {
             max_len: 64,
             relabel: Vec::new(),
         }
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.layers == 0 || self.batch_pairs == 0 {
+            return Err(LabError::Config("layers and batch_pairs must be positive".into()));
+        }
+        Ok(())
     }
 }
 
@@ -89,17 +98,9 @@ impl ModelDependency {
 
 /// Traces every scheme × seed and checks the claims.
 pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
-    let cfg = resolve(DependencyConfig::preset(ctx.preset), ctx.config_file.as_deref())?;
-    if cfg.layers == 0 || cfg.batch_pairs == 0 {
-        return Err(LabError::Config("layers and batch_pairs must be positive".into()));
-    }
-    ctx.write_config(&cfg)?;
+    let cfg: DependencyConfig = ctx.open()?;
     let data = TranslationData::load(cfg.vocab, cfg.max_len)?;
-    let batch = data
-        .valid_batches(cfg.batch_pairs, cfg.batch_pairs)?
-        .into_iter()
-        .next()
-        .ok_or_else(|| LabError::Run("no validation pairs".into()))?;
+    let batch = data.fixed_batch(cfg.batch_pairs)?;
     // one cell per model: scheme × seed; a traced pass costs about width² × pairs, beside a
     // fixed part (full: ≈ 21 s a model; quick ≈ 2 s)
     let minutes = 0.03
@@ -163,13 +164,7 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     line_chart(
         &ctx.dir,
         "beta_diagonal",
-        &Chart {
-            title: "dependency at init: β_ii, 6-layer encoder",
-            x_label: "sublayer i",
-            y_label: "β_ii",
-            log_x: false,
-            log_y: false,
-        },
+        &Chart::new("dependency at init: β_ii, 6-layer encoder").x("sublayer i").y("β_ii"),
         &series,
     )?;
     for (scheme, seed, dep) in results.iter().filter(|r| Some(&r.1) == ctx.seeds.first()) {

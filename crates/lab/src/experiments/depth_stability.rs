@@ -30,18 +30,20 @@ use saturn_optim::{AdamConfig, Decay, OptimizerConfig, Schedule};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::ExperimentCtx;
 use super::hessian::scheme_key;
-use super::schemes::{label, mean, mean_curve};
-use super::translation::{Seq2SeqShape, TranslationData, TranslationTask, init_admin};
-use super::warmup::{SCORE, scored_loss};
+use super::{ExperimentConfig, ExperimentCtx};
 use crate::cells::Cell;
 use crate::claim::{Claim, Evidence, Gate, Rule, Threshold};
 use crate::claim::{LEARNED_MARGIN, LEARNED_MARGIN_REASON};
-use crate::config::{Preset, resolve};
+use crate::config::Preset;
 use crate::error::{LabError, Result};
 use crate::plot::{Chart, Series, line_chart};
 use crate::summary::Claims;
+use crate::tasks::aggregate::{mean, mean_curve};
+use crate::tasks::scheme_label::label;
+use crate::tasks::scored_loss::{SCORE, scored_loss};
+use crate::tasks::translation::{Seq2SeqShape, TranslationTask, init_admin};
+use crate::tasks::translation_data::TranslationData;
 use crate::train::{TrainConfig, train};
 
 /// The config of `depth-stability`.
@@ -60,12 +62,12 @@ pub struct DepthStabilityConfig {
     pub max_len: usize,
 }
 
-impl DepthStabilityConfig {
+impl ExperimentConfig for DepthStabilityConfig {
     /// quick: d = 32, 2 vs 6 layers per side, 120 steps of 16 pairs with a 10-step warmup
     /// (≈ 3 minutes for the 24 runs: too short to separate the schemes); full: d = 64, 6 vs 18 layers per side (Table 1's 6L and
     /// 18L), 4,000 steps of 32 pairs with a 320-step warmup (Admin's 8,000 of ~100k updates
     /// scaled to the same 8 %; hours).
-    pub fn preset(preset: Preset) -> Self {
+    fn preset(preset: Preset) -> Self {
         let (d, shallow, deep, steps, warmup, batch, eval_every, valid) = match preset {
             Preset::Quick => (32, 2, 6, 120, 10, 16, 30, 128),
             Preset::Full => (64, 6, 18, 4_000, 320, 32, 250, 512),
@@ -99,6 +101,14 @@ impl DepthStabilityConfig {
             max_len: 64,
         }
     }
+
+    fn validate(&self) -> Result<()> {
+        self.train.validate()?;
+        if self.shallow == 0 || self.deep <= self.shallow {
+            return Err(LabError::Config("need 0 < shallow < deep".into()));
+        }
+        Ok(())
+    }
 }
 
 /// One training run's outcome: one cell's output.
@@ -124,12 +134,7 @@ impl Outcome {
 
 /// Trains every scheme × depth × seed and checks the claims.
 pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
-    let cfg = resolve(DepthStabilityConfig::preset(ctx.preset), ctx.config_file.as_deref())?;
-    cfg.train.validate()?;
-    if cfg.shallow == 0 || cfg.deep <= cfg.shallow {
-        return Err(LabError::Config("need 0 < shallow < deep".into()));
-    }
-    ctx.write_config(&cfg)?;
+    let cfg: DepthStabilityConfig = ctx.open()?;
     let data = TranslationData::load(cfg.vocab, cfg.max_len)?;
     let unigram = data.tgt_unigram_entropy;
     // one cell per training run: scheme × depth × seed, checkpointed in its cell
@@ -234,13 +239,7 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
         line_chart(
             &ctx.dir,
             &format!("valid_loss_{layers}L"),
-            &Chart {
-                title: &title,
-                x_label: "step",
-                y_label: "validation loss (nats / token)",
-                log_x: false,
-                log_y: false,
-            },
+            &Chart::new(&title).x("step").y("validation loss (nats / token)"),
             &series,
         )?;
     }

@@ -28,17 +28,19 @@ use saturn_layers::{ForwardCtx, Module, ResidualScheme, Seq2Seq};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::ExperimentCtx;
-use super::amplification::Relabel;
-use super::schemes::{label, mean};
-use super::translation::{Seq2SeqShape, SeqBatch, TranslationData};
+use super::{ExperimentConfig, ExperimentCtx};
 use crate::cells::Cell;
 use crate::claim::{Claim, Evidence, Origin, Rule, Threshold, short};
-use crate::config::{Preset, resolve};
+use crate::config::Preset;
 use crate::error::{LabError, Result};
 use crate::plot::{Chart, Series, line_chart};
 use crate::stats::log_log_slope;
 use crate::summary::Claims;
+use crate::tasks::aggregate::mean;
+use crate::tasks::relabel::Relabel;
+use crate::tasks::scheme_label::label;
+use crate::tasks::translation::Seq2SeqShape;
+use crate::tasks::translation_data::{SeqBatch, TranslationData};
 use crate::train::derive_seed;
 
 /// The config of `grad-norms`.
@@ -62,9 +64,9 @@ pub struct GradNormsConfig {
     pub relabel: Vec<Relabel>,
 }
 
-impl GradNormsConfig {
+impl ExperimentConfig for GradNormsConfig {
     /// quick: d = 64, 4 batches of 32 pairs; full: d = 256, 16 batches of 64 pairs.
-    pub fn preset(preset: Preset) -> Self {
+    fn preset(preset: Preset) -> Self {
         let (d, batches, batch_size) = match preset {
             Preset::Quick => (64, 4, 32),
             Preset::Full => (256, 16, 64),
@@ -80,6 +82,19 @@ impl GradNormsConfig {
             max_len: 64,
             relabel: Vec::new(),
         }
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.depths.is_empty()
+            || self.profile_layers < 2
+            || self.batches == 0
+            || self.batch_size == 0
+        {
+            return Err(LabError::Config(
+                "need depths, ≥ 2 profile layers and a positive number of batches".into(),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -134,13 +149,7 @@ fn estimated_minutes(cfg: &GradNormsConfig, layers: usize) -> f64 {
 
 /// Sweeps depths and profiles, then checks the claims.
 pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
-    let cfg = resolve(GradNormsConfig::preset(ctx.preset), ctx.config_file.as_deref())?;
-    if cfg.depths.is_empty() || cfg.profile_layers < 2 || cfg.batches == 0 || cfg.batch_size == 0 {
-        return Err(LabError::Config(
-            "need depths, ≥ 2 profile layers and a positive number of batches".into(),
-        ));
-    }
-    ctx.write_config(&cfg)?;
+    let cfg: GradNormsConfig = ctx.open()?;
     let data = TranslationData::load(cfg.vocab, cfg.max_len)?;
     // one cell per model: scheme × layers × seed, over the sweep's depths and the profile's
     // (a depth in both is one model: the same init and batches give the same norms)
@@ -262,13 +271,11 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     line_chart(
         &ctx.dir,
         "last_layer",
-        &Chart {
-            title: "grad-norms at init: last decoder layer's W² vs depth",
-            x_label: "layers L (encoder = decoder)",
-            y_label: "‖∂L/∂W^{2,L}‖_F",
-            log_x: true,
-            log_y: true,
-        },
+        &Chart::new("grad-norms at init: last decoder layer's W² vs depth")
+            .x("layers L (encoder = decoder)")
+            .y("‖∂L/∂W^{2,L}‖_F")
+            .log_x()
+            .log_y(),
         &series,
     )?;
     let layers: Vec<f64> = (1..=cfg.profile_layers).map(|l| l as f64).collect();
@@ -282,13 +289,10 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     line_chart(
         &ctx.dir,
         "profile",
-        &Chart {
-            title: "grad-norms at init: W^{2,l} per layer",
-            x_label: "layer l",
-            y_label: "‖∂L/∂W^{2,l}‖_F",
-            log_x: false,
-            log_y: true,
-        },
+        &Chart::new("grad-norms at init: W^{2,l} per layer")
+            .x("layer l")
+            .y("‖∂L/∂W^{2,l}‖_F")
+            .log_y(),
         &series,
     )?;
 

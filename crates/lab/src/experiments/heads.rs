@@ -34,19 +34,19 @@ use saturn_saturation::{
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::ExperimentCtx;
-use super::char_lm::{
-    LmData, adamw, constant_lr, lm_config, lm_task, probe_batch, run_label, training_minutes,
-};
-use super::data::CharCorpus;
-use super::lm_baseline::ModelShape;
+use super::{ExperimentConfig, ExperimentCtx};
 use crate::cells::Cell;
 use crate::claim::{Claim, Evidence, Gate, LEARNED_MARGIN, Rule, Threshold};
-use crate::config::{Preset, resolve};
+use crate::config::Preset;
 use crate::error::Result;
 use crate::plot::{Chart, HeatMap, Palette, heat_map, histogram};
 use crate::run_dir::RunDir;
 use crate::summary::Claims;
+use crate::tasks::char_corpus::CharCorpus;
+use crate::tasks::char_lm::ModelShape;
+use crate::tasks::char_lm::{
+    LmData, adamw, constant_lr, lm_config, lm_task, probe_batch, run_label, training_minutes,
+};
 use crate::train::train;
 
 /// The config of `heads`.
@@ -70,10 +70,10 @@ pub struct HeadsConfig {
     pub reference_mask_runs: bool,
 }
 
-impl HeadsConfig {
+impl ExperimentConfig for HeadsConfig {
     /// quick: 4 layers × 4 heads, d 64, 600 steps of 8 × 64 characters; full: 6 layers × 4
     /// heads, d 64, 5,000 steps of 16 × 64 (≈ 5 epochs).
-    pub fn preset(preset: Preset) -> Self {
+    fn preset(preset: Preset) -> Self {
         let (d, heads, layers, steps, batch, seq) = match preset {
             Preset::Quick => (64, 4, 4, 600, 8, 64),
             Preset::Full => (64, 4, 6, 5_000, 16, 64),
@@ -258,8 +258,7 @@ pub fn class_count(stats: &[HeadStats], class: HeadClass) -> usize {
 
 /// Trains each LM, classifies its heads under saturation, checks the claims.
 pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
-    let cfg = resolve(HeadsConfig::preset(ctx.preset), ctx.config_file.as_deref())?;
-    ctx.write_config(&cfg)?;
+    let cfg: HeadsConfig = ctx.open()?;
     let corpus = CharCorpus::tiny_shakespeare()?;
     // one cell per LM: scheme × mask × seed
     let fills: &[MaskFill] = if cfg.reference_mask_runs {
@@ -300,13 +299,7 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     let counts: Vec<(String, Vec<f64>)> =
         all.iter().map(|(l, s)| (l.clone(), s.iter().map(|h| h.mean_count).collect())).collect();
     let title = format!("positions attended at {}θ (per-head mean count > 1e-5)", cfg.c);
-    let chart = Chart {
-        title: &title,
-        x_label: "mean number of keys attended",
-        y_label: "heads",
-        log_x: false,
-        log_y: false,
-    };
+    let chart = Chart::new(&title).x("mean number of keys attended").y("heads");
     histogram(&ctx.dir, "positions_attended", &chart, &edges, &counts)?;
 
     let per = |runs: &[HeadRun], f: &dyn Fn(&HeadRun) -> serde_json::Value| {

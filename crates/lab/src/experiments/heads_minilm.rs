@@ -35,11 +35,11 @@ use saturn_tensor::ndarray::{Array2, s};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::ExperimentCtx;
 use super::heads::{class_count, class_json, draw_class_map, write_head_table};
+use super::{ExperimentConfig, ExperimentCtx};
 use crate::cells::Cell;
 use crate::claim::{Claim, ClaimBuilder, Evidence, Rule, Threshold};
-use crate::config::{Preset, resolve};
+use crate::config::Preset;
 use crate::error::{LabError, Result};
 use crate::plot::{Chart, HeatMap, Palette, heat_map, histogram};
 use crate::summary::Claims;
@@ -67,10 +67,10 @@ pub struct HeadsMinilmConfig {
     pub data_dir: Option<PathBuf>,
 }
 
-impl HeadsMinilmConfig {
+impl ExperimentConfig for HeadsMinilmConfig {
     /// quick: 100 sentences in 5 chunks; full: all 1,014 in 10 chunks. Class table at c = 1,
     /// 10, 100, 1000.
-    pub fn preset(preset: Preset) -> Self {
+    fn preset(preset: Preset) -> Self {
         let (sentences, chunks) = match preset {
             Preset::Quick => (100, 5),
             Preset::Full => (0, 10),
@@ -237,8 +237,7 @@ impl Minilm {
 
 /// Runs the analysis (or records that the data is missing).
 pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
-    let cfg = resolve(HeadsMinilmConfig::preset(ctx.preset), ctx.config_file.as_deref())?;
-    ctx.write_config(&cfg)?;
+    let cfg: HeadsMinilmConfig = ctx.open()?;
     let located = locate(cfg.data_dir.as_deref()).map(|(dir, mut sentences)| {
         if cfg.sentences > 0 {
             sentences.truncate(cfg.sentences);
@@ -327,13 +326,8 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     let edges: Vec<f64> =
         (0..=((max_prefix / 2.0).ceil() as usize + 1)).map(|i| 2.0 * i as f64 + 0.5).collect();
     let chart_title = format!("all-MiniLM-L6-v2: positions attended at {}θ", cfg.c);
-    let chart = Chart {
-        title: &chart_title,
-        x_label: "mean number of keys attended (weight > 1e-5)",
-        y_label: "heads",
-        log_x: false,
-        log_y: false,
-    };
+    let chart =
+        Chart::new(&chart_title).x("mean number of keys attended (weight > 1e-5)").y("heads");
     histogram(
         &ctx.dir,
         "positions_attended",

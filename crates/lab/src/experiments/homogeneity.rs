@@ -34,10 +34,10 @@ use saturn_saturation::{SATURATION_SCALE, TokenBatch, distance_to_saturated, hom
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::ExperimentCtx;
+use super::{ExperimentConfig, ExperimentCtx};
 use crate::cells::Cell;
 use crate::claim::{Claim, Evidence, Rule, Threshold};
-use crate::config::{Preset, resolve};
+use crate::config::Preset;
 use crate::error::Result;
 use crate::plot::{Chart, Series, line_chart};
 use crate::stats::slope;
@@ -78,10 +78,10 @@ pub struct HomogeneityConfig {
     pub init: InitScheme,
 }
 
-impl HomogeneityConfig {
+impl ExperimentConfig for HomogeneityConfig {
     /// full: the reference's LM (d 768, d_ff 512, 12 heads, 12 layers, vocab 10, 10 sentences of
     /// 10 tokens); quick: d 256, 8 heads, 6 layers. c = linspace(1, 10, 19).
-    pub fn preset(preset: Preset) -> Self {
+    fn preset(preset: Preset) -> Self {
         let (d, heads, layers) = match preset {
             Preset::Quick => (256, 8, 6),
             Preset::Full => (768, 12, 12),
@@ -144,8 +144,7 @@ fn lm_config(cfg: &HomogeneityConfig, scheme: ResidualScheme, bias: bool) -> LmC
 
 /// Random-init models, curves and claims.
 pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
-    let cfg = resolve(HomogeneityConfig::preset(ctx.preset), ctx.config_file.as_deref())?;
-    ctx.write_config(&cfg)?;
+    let cfg: HomogeneityConfig = ctx.open()?;
     let limit: Vec<f64> = cfg.cs.iter().chain(&cfg.limit_cs).copied().collect();
     // one cell per model: seed × scheme × bias setting; its cost grows with the weights per
     // layer (d² + d·d_ff), the depth and the number of scales (full: ≈ 18 s a model; quick ≈ 3 s)
@@ -218,21 +217,13 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
         })
         .collect();
     let title = format!("homogeneity at init: cos(f(x; cθ), f(x; {}θ))", cfg.c_ref);
-    line_chart(
-        &ctx.dir,
-        "homogeneity",
-        &Chart { title: &title, x_label: "c", y_label: "cosine", log_x: false, log_y: false },
-        &series,
-    )?;
+    line_chart(&ctx.dir, "homogeneity", &Chart::new(&title).x("c").y("cosine"), &series)?;
     let series: Vec<Series> =
         curves.iter().map(|cv| Series::new(cv.label.clone(), cv.to_saturated.clone())).collect();
-    let chart = Chart {
-        title: "distance to the saturated network: mean token cos(f(x; cθ), sf(x; θ))",
-        x_label: "c",
-        y_label: "cosine",
-        log_x: true,
-        log_y: false,
-    };
+    let chart = Chart::new("distance to the saturated network: mean token cos(f(x; cθ), sf(x; θ))")
+        .x("c")
+        .y("cosine")
+        .log_x();
     line_chart(&ctx.dir, "distance_to_saturated", &chart, &series)?;
     Ok(claims(&cfg, &curves, &ctx.seeds))
 }

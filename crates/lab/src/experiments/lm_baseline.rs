@@ -10,36 +10,21 @@
 //!
 //! Cells: one per LM (scheme × seed), each training in its own directory with its checkpoints.
 
-use saturn_layers::{Activation, DecoderLm, InitScheme, LmConfig, ResidualScheme};
+use saturn_layers::{Activation, DecoderLm, LmConfig, ResidualScheme};
 use saturn_optim::{AdamConfig, Decay, OptimizerConfig, Schedule};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::ExperimentCtx;
-use super::char_lm::training_minutes;
-use super::data::CharCorpus;
+use super::{ExperimentConfig, ExperimentCtx};
 use crate::cells::Cell;
 use crate::claim::{Claim, Evidence, Rule, Threshold};
-use crate::config::{Preset, resolve};
+use crate::config::Preset;
 use crate::error::Result;
 use crate::plot::{Chart, Series, line_chart};
 use crate::summary::Claims;
+use crate::tasks::char_corpus::CharCorpus;
+use crate::tasks::char_lm::{ModelShape, training_minutes};
 use crate::train::{LmTask, TrainConfig, train};
-
-/// The model's shape (the vocabulary and length come from the data).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ModelShape {
-    pub d_model: usize,
-    pub n_heads: usize,
-    pub d_ff: usize,
-    pub n_layers: usize,
-    pub act: Activation,
-    /// How parameters are drawn (fairseq's Xavier-uniform unless set; `torch_default` is what
-    /// the norm-growth reference code's modules use).
-    #[serde(default)]
-    pub init: InitScheme,
-}
 
 /// The config of `lm-baseline`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -53,10 +38,10 @@ pub struct LmBaselineConfig {
     pub train: TrainConfig,
 }
 
-impl LmBaselineConfig {
+impl ExperimentConfig for LmBaselineConfig {
     /// The preset sizes: quick trains a small model for a few hundred steps (about a minute on
     /// 2 cores); full trains a larger one for 5,000 steps.
-    pub fn preset(preset: Preset) -> Self {
+    fn preset(preset: Preset) -> Self {
         let (d, ff, steps, batch, seq) = match preset {
             Preset::Quick => (64, 256, 300, 16, 64),
             Preset::Full => (128, 512, 5000, 32, 128),
@@ -90,6 +75,13 @@ impl LmBaselineConfig {
         }
     }
 
+    fn validate(&self) -> Result<()> {
+        self.train.validate()?;
+        Ok(())
+    }
+}
+
+impl LmBaselineConfig {
     /// The LM config of one scheme.
     pub fn lm(&self, scheme: ResidualScheme, vocab: usize) -> LmConfig {
         let m = &self.model;
@@ -116,9 +108,7 @@ struct LmRun {
 
 /// Trains each scheme with each seed and checks the claim.
 pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
-    let cfg = resolve(LmBaselineConfig::preset(ctx.preset), ctx.config_file.as_deref())?;
-    cfg.train.validate()?;
-    ctx.write_config(&cfg)?;
+    let cfg: LmBaselineConfig = ctx.open()?;
     let corpus = CharCorpus::tiny_shakespeare()?;
     let entropy = corpus.unigram_entropy();
     // one cell per LM: scheme × seed
@@ -174,13 +164,7 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
         with_entropy
             .push(Series::new("unigram entropy", vec![(first.0, entropy), (last.0, entropy)]));
     }
-    let chart = Chart {
-        title: "lm-baseline: validation loss",
-        x_label: "step",
-        y_label: "loss (nats / char)",
-        log_x: false,
-        log_y: false,
-    };
+    let chart = Chart::new("lm-baseline: validation loss").x("step").y("loss (nats / char)");
     line_chart(&ctx.dir, "valid_loss", &chart, &with_entropy)?;
 
     let mut claims = Claims::default();

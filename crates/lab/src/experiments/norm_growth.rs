@@ -44,19 +44,19 @@ use saturn_saturation::{Fit, GrowthExponent, NormTracker, Regressor, fit_all, gr
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::ExperimentCtx;
-use super::char_lm::{LmData, adamw, constant_lr, lm_task, new_lm, training_minutes};
-use super::data::CharCorpus;
-use super::lm_baseline::ModelShape;
+use super::{ExperimentConfig, ExperimentCtx};
 use crate::cells::Cell;
 use crate::claim::LEARNED_MARGIN;
 use crate::claim::{Claim, Evidence, Gate, Rule, Threshold};
-use crate::config::{Preset, resolve};
+use crate::config::Preset;
 use crate::error::{LabError, Result, io_err};
 use crate::plot::{Chart, Series, line_chart};
 use crate::run_dir::RunDir;
 use crate::stats::log_log_slope;
 use crate::summary::Claims;
+use crate::tasks::char_corpus::CharCorpus;
+use crate::tasks::char_lm::ModelShape;
+use crate::tasks::char_lm::{LmData, adamw, constant_lr, lm_task, new_lm, training_minutes};
 use crate::train::train;
 
 /// The config of `norm-growth`.
@@ -82,11 +82,11 @@ pub struct NormGrowthConfig {
     pub monotone_from: usize,
 }
 
-impl NormGrowthConfig {
+impl ExperimentConfig for NormGrowthConfig {
     /// quick: d = 64, 2 layers, 600 steps of 8 × 64 characters; full: the same model for 10,000
     /// steps of 16 × 64 (≈ 10 epochs, about 25 minutes on 2 cores). lr 1e-2 as the reference
     /// LMs.
-    pub fn preset(preset: Preset) -> Self {
+    fn preset(preset: Preset) -> Self {
         let (d, layers, steps, batch, seq, from) = match preset {
             Preset::Quick => (64, 2, 600, 8, 64, 150),
             Preset::Full => (64, 2, 10_000, 16, 64, 500),
@@ -208,9 +208,7 @@ fn arms(cfg: &NormGrowthConfig) -> Vec<Arm> {
 
 /// Trains every run and checks the claims.
 pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
-    let cfg = resolve(NormGrowthConfig::preset(ctx.preset), ctx.config_file.as_deref())?;
-    cfg.validate()?;
-    ctx.write_config(&cfg)?;
+    let cfg: NormGrowthConfig = ctx.open()?;
     let corpus = CharCorpus::tiny_shakespeare()?;
     // one cell per run: arm × seed; the tracker's snapshot of every step costs about 40 % more
     // than the training (the recorded full run: 470 s a run)
@@ -413,8 +411,7 @@ fn measure(
 }
 
 fn figures(ctx: &ExperimentCtx, cfg: &NormGrowthConfig, results: &[RunResult]) -> Result<()> {
-    let chart =
-        |title, y_label| Chart { title, x_label: "step", y_label, log_x: false, log_y: false };
+    let chart = |title, y_label| Chart::new(title).x("step").y(y_label);
     let norms: Vec<Series> =
         results.iter().map(|r| Series::new(r.label.clone(), r.norms.clone())).collect();
     line_chart(&ctx.dir, "norm", &chart("norm-growth: parameter norm", "‖θ_t‖₂"), &norms)?;

@@ -21,21 +21,21 @@ use saturn_saturation::{SATURATION_SCALE, copy_parameters, saturation_similarity
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::ExperimentCtx;
-use super::char_lm::{
-    LmData, adamw, constant_lr, epoch_steps, lm_task, new_lm, probe_batch, run_label,
-    training_minutes,
-};
-use super::data::CharCorpus;
-use super::lm_baseline::ModelShape;
+use super::{ExperimentConfig, ExperimentCtx};
 use crate::cells::Cell;
 use crate::claim::LEARNED_MARGIN;
 use crate::claim::{Claim, Evidence, Gate, Rule, Threshold};
-use crate::config::{Preset, resolve};
+use crate::config::Preset;
 use crate::error::Result;
 use crate::plot::{Chart, Series, line_chart};
 use crate::run_dir::RunDir;
 use crate::summary::Claims;
+use crate::tasks::char_corpus::CharCorpus;
+use crate::tasks::char_lm::ModelShape;
+use crate::tasks::char_lm::{
+    LmData, adamw, constant_lr, epoch_steps, lm_task, new_lm, probe_batch, run_label,
+    training_minutes,
+};
 use crate::train::train;
 
 /// The config of `saturation-training`.
@@ -56,10 +56,10 @@ pub struct SaturationTrainingConfig {
     pub c: f64,
 }
 
-impl SaturationTrainingConfig {
+impl ExperimentConfig for SaturationTrainingConfig {
     /// quick: d 64, 2 layers, 600 steps of 8 × 64 characters (≈ 0.3 epoch); full: d 128,
     /// 4 layers, one epoch of 16 × 128.
-    pub fn preset(preset: Preset) -> Self {
+    fn preset(preset: Preset) -> Self {
         let (d, layers, batch, seq) = match preset {
             Preset::Quick => (64, 2, 8, 64),
             Preset::Full => (128, 4, 16, 128),
@@ -146,8 +146,7 @@ fn train_and_probe(
 
 /// Trains each scheme and seed, probing sat along the way.
 pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
-    let cfg = resolve(SaturationTrainingConfig::preset(ctx.preset), ctx.config_file.as_deref())?;
-    ctx.write_config(&cfg)?;
+    let cfg: SaturationTrainingConfig = ctx.open()?;
     let corpus = CharCorpus::tiny_shakespeare()?;
     // one cell per LM: scheme × seed; the probes (f64, 21 of them) add about a tenth
     let minutes =
@@ -173,13 +172,7 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     line_chart(
         &ctx.dir,
         "saturation",
-        &Chart {
-            title: &title,
-            x_label: "step",
-            y_label: "mean token cosine",
-            log_x: false,
-            log_y: false,
-        },
+        &Chart::new(&title).x("step").y("mean token cosine"),
         &series,
     )?;
     let mut per_layer = Vec::new();
@@ -188,13 +181,9 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
         per_layer.push(Series::new(format!("{} init", r.label), pts(&r.layers_init)));
         per_layer.push(Series::new(format!("{} end", r.label), pts(&r.layers_end)));
     }
-    let chart = Chart {
-        title: "saturation by layer (h_ℓ: input of layer ℓ; last: final layer output)",
-        x_label: "representation h_ℓ",
-        y_label: "mean token cosine",
-        log_x: false,
-        log_y: false,
-    };
+    let chart = Chart::new("saturation by layer (h_ℓ: input of layer ℓ; last: final layer output)")
+        .x("representation h_ℓ")
+        .y("mean token cosine");
     line_chart(&ctx.dir, "saturation_by_layer", &chart, &per_layer)?;
 
     let first = |r: &RunResult| r.sat.first().map_or(f64::NAN, |x| x.1);

@@ -22,33 +22,19 @@ use saturn_optim::{AdamConfig, Decay, OptimizerConfig, Schedule};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::ExperimentCtx;
-use super::schemes::{label, mean, mean_curve};
-use super::translation::{Seq2SeqShape, TranslationData, TranslationTask};
+use super::{ExperimentConfig, ExperimentCtx};
 use crate::cells::Cell;
 use crate::claim::{Claim, Evidence, Gate, LEARNED_MARGIN, LEARNED_MARGIN_REASON, Rule, Threshold};
-use crate::config::{Preset, resolve};
+use crate::config::Preset;
 use crate::error::{LabError, Result};
 use crate::plot::{Chart, Series, line_chart};
 use crate::summary::Claims;
+use crate::tasks::aggregate::{mean, mean_curve};
+use crate::tasks::scheme_label::label;
+use crate::tasks::scored_loss::{SCORE, scored_loss};
+use crate::tasks::translation::{Seq2SeqShape, TranslationTask};
+use crate::tasks::translation_data::TranslationData;
 use crate::train::{TrainConfig, train};
-
-/// What one run contributes to the per-seed statistics, in words.
-pub const SCORE: &str = "final validation loss (a diverged run, or one whose loss became \
-                     non-finite, scored as ln V: the loss of the uniform prediction)";
-
-/// A run's score: its final validation loss, or ln V (`uniform`) when it diverged — a diverged
-/// model is scored as knowing nothing rather than as +∞ (a ratio of two infinities is
-/// undefined, and an infinite mean hides how many seeds diverged); NaN (undefined, never a
-/// pass) when it has no validation loss at all.
-pub fn scored_loss(final_loss: Option<f64>, diverged_at: Option<usize>, uniform: f64) -> f64 {
-    match (final_loss, diverged_at) {
-        (_, Some(_)) => uniform,
-        (Some(v), None) if v.is_finite() => v,
-        (Some(_), None) => uniform,
-        (None, None) => f64::NAN,
-    }
-}
 
 /// The config of `warmup`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -71,11 +57,11 @@ pub struct WarmupConfig {
     pub max_len: usize,
 }
 
-impl WarmupConfig {
+impl ExperimentConfig for WarmupConfig {
     /// quick: a 6-6 model (Xiong's depth) at d = 32, 200 steps of 16 pairs with a 20-step
     /// warmup (10 %, within the 4–13 % of the paper's runs; about a minute); full: d = 64,
     /// 12,000 steps of 32 pairs with the paper's 4,000-step warmup (hours).
-    pub fn preset(preset: Preset) -> Self {
+    fn preset(preset: Preset) -> Self {
         let (d, steps, warmup, batch, eval_every, valid) = match preset {
             Preset::Quick => (32, 200, 20, 16, 50, 128),
             Preset::Full => (64, 12_000, 4_000, 32, 500, 512),
@@ -96,6 +82,15 @@ impl WarmupConfig {
         }
     }
 
+    fn validate(&self) -> Result<()> {
+        if self.layers == 0 || self.warmup_steps == 0 || self.warmup_steps as usize >= self.steps {
+            return Err(LabError::Config("need layers and 0 < warmup_steps < steps".into()));
+        }
+        Ok(())
+    }
+}
+
+impl WarmupConfig {
     fn train(&self, warmup_steps: u64) -> Result<TrainConfig> {
         let optimizer =
             OptimizerConfig::Adam(AdamConfig { betas: self.betas, ..AdamConfig::default() });
@@ -138,11 +133,7 @@ struct Run {
 
 /// Trains every arm × seed and checks the claims.
 pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
-    let cfg = resolve(WarmupConfig::preset(ctx.preset), ctx.config_file.as_deref())?;
-    if cfg.layers == 0 || cfg.warmup_steps == 0 || cfg.warmup_steps as usize >= cfg.steps {
-        return Err(LabError::Config("need layers and 0 < warmup_steps < steps".into()));
-    }
-    ctx.write_config(&cfg)?;
+    let cfg: WarmupConfig = ctx.open()?;
     let data = TranslationData::load(cfg.vocab, cfg.max_len)?;
     // one cell per training run: arm × seed, checkpointed in its cell
     let mut cells = Vec::new();
@@ -204,13 +195,9 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     line_chart(
         &ctx.dir,
         "valid_loss",
-        &Chart {
-            title: "warmup: validation loss, Adam at peak lr 1e-3",
-            x_label: "step",
-            y_label: "validation loss (nats / token)",
-            log_x: false,
-            log_y: false,
-        },
+        &Chart::new("warmup: validation loss, Adam at peak lr 1e-3")
+            .x("step")
+            .y("validation loss (nats / token)"),
         &series,
     )?;
 
@@ -283,19 +270,4 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
             )),
     );
     Ok(claims)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_diverged_run_scores_the_uniform_loss_and_a_missing_one_is_undefined() {
-        let ln_v = 2000f64.ln();
-        assert_eq!(scored_loss(Some(4.2), None, ln_v), 4.2);
-        assert_eq!(scored_loss(Some(9.9), Some(120), ln_v), ln_v);
-        assert_eq!(scored_loss(Some(f64::NAN), Some(3), ln_v), ln_v);
-        assert_eq!(scored_loss(None, Some(0), ln_v), ln_v);
-        assert!(scored_loss(None, None, ln_v).is_nan());
-    }
 }
