@@ -354,8 +354,8 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
 mod tests {
     use saturn_tensor::ndarray::{Array2, Array3};
 
-    use crate::tasks::translation_data::PairSource;
     use super::*;
+    use crate::tasks::translation_data::PairSource;
 
     /// A 3-layer Admin encoder–decoder of width 16 over a 20-token vocabulary, and a batch of
     /// two padded sentences.

@@ -36,7 +36,6 @@ use saturn_tensor::ndarray::Array2;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::heads::{class_json, draw_class_map, worst, write_head_table};
 use super::{ExperimentConfig, ExperimentCtx};
 use crate::cells::Cell;
 use crate::claim::{Claim, Evidence, Gate, Rule, Threshold};
@@ -45,7 +44,9 @@ use crate::error::{LabError, Result};
 use crate::plot::{Chart, Series, line_chart};
 use crate::run_dir::RunDir;
 use crate::summary::Claims;
+use crate::tasks::aggregate::{Worst, worst};
 use crate::tasks::char_lm::adamw;
+use crate::tasks::head_report::{class_json, draw_class_map, write_head_table};
 use crate::train::{Task, TrainConfig, derive_seed, train};
 
 /// A counting task.
@@ -362,7 +363,7 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     let per_seed = |f: &dyn Fn(&RunResult) -> f64| -> Vec<f64> {
         ctx.seeds
             .iter()
-            .map(|&seed| worst(results.iter().filter(|r| r.seed == seed).map(f)))
+            .map(|&seed| worst(results.iter().filter(|r| r.seed == seed).map(f), Worst::Min))
             .collect()
     };
     let no_divergence =

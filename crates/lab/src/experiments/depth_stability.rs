@@ -21,7 +21,7 @@
 //!   (every final validation loss ≤ the target unigram entropy − 0.1 nats), not on Post-LN: a
 //!   sweep in which nothing learns shows no Post-LN-specific failure.
 //! - `shallow-post-ln-no-worse`: per seed, final validation loss of shallow Post-LN / Pre-LN
-//!   < 1.01 (a diverged run scored ln V, [`super::warmup::scored_loss`]); gated on shallow
+//!   < 1.01 (a diverged run scored ln V, [`scored_loss`]); gated on shallow
 //!   Pre-LN, the comparison arm, learning. A Post-LN run that diverges weighs against the claim
 //!   through its score.
 

@@ -29,7 +29,7 @@
 
 use saturn_layers::{DecoderLm, LmConfig, MaskFill, ResidualScheme};
 use saturn_saturation::{
-    HEAD_THRESHOLDS, HeadClass, HeadStats, SATURATION_SCALE, analyze_heads, class_counts, to_f64,
+    HEAD_THRESHOLDS, HeadClass, HeadStats, SATURATION_SCALE, analyze_heads, to_f64,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -39,13 +39,18 @@ use crate::cells::Cell;
 use crate::claim::{Claim, Evidence, Gate, LEARNED_MARGIN, Rule, Threshold};
 use crate::config::Preset;
 use crate::error::Result;
-use crate::plot::{Chart, HeatMap, Palette, heat_map, histogram};
+use crate::plot::Chart;
 use crate::run_dir::RunDir;
 use crate::summary::Claims;
+use crate::tasks::aggregate::{Worst, worst};
 use crate::tasks::char_corpus::CharCorpus;
 use crate::tasks::char_lm::ModelShape;
 use crate::tasks::char_lm::{
     LmData, adamw, constant_lr, lm_config, lm_task, probe_batch, run_label, training_minutes,
+};
+use crate::tasks::head_report::{
+    class_count, class_json, draw_class_map, draw_positions_attended, hard_or_averaging_share,
+    write_head_table,
 };
 use crate::train::train;
 
@@ -79,14 +84,7 @@ impl ExperimentConfig for HeadsConfig {
             Preset::Full => (64, 4, 6, 5_000, 16, 64),
         };
         HeadsConfig {
-            model: ModelShape {
-                d_model: d,
-                n_heads: heads,
-                d_ff: 4 * d,
-                n_layers: layers,
-                act: saturn_layers::Activation::Relu,
-                init: Default::default(),
-            },
+            model: ModelShape::of_width(d, heads, layers),
             data: LmData { batch_size: batch, seq_len: seq, eval_batches: 4 },
             steps,
             schemes: vec![ResidualScheme::PostLn, ResidualScheme::BranchLn],
@@ -96,86 +94,6 @@ impl ExperimentConfig for HeadsConfig {
             reference_mask_runs: true,
         }
     }
-}
-
-/// Writes `heads.csv` (one row per head) for `stats` of the runs.
-pub fn write_head_table(dir: &RunDir, name: &str, runs: &[(String, Vec<HeadStats>)]) -> Result<()> {
-    let header = [
-        "run",
-        "layer",
-        "head",
-        "class",
-        "mean_count",
-        "std_count",
-        "split_fraction",
-        "mean_prefix",
-        "prefix_fraction",
-        "entropy",
-        "first_token_mass",
-        "queries",
-    ];
-    let rows: Vec<Vec<String>> = runs
-        .iter()
-        .flat_map(|(run, stats)| {
-            stats.iter().map(move |s| {
-                vec![
-                    run.clone(),
-                    s.layer.clone(),
-                    s.head.to_string(),
-                    s.class.name().into(),
-                    s.mean_count.to_string(),
-                    s.std_count.to_string(),
-                    s.split_fraction.to_string(),
-                    s.mean_prefix.to_string(),
-                    s.prefix_fraction.to_string(),
-                    s.entropy.to_string(),
-                    s.first_token_mass.to_string(),
-                    s.queries.to_string(),
-                ]
-            })
-        })
-        .collect();
-    dir.write_csv(name, &header, &rows)
-}
-
-/// The class table of one model as heat-map cells: one row per layer, one column per head,
-/// the class's index in [`HeadClass::ALL`].
-fn class_cells(stats: &[HeadStats]) -> Vec<Vec<f64>> {
-    let mut rows: Vec<(String, Vec<f64>)> = Vec::new();
-    for s in stats {
-        let v = HeadClass::ALL.iter().position(|c| *c == s.class).unwrap_or(0) as f64;
-        match rows.iter_mut().find(|(l, _)| *l == s.layer) {
-            Some((_, r)) => r.push(v),
-            None => rows.push((s.layer.clone(), vec![v])),
-        }
-    }
-    rows.into_iter().map(|(_, r)| r).collect()
-}
-
-/// Draws the class table of one model as a heat map (`name`.svg/.png in `dir`): one row per
-/// layer, one column per head, coloured by class.
-pub fn draw_class_map(dir: &RunDir, name: &str, title: &str, stats: &[HeadStats]) -> Result<()> {
-    heat_map(
-        dir,
-        name,
-        &HeatMap {
-            title,
-            x_label: "head",
-            y_label: "layer",
-            cells: &class_cells(stats),
-            palette: Palette::Categories(&CLASS_NAMES),
-        },
-    )
-}
-
-/// The names of [`HeadClass::ALL`], for heat-map legends.
-pub const CLASS_NAMES: [&str; 4] = ["averaging", "sink", "hard", "mixed"];
-
-/// The class counts as a JSON object.
-pub fn class_json(stats: &[HeadStats]) -> serde_json::Value {
-    serde_json::Value::Object(
-        class_counts(stats).into_iter().map(|(c, n)| (c.name().to_string(), json!(n))).collect(),
-    )
 }
 
 /// One trained LM and its heads under saturation: one cell's output.
@@ -232,30 +150,6 @@ fn draw_classes(ctx: &ExperimentCtx, cfg: &HeadsConfig, run: &HeadRun) -> Result
     draw_class_map(&ctx.dir, &format!("classes_{}", run.label), &title, &run.stats)
 }
 
-/// The smallest of `values`; NaN when there is none or any is NaN (an undefined value never
-/// passes).
-pub fn worst(values: impl IntoIterator<Item = f64>) -> f64 {
-    let mut out: Option<f64> = None;
-    for v in values {
-        if v.is_nan() {
-            return f64::NAN;
-        }
-        out = Some(out.map_or(v, |m| m.min(v)));
-    }
-    out.unwrap_or(f64::NAN)
-}
-
-/// (hard + averaging heads) / heads.
-pub fn hard_or_averaging_share(stats: &[HeadStats]) -> f64 {
-    let n = stats.iter().filter(|h| matches!(h.class, HeadClass::Hard | HeadClass::Averaging));
-    n.count() as f64 / stats.len().max(1) as f64
-}
-
-/// The number of heads of `class`.
-pub fn class_count(stats: &[HeadStats], class: HeadClass) -> usize {
-    stats.iter().filter(|h| h.class == class).count()
-}
-
 /// Trains each LM, classifies its heads under saturation, checks the claims.
 pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     let cfg: HeadsConfig = ctx.open()?;
@@ -295,12 +189,9 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
         correct.iter().chain(&reference).map(|r| (r.label.clone(), r.stats.clone())).collect();
     let unigram_entropy = corpus.unigram_entropy();
     write_head_table(&ctx.dir, "heads.csv", &all)?;
-    let edges: Vec<f64> = (0..=cfg.data.seq_len / 2).map(|i| 2.0 * i as f64 + 0.5).collect();
-    let counts: Vec<(String, Vec<f64>)> =
-        all.iter().map(|(l, s)| (l.clone(), s.iter().map(|h| h.mean_count).collect())).collect();
     let title = format!("positions attended at {}θ (per-head mean count > 1e-5)", cfg.c);
-    let chart = Chart::new(&title).x("mean number of keys attended").y("heads");
-    histogram(&ctx.dir, "positions_attended", &chart, &edges, &counts)?;
+    let chart = Chart::new(&title).x("mean number of keys attended");
+    draw_positions_attended(&ctx.dir, &chart, cfg.data.seq_len / 2, &all)?;
 
     let per = |runs: &[HeadRun], f: &dyn Fn(&HeadRun) -> serde_json::Value| {
         serde_json::Value::Object(runs.iter().map(|r| (r.label.clone(), f(r))).collect())
@@ -310,7 +201,7 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     let per_seed = |f: &dyn Fn(&HeadRun) -> f64| -> Vec<f64> {
         ctx.seeds
             .iter()
-            .map(|&seed| worst(correct.iter().filter(|r| r.seed == seed).map(f)))
+            .map(|&seed| worst(correct.iter().filter(|r| r.seed == seed).map(f), Worst::Min))
             .collect()
     };
     let losses = |runs: &[HeadRun]| runs.iter().map(|r| r.final_loss).collect::<Vec<_>>();
@@ -393,14 +284,17 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
             .seeds
             .iter()
             .map(|&seed| {
-                worst(correct.iter().filter(|r| r.seed == seed).map(|neg_inf| {
-                    reference
-                        .iter()
-                        .find(|z| z.seed == seed && z.scheme == neg_inf.scheme)
-                        .map_or(f64::NAN, |zero| {
-                            looking(zero).len() as f64 - looking(neg_inf).len() as f64
-                        })
-                }))
+                worst(
+                    correct.iter().filter(|r| r.seed == seed).map(|neg_inf| {
+                        reference
+                            .iter()
+                            .find(|z| z.seed == seed && z.scheme == neg_inf.scheme)
+                            .map_or(f64::NAN, |zero| {
+                                looking(zero).len() as f64 - looking(neg_inf).len() as f64
+                            })
+                    }),
+                    Worst::Min,
+                )
             })
             .collect();
         claims.push(
@@ -434,16 +328,4 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
         );
     }
     Ok(claims)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_worst_value_propagates_undefined_ones() {
-        assert_eq!(worst([0.8, 0.6, 0.9]), 0.6);
-        assert!(worst([0.8, f64::NAN, 0.9]).is_nan());
-        assert!(worst(std::iter::empty()).is_nan());
-    }
 }

@@ -35,14 +35,16 @@ use saturn_tensor::ndarray::{Array2, s};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::heads::{class_count, class_json, draw_class_map, write_head_table};
 use super::{ExperimentConfig, ExperimentCtx};
 use crate::cells::Cell;
 use crate::claim::{Claim, ClaimBuilder, Evidence, Rule, Threshold};
 use crate::config::Preset;
 use crate::error::{LabError, Result};
-use crate::plot::{Chart, HeatMap, Palette, heat_map, histogram};
+use crate::plot::{Chart, HeatMap, Palette, heat_map};
 use crate::summary::Claims;
+use crate::tasks::head_report::{
+    class_count, class_json, draw_class_map, draw_positions_attended, write_head_table,
+};
 
 /// The config of `heads-minilm`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -323,18 +325,10 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     let title = format!("all-MiniLM-L6-v2 heads under saturation (c = {})", cfg.c);
     draw_class_map(&ctx.dir, "classes", &title, stats)?;
     let max_prefix = stats.iter().map(|h| h.mean_prefix).fold(1.0, f64::max);
-    let edges: Vec<f64> =
-        (0..=((max_prefix / 2.0).ceil() as usize + 1)).map(|i| 2.0 * i as f64 + 0.5).collect();
     let chart_title = format!("all-MiniLM-L6-v2: positions attended at {}θ", cfg.c);
-    let chart =
-        Chart::new(&chart_title).x("mean number of keys attended (weight > 1e-5)").y("heads");
-    histogram(
-        &ctx.dir,
-        "positions_attended",
-        &chart,
-        &edges,
-        &[("minilm".to_string(), stats.iter().map(|h| h.mean_count).collect())],
-    )?;
+    let chart = Chart::new(&chart_title).x("mean number of keys attended (weight > 1e-5)");
+    let bins = (max_prefix / 2.0).ceil() as usize + 1;
+    draw_positions_attended(&ctx.dir, &chart, bins, &[("minilm".to_string(), stats.clone())])?;
     if let Some(examples) = &all.examples {
         draw_examples(ctx, examples)?;
     }

@@ -42,6 +42,7 @@ use crate::error::Result;
 use crate::plot::{Chart, Series, line_chart};
 use crate::stats::slope;
 use crate::summary::Claims;
+use crate::tasks::aggregate::{Worst, worst_per_seed};
 use crate::train::derive_seed;
 
 /// The config of `homogeneity`.
@@ -228,27 +229,6 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     Ok(claims(&cfg, &curves, &ctx.seeds))
 }
 
-/// One value per seed of `seeds`: the smallest of `value` over that seed's items (NaN when a
-/// seed has none or any value is undefined: never a passing default).
-fn smallest_per_seed<T>(
-    items: &[T],
-    seeds: &[u64],
-    seed_of: impl Fn(&T) -> u64,
-    value: impl Fn(&T) -> f64,
-) -> Vec<f64> {
-    seeds
-        .iter()
-        .map(|&seed| {
-            let vs: Vec<f64> = items.iter().filter(|i| seed_of(i) == seed).map(&value).collect();
-            if vs.is_empty() || vs.iter().any(|v| !v.is_finite()) {
-                f64::NAN
-            } else {
-                vs.iter().copied().fold(f64::INFINITY, f64::min)
-            }
-        })
-        .collect()
-}
-
 fn claims(cfg: &HomogeneityConfig, curves: &[Curve], seeds: &[u64]) -> Claims {
     let mut claims = Claims::default();
     let per = |f: &dyn Fn(&Curve) -> serde_json::Value| {
@@ -279,7 +259,7 @@ fn claims(cfg: &HomogeneityConfig, curves: &[Curve], seeds: &[u64]) -> Claims {
             .evidence(Evidence::new(
                 "smallest over variants of the slope of cos(f(x; cθ), f(x; c_ref θ)) on c",
                 seeds,
-                smallest_per_seed(curves, seeds, |c| c.seed, slope_of),
+                worst_per_seed(curves, seeds, |c| c.seed, slope_of, Worst::Min),
                 Rule::Above(0.0),
             )),
     );
@@ -313,7 +293,7 @@ fn claims(cfg: &HomogeneityConfig, curves: &[Curve], seeds: &[u64]) -> Claims {
             .evidence(Evidence::new(
                 "smallest over bias settings of min over c of cos_branch(c) − cos_post(c)",
                 seeds,
-                smallest_per_seed(&pairs, seeds, |p| p.1, |p| p.2),
+                worst_per_seed(&pairs, seeds, |p| p.1, |p| p.2, Worst::Min),
                 Rule::Above(0.0),
             )),
     );
@@ -354,13 +334,5 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn the_worst_seed_value_is_undefined_when_any_value_is() {
-        let items = [(0, 1.0), (0, 2.0), (1, f64::NAN), (1, 3.0)];
-        let v = smallest_per_seed(&items, &[0, 1, 2], |i| i.0, |i| i.1);
-        assert_eq!(v[0], 1.0);
-        assert!(v[1].is_nan() && v[2].is_nan());
     }
 }

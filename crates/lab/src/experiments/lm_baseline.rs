@@ -23,7 +23,7 @@ use crate::error::Result;
 use crate::plot::{Chart, Series, line_chart};
 use crate::summary::Claims;
 use crate::tasks::char_corpus::CharCorpus;
-use crate::tasks::char_lm::{ModelShape, training_minutes};
+use crate::tasks::char_lm::{ModelShape, lm_config, training_minutes};
 use crate::train::{LmTask, TrainConfig, train};
 
 /// The config of `lm-baseline`.
@@ -84,13 +84,7 @@ impl ExperimentConfig for LmBaselineConfig {
 impl LmBaselineConfig {
     /// The LM config of one scheme.
     pub fn lm(&self, scheme: ResidualScheme, vocab: usize) -> LmConfig {
-        let m = &self.model;
-        LmConfig {
-            residual: scheme,
-            act: m.act,
-            init: m.init,
-            ..LmConfig::new(vocab, m.d_model, m.n_heads, m.d_ff, m.n_layers, self.seq_len)
-        }
+        lm_config(&self.model, scheme, vocab, self.seq_len)
     }
 }
 

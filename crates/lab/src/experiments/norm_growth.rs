@@ -54,6 +54,7 @@ use crate::plot::{Chart, Series, line_chart};
 use crate::run_dir::RunDir;
 use crate::stats::log_log_slope;
 use crate::summary::Claims;
+use crate::tasks::aggregate::{Worst, worst_per_seed};
 use crate::tasks::char_corpus::CharCorpus;
 use crate::tasks::char_lm::ModelShape;
 use crate::tasks::char_lm::{LmData, adamw, constant_lr, lm_task, new_lm, training_minutes};
@@ -92,14 +93,7 @@ impl ExperimentConfig for NormGrowthConfig {
             Preset::Full => (64, 2, 10_000, 16, 64, 500),
         };
         NormGrowthConfig {
-            model: ModelShape {
-                d_model: d,
-                n_heads: 4,
-                d_ff: 4 * d,
-                n_layers: layers,
-                act: saturn_layers::Activation::Relu,
-                init: Default::default(),
-            },
+            model: ModelShape::of_width(d, 4, layers),
             data: LmData { batch_size: batch, seq_len: seq, eval_batches: 4 },
             steps,
             schemes: vec![ResidualScheme::PostLn, ResidualScheme::PreLn, ResidualScheme::BranchLn],
@@ -464,19 +458,6 @@ fn figures(ctx: &ExperimentCtx, cfg: &NormGrowthConfig, results: &[RunResult]) -
     )
 }
 
-/// How one seed's value is taken from the runs of a claim's arm on that seed (one per scheme):
-/// the claim covers every scheme, so a seed counts by its worst one.
-#[derive(Debug, Clone, Copy)]
-enum Worst {
-    /// The smallest value (for a `> t` rule).
-    Min,
-    /// The largest value (for a `< t` rule).
-    Max,
-    /// The value farthest from inside `[low, high]`, each side measured in units of its
-    /// distance from the window's middle (for an `in [low, high]` rule).
-    Window(f64, f64),
-}
-
 /// One value per seed of `seeds`: the worst (`how`) over the runs of `kind` on that seed of
 /// `value`. NaN when a run's value is undefined or a seed has no run (never a passing default).
 fn per_seed(
@@ -486,32 +467,8 @@ fn per_seed(
     value: impl Fn(&RunResult) -> f64,
     how: Worst,
 ) -> Vec<f64> {
-    seeds
-        .iter()
-        .map(|&seed| {
-            let vs: Vec<f64> =
-                results.iter().filter(|r| r.kind == kind && r.seed == seed).map(&value).collect();
-            worst(&vs, how)
-        })
-        .collect()
-}
-
-/// The worst of `vs` by `how`; NaN for no value or any undefined one.
-fn worst(vs: &[f64], how: Worst) -> f64 {
-    if vs.is_empty() || vs.iter().any(|v| !v.is_finite()) {
-        return f64::NAN;
-    }
-    let excursion = |v: f64| match how {
-        Worst::Min => -v,
-        Worst::Max => v,
-        Worst::Window(low, high) => {
-            let mid = (low + high) / 2.0;
-            if v >= mid { (v - mid) / (high - mid) } else { (mid - v) / (mid - low) }
-        }
-    };
-    vs.iter()
-        .copied()
-        .fold(f64::NAN, |w, v| if w.is_nan() || excursion(v) > excursion(w) { v } else { w })
+    let runs: Vec<&RunResult> = results.iter().filter(|r| r.kind == kind).collect();
+    worst_per_seed(&runs, seeds, |r| r.seed, |r| value(r), how)
 }
 
 /// AdamW's exponent window: closer to ½ than to t^¼ (SGD's law; the midpoint 0.375 as the SGD
@@ -744,16 +701,5 @@ mod tests {
         assert_eq!(metrics(&cut_dir), metrics(&whole_dir));
         assert!(!cut_dir.file(SNAPSHOTS).exists(), "the snapshots go once the run is measured");
         let _ = std::fs::remove_dir_all(&root);
-    }
-
-    #[test]
-    fn a_seed_counts_by_its_worst_scheme_and_undefined_stays_undefined() {
-        assert_eq!(worst(&[0.3, 0.1, 0.2], Worst::Min), 0.1);
-        assert_eq!(worst(&[0.3, 0.1, 0.2], Worst::Max), 0.3);
-        // half-windows past the middle 0.5625: 0.74 is 0.95 of one, 0.4 only 0.87
-        assert_eq!(worst(&[0.5, 0.74, 0.4], Worst::Window(0.375, 0.75)), 0.74);
-        assert_eq!(worst(&[0.5, 0.6, 0.38], Worst::Window(0.375, 0.75)), 0.38);
-        assert!(worst(&[0.5, f64::NAN], Worst::Min).is_nan());
-        assert!(worst(&[], Worst::Max).is_nan());
     }
 }

@@ -30,6 +30,7 @@ use crate::error::Result;
 use crate::plot::{Chart, Series, line_chart};
 use crate::run_dir::RunDir;
 use crate::summary::Claims;
+use crate::tasks::aggregate::{Worst, worst_per_seed};
 use crate::tasks::char_corpus::CharCorpus;
 use crate::tasks::char_lm::ModelShape;
 use crate::tasks::char_lm::{
@@ -69,14 +70,7 @@ impl ExperimentConfig for SaturationTrainingConfig {
             Preset::Full => epoch_steps(batch, seq),
         };
         SaturationTrainingConfig {
-            model: ModelShape {
-                d_model: d,
-                n_heads: 4,
-                d_ff: 4 * d,
-                n_layers: layers,
-                act: saturn_layers::Activation::Relu,
-                init: Default::default(),
-            },
+            model: ModelShape::of_width(d, 4, layers),
             data: LmData { batch_size: batch, seq_len: seq, eval_batches: 4 },
             steps,
             schemes: vec![ResidualScheme::PostLn, ResidualScheme::BranchLn],
@@ -192,18 +186,7 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
         serde_json::Value::Object(results.iter().map(|r| (r.label.clone(), f(r))).collect())
     };
     // per seed, the worst scheme: the smallest final sat (undefined when any is)
-    let sat_end: Vec<f64> = ctx
-        .seeds
-        .iter()
-        .map(|&seed| {
-            let vs: Vec<f64> = results.iter().filter(|r| r.seed == seed).map(last).collect();
-            if vs.is_empty() || vs.iter().any(|v| !v.is_finite()) {
-                f64::NAN
-            } else {
-                vs.iter().copied().fold(f64::INFINITY, f64::min)
-            }
-        })
-        .collect();
+    let sat_end = worst_per_seed(&results, &ctx.seeds, |r| r.seed, last, Worst::Min);
     let entropy = corpus.unigram_entropy();
     let losses: Vec<f64> = results.iter().map(|r| r.final_valid_loss).collect();
     let starts_low = !results.is_empty() && results.iter().all(|r| first(r) < 0.6);

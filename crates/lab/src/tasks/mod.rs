@@ -6,6 +6,7 @@
 pub mod aggregate;
 pub mod char_corpus;
 pub mod char_lm;
+pub mod head_report;
 pub mod relabel;
 pub mod scheme_label;
 pub mod scored_loss;
