@@ -220,11 +220,23 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
         .into_iter()
         .map(|(_, p)| p)
         .collect();
-    let mut encoders: Vec<(u64, OmegaProfile)> = Vec::new();
+    write_tables(ctx, &profiled)?;
+    draw_omega_squared(ctx, &profiled)?;
+    Ok(claims(&cfg, &profiled, &ctx.seeds))
+}
+
+/// A profile's encoder and decoder ω, each in sublayer order.
+fn sides(p: &Profiled) -> (OmegaProfile, OmegaProfile) {
+    let (enc, dec): (Vec<_>, Vec<_>) =
+        p.omegas.iter().cloned().partition(|(name, _)| name.starts_with("enc."));
+    (OmegaProfile::new(enc), OmegaProfile::new(dec))
+}
+
+/// `omega.csv` (every profiled ω) and `streams.csv` (each sublayer's input and branch
+/// statistics).
+fn write_tables(ctx: &ExperimentCtx, profiled: &[Profiled]) -> Result<()> {
     let mut table = Vec::new();
-    let mut series = Vec::new();
     let mut streams = Vec::new();
-    let mut attn_shared = Vec::new();
     for p in profiled {
         let seed = p.seed;
         for s in &p.streams {
@@ -235,9 +247,6 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
                 s.branch_to_input_moment.to_string(),
                 s.branch_shared_fraction.to_string(),
             ]);
-            if s.sublayer.ends_with(".attn") {
-                attn_shared.push(s.input_shared_fraction);
-            }
         }
         for (k, (name, omega)) in p.omegas.iter().enumerate() {
             table.push(vec![
@@ -247,15 +256,6 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
                 omega.to_string(),
             ]);
         }
-        let (enc, dec): (Vec<_>, Vec<_>) =
-            p.omegas.into_iter().partition(|(name, _)| name.starts_with("enc."));
-        let enc = OmegaProfile::new(enc);
-        let dec = OmegaProfile::new(dec);
-        for (side, p) in [("encoder", &enc), ("decoder", &dec)] {
-            let pts = p.omegas.iter().enumerate().map(|(i, w)| ((i + 1) as f64, w * w)).collect();
-            series.push(Series::new(format!("{side} ω² (seed {seed})"), pts));
-        }
-        encoders.push((seed, enc));
     }
     ctx.dir.write_csv("omega.csv", &["seed", "index", "sublayer", "omega"], &table)?;
     ctx.dir.write_csv(
@@ -268,7 +268,19 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
             "branch_shared_fraction",
         ],
         &streams,
-    )?;
+    )
+}
+
+/// `omega_squared`: ω_i² against i, encoder and decoder of every seed.
+fn draw_omega_squared(ctx: &ExperimentCtx, profiled: &[Profiled]) -> Result<()> {
+    let mut series = Vec::new();
+    for p in profiled {
+        let (enc, dec) = sides(p);
+        for (side, p2) in [("encoder", &enc), ("decoder", &dec)] {
+            let pts = p2.omegas.iter().enumerate().map(|(i, w)| ((i + 1) as f64, w * w)).collect();
+            series.push(Series::new(format!("{side} ω² (seed {})", p.seed), pts));
+        }
+    }
     line_chart(
         &ctx.dir,
         "omega_squared",
@@ -276,8 +288,19 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
             .x("sublayer i (encoder: 2 per layer; decoder: 3 per layer)")
             .y("ω_i²"),
         &series,
-    )?;
+    )
+}
 
+/// The two claims on each seed's encoder profile.
+fn claims(cfg: &AdminProfileConfig, profiled: &[Profiled], seeds: &[u64]) -> Claims {
+    let encoders: Vec<(u64, OmegaProfile)> =
+        profiled.iter().map(|p| (p.seed, sides(p).0)).collect();
+    let attn_shared: Vec<f64> = profiled
+        .iter()
+        .flat_map(|p| &p.streams)
+        .filter(|s| s.sublayer.ends_with(".attn"))
+        .map(|s| s.input_shared_fraction)
+        .collect();
     let mut claims = Claims::default();
     let relabelled = json!(cfg.relabel);
     // ω₁ = 1 and ω strictly increasing are true by construction of the profiling recurrence
@@ -306,7 +329,7 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
             .measured("relabel", relabelled.clone())
             .evidence(Evidence::new(
                 "R² of the line ω_i² ~ i (encoder)",
-                &ctx.seeds,
+                seeds,
                 r2.clone(),
                 Rule::Above(0.95),
             )),
@@ -342,12 +365,12 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
             .measured("relabel", relabelled)
             .evidence(Evidence::new(
                 "mean FFN − mean attention ω² increment (encoder)",
-                &ctx.seeds,
+                seeds,
                 excess,
                 Rule::Above(0.0),
             )),
     );
-    Ok(claims)
+    claims
 }
 
 #[cfg(test)]

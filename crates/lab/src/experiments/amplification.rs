@@ -154,18 +154,30 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
         .map(|(_, row)| row)
         .collect();
     write_table(ctx, &rows)?;
+    draw_figures(ctx, &cfg, &rows)?;
+    Ok(claims(&cfg, &rows, &ctx.seeds))
+}
 
-    // the seed-averaged curve of each scheme
-    let curve = |scheme: ResidualScheme, f: &dyn Fn(&Row) -> f64| -> Vec<f64> {
-        cfg.sublayers
-            .iter()
-            .map(|&n| {
-                let v: Vec<f64> =
-                    rows.iter().filter(|r| r.scheme == scheme && r.sublayers == n).map(f).collect();
-                mean(&v)
-            })
-            .collect()
-    };
+/// The mean over seeds of `f` at each N of the grid, for `scheme`.
+fn seed_mean_curve(
+    cfg: &AmplificationConfig,
+    rows: &[Row],
+    scheme: ResidualScheme,
+    f: &dyn Fn(&Row) -> f64,
+) -> Vec<f64> {
+    cfg.sublayers
+        .iter()
+        .map(|&n| {
+            let v: Vec<f64> =
+                rows.iter().filter(|r| r.scheme == scheme && r.sublayers == n).map(f).collect();
+            mean(&v)
+        })
+        .collect()
+}
+
+/// `output_change` and `beta_square_sum` against N, one line per scheme (mean over seeds).
+fn draw_figures(ctx: &ExperimentCtx, cfg: &AmplificationConfig, rows: &[Row]) -> Result<()> {
+    let curve = |scheme, f: &dyn Fn(&Row) -> f64| seed_mean_curve(cfg, rows, scheme, f);
     let ns: Vec<f64> = cfg.sublayers.iter().map(|&n| n as f64).collect();
     let series = |f: &dyn Fn(&Row) -> f64| -> Vec<Series> {
         cfg.schemes
@@ -189,12 +201,18 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
             .y("Σ_i β_ii²"),
         &series(&|r| r.beta_square_sum),
     )?;
+    Ok(())
+}
 
+/// The three claims, each on one value per seed over the N grid.
+fn claims(cfg: &AmplificationConfig, rows: &[Row], seeds: &[u64]) -> Claims {
+    let curve = |scheme, f: &dyn Fn(&Row) -> f64| seed_mean_curve(cfg, rows, scheme, f);
+    let ns: Vec<f64> = cfg.sublayers.iter().map(|&n| n as f64).collect();
     let mut claims = Claims::default();
     let has = |s| cfg.schemes.contains(&s);
     // one curve over the N grid per seed and arm
     let per_seed = |scheme: ResidualScheme| -> Vec<Vec<f64>> {
-        ctx.seeds
+        seeds
             .iter()
             .map(|&seed| {
                 cfg.sublayers
@@ -244,7 +262,7 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
                 .measured("relabel", relabelled.clone())
                 .evidence(Evidence::new(
                     "R² of the line change ~ N over the N grid (Post-LN)",
-                    &ctx.seeds,
+                    seeds,
                     r2,
                     Rule::Above(0.95),
                 )),
@@ -284,7 +302,7 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
                 .measured("relabel", relabelled.clone())
                 .evidence(Evidence::new(
                     "max(Pre-LN, Admin) log-log slope of change against N",
-                    &ctx.seeds,
+                    seeds,
                     worst,
                     Rule::Below(1.0),
                 )),
@@ -327,13 +345,13 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
                 .measured("relabel", relabelled)
                 .evidence(Evidence::new(
                     "log-log slope of the paired ratio Post-LN / Pre-LN against N",
-                    &ctx.seeds,
+                    seeds,
                     slopes,
                     Rule::Above(0.0),
                 )),
         );
     }
-    Ok(claims)
+    claims
 }
 
 /// R² of the least-squares line through (x, y); NaN when it is undefined (y constant, e.g. a

@@ -44,7 +44,7 @@ use crate::error::{LabError, Result};
 use crate::plot::{Chart, Series, line_chart};
 use crate::run_dir::RunDir;
 use crate::summary::Claims;
-use crate::tasks::aggregate::{Worst, worst};
+use crate::tasks::aggregate::{Worst, worst_per_seed};
 use crate::tasks::char_lm::adamw;
 use crate::tasks::head_report::{class_json, draw_class_map, write_head_table};
 use crate::train::{Task, TrainConfig, derive_seed, train};
@@ -337,7 +337,13 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     // back to the order of the config (task outermost), as the tables have always listed them
     trained.sort_by_key(|(cell, _)| cell.spec.0);
     let results: Vec<RunResult> = trained.into_iter().map(|(_, r)| r).collect();
-    for r in &results {
+    write_results(ctx, &cfg, &results)?;
+    Ok(claims(&cfg, &results, &ctx.seeds))
+}
+
+/// Each model's class map, `heads.csv`, `accuracy.csv` and the `valid_loss` figure.
+fn write_results(ctx: &ExperimentCtx, cfg: &CountingConfig, results: &[RunResult]) -> Result<()> {
+    for r in results {
         let title = format!("{}: heads at the [=] query under saturation (c = {})", r.label, cfg.c);
         draw_class_map(&ctx.dir, &format!("classes_{}", r.label), &title, &r.heads)?;
     }
@@ -353,19 +359,19 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
         results.iter().map(|r| Series::new(r.label.clone(), r.valid_loss.clone())).collect();
     let chart =
         Chart::new("counting: validation loss at [=]").x("step").y("cross-entropy (nats)").log_y();
-    line_chart(&ctx.dir, "valid_loss", &chart, &series)?;
+    line_chart(&ctx.dir, "valid_loss", &chart, &series)
+}
 
+/// The three claims, each on the worst task of a seed; the head claims gated on every model
+/// having learned.
+fn claims(cfg: &CountingConfig, results: &[RunResult], seeds: &[u64]) -> Claims {
     let per = |f: &dyn Fn(&RunResult) -> serde_json::Value| {
         serde_json::Value::Object(results.iter().map(|r| (r.label.clone(), f(r))).collect())
     };
     // one value per seed: the worst of the seed's models (one per task), as the claims are
     // about every task
-    let per_seed = |f: &dyn Fn(&RunResult) -> f64| -> Vec<f64> {
-        ctx.seeds
-            .iter()
-            .map(|&seed| worst(results.iter().filter(|r| r.seed == seed).map(f), Worst::Min))
-            .collect()
-    };
+    let per_seed =
+        |f: &dyn Fn(&RunResult) -> f64| worst_per_seed(results, seeds, |r| r.seed, f, Worst::Min);
     let no_divergence =
         Gate::new("no run diverged", results.iter().all(|r| r.diverged_at_step.is_none()))
             .with("diverged_at_step", per(&|r| json!(r.diverged_at_step)));
@@ -396,7 +402,7 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
             .gate(no_divergence)
             .evidence(Evidence::new(
                 "lowest test accuracy over the tasks",
-                &ctx.seeds,
+                seeds,
                 per_seed(&|r| r.accuracy),
                 Rule::Above(0.95),
             )),
@@ -417,7 +423,7 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
             .gate(learned.clone())
             .evidence(Evidence::new(
                 "fewest averaging heads over the tasks",
-                &ctx.seeds,
+                seeds,
                 per_seed(&|r| averaging(r) as f64),
                 Rule::Above(0.5),
             )),
@@ -433,10 +439,10 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
             .gate(learned)
             .evidence(Evidence::new(
                 "lowest exactly-saturated test accuracy over the tasks",
-                &ctx.seeds,
+                seeds,
                 per_seed(&|r| r.saturated_accuracy),
                 Rule::Above(0.90),
             )),
     );
-    Ok(claims)
+    claims
 }

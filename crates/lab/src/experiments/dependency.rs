@@ -127,10 +127,20 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     })?;
     // back to the order of the config (scheme outermost), as the table has always listed them
     traced.sort_by_key(|(cell, _)| cell.spec.0);
-    let results: Vec<(ResidualScheme, u64, ModelDependency)> =
+    let results: Vec<Traced> =
         traced.into_iter().map(|(cell, dep)| (cell.spec.1, cell.seed, dep)).collect();
+    write_beta_table(ctx, &results)?;
+    draw_figures(ctx, &cfg, &results)?;
+    Ok(claims(&cfg, &results, &ctx.seeds))
+}
+
+/// One model's β: (scheme, seed, dependency).
+type Traced = (ResidualScheme, u64, ModelDependency);
+
+/// `beta.csv`: every β_ij of every model.
+fn write_beta_table(ctx: &ExperimentCtx, results: &[Traced]) -> Result<()> {
     let mut table = Vec::new();
-    for (scheme, seed, dep) in &results {
+    for (scheme, seed, dep) in results {
         for (i, row) in dep.beta.iter().enumerate() {
             for (j, b) in row.iter().enumerate() {
                 table.push(vec![
@@ -143,15 +153,14 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
             }
         }
     }
-    ctx.dir.write_csv("beta.csv", &["scheme", "seed", "i", "j", "beta"], &table)?;
+    ctx.dir.write_csv("beta.csv", &["scheme", "seed", "i", "j", "beta"], &table)
+}
 
-    // the seed-averaged diagonal of each scheme
+/// `beta_diagonal` (β_ii against i, mean over seeds, with 1/√2 and 1/√(i+1)) and, for the
+/// first seed, each scheme's β_ij as a heat map.
+fn draw_figures(ctx: &ExperimentCtx, cfg: &DependencyConfig, results: &[Traced]) -> Result<()> {
     let n = 2 * cfg.layers;
-    let diag = |scheme: ResidualScheme| -> Vec<f64> {
-        let ds: Vec<Vec<f64>> =
-            results.iter().filter(|r| r.0 == scheme).map(|r| r.2.diagonal()).collect();
-        (0..n).map(|i| mean(&ds.iter().map(|d| d[i]).collect::<Vec<_>>())).collect()
-    };
+    let diag = |scheme| seed_mean_diagonal(results, scheme, n);
     let idx: Vec<f64> = (1..=n).map(|i| i as f64).collect();
     let mut series: Vec<Series> = cfg
         .schemes
@@ -187,11 +196,25 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
             },
         )?;
     }
+    Ok(())
+}
 
+/// The seed-averaged diagonal β_11 … β_nn of `scheme`.
+fn seed_mean_diagonal(results: &[Traced], scheme: ResidualScheme, n: usize) -> Vec<f64> {
+    let ds: Vec<Vec<f64>> =
+        results.iter().filter(|r| r.0 == scheme).map(|r| r.2.diagonal()).collect();
+    (0..n).map(|i| mean(&ds.iter().map(|d| d[i]).collect::<Vec<_>>())).collect()
+}
+
+/// The claims on each seed's diagonal.
+fn claims(cfg: &DependencyConfig, results: &[Traced], seeds: &[u64]) -> Claims {
+    let n = 2 * cfg.layers;
+    let diag = |scheme| seed_mean_diagonal(results, scheme, n);
+    let idx: Vec<f64> = (1..=n).map(|i| i as f64).collect();
     let mut claims = Claims::default();
-    // the diagonal of each seed, in `ctx.seeds` order (NaN where an arm is missing)
+    // the diagonal of each seed, in `seeds` order (NaN where an arm is missing)
     let per_seed = |scheme: ResidualScheme| -> Vec<Vec<f64>> {
-        ctx.seeds
+        seeds
             .iter()
             .map(|&seed| {
                 results
@@ -221,7 +244,7 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
                 .measured("relabel", relabelled.clone())
                 .evidence(Evidence::new(
                     "max over sublayers i of |β_ii − 0.6| (Post-LN)",
-                    &ctx.seeds,
+                    seeds,
                     deviation,
                     Rule::Below(0.15),
                 )),
@@ -249,7 +272,7 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
                 .measured("relabel", relabelled.clone())
                 .evidence(Evidence::new(
                     "log-log slope of β_ii against i + 1 (Pre-LN)",
-                    &ctx.seeds,
+                    seeds,
                     slopes,
                     Rule::Within(-0.75, -0.25),
                 )),
@@ -267,7 +290,7 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
                 .measured("relabel", relabelled.clone())
                 .evidence(Evidence::new(
                     "β_NN of the last sublayer (Pre-LN)",
-                    &ctx.seeds,
+                    seeds,
                     last,
                     Rule::Below(0.35),
                 )),
@@ -294,13 +317,13 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
                 .measured("relabel", relabelled)
                 .evidence(Evidence::new(
                     "max over i of |β_ii(Admin) − β_ii(Pre-LN)|, same seed",
-                    &ctx.seeds,
+                    seeds,
                     gaps,
                     Rule::Below(0.1),
                 )),
         );
     }
-    Ok(claims)
+    claims
 }
 
 /// The largest |v| of `values`; NaN if any is NaN (an undefined value is never a pass) or

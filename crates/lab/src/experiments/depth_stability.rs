@@ -38,6 +38,7 @@ use crate::claim::{LEARNED_MARGIN, LEARNED_MARGIN_REASON};
 use crate::config::Preset;
 use crate::error::{LabError, Result};
 use crate::plot::{Chart, Series, line_chart};
+use crate::run_dir::RunDir;
 use crate::summary::Claims;
 use crate::tasks::aggregate::{mean, mean_curve};
 use crate::tasks::scheme_label::label;
@@ -132,11 +133,10 @@ impl Outcome {
     }
 }
 
-/// Trains every scheme × depth × seed and checks the claims.
+/// Trains every scheme × depth × seed, tables and draws the outcomes, checks the claims.
 pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     let cfg: DepthStabilityConfig = ctx.open()?;
     let data = TranslationData::load(cfg.vocab, cfg.max_len)?;
-    let unigram = data.tgt_unigram_entropy;
     // one cell per training run: scheme × depth × seed, checkpointed in its cell
     let mut cells = Vec::new();
     for &seed in &ctx.seeds {
@@ -151,37 +151,51 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     // a run does not depend on which other schemes and depths run
     let key = DepthStabilityConfig { schemes: Vec::new(), shallow: 0, deep: 0, ..cfg.clone() };
     let outcomes: Vec<Outcome> = ctx
-        .cells(&key, cells, |cell, dir| {
-            let ((scheme, layers), seed) = (cell.spec, cell.seed);
-            let task = TranslationTask::new(&data, cfg.batch_size, cfg.valid_pairs, seed)?;
-            let model = Seq2Seq::<f32>::new(cfg.model.config(scheme, layers, layers, &data), seed)?;
-            init_admin(&model, &task.batch(0)?)?;
-            let out =
-                train(&model, &task, &cfg.train, dir, ctx.resume, &cell.label, &mut |_, _| {
-                    Ok(Vec::new())
-                })?;
-            let final_loss = out.final_valid_loss.filter(|v| v.is_finite());
-            let half = cfg.train.steps / 2;
-            let valid_loss = out.metrics.series("valid_loss");
-            let half_loss =
-                valid_loss.iter().find(|(step, _)| *step >= half as f64).map(|&(_, v)| v);
-            Ok(Outcome {
-                scheme,
-                layers,
-                seed,
-                final_loss,
-                half_loss,
-                diverged_at: out.diverged_at_step,
-                stalled: match (final_loss, half_loss) {
-                    (Some(end), Some(mid)) if mid.is_finite() => end > 0.99 * mid,
-                    _ => true,
-                },
-                valid_loss,
-            })
-        })?
+        .cells(&key, cells, |cell, dir| train_run(ctx, &cfg, &data, cell, dir))?
         .into_iter()
         .map(|(_, outcome)| outcome)
         .collect();
+    write_outcomes(ctx, &outcomes, data.tgt_unigram_entropy)?;
+    draw_valid_loss(ctx, &cfg, &outcomes, data.tgt_unigram_entropy)?;
+    Ok(claims(&cfg, &data, &outcomes, &ctx.seeds))
+}
+
+/// Trains one scheme at one depth with one seed (Admin's ω profiled on the first training
+/// batch) and judges whether it diverged or stalled.
+fn train_run(
+    ctx: &ExperimentCtx,
+    cfg: &DepthStabilityConfig,
+    data: &TranslationData,
+    cell: &Cell<(ResidualScheme, usize)>,
+    dir: &RunDir,
+) -> Result<Outcome> {
+    let ((scheme, layers), seed) = (cell.spec, cell.seed);
+    let task = TranslationTask::new(data, cfg.batch_size, cfg.valid_pairs, seed)?;
+    let model = Seq2Seq::<f32>::new(cfg.model.config(scheme, layers, layers, data), seed)?;
+    init_admin(&model, &task.batch(0)?)?;
+    let out =
+        train(&model, &task, &cfg.train, dir, ctx.resume, &cell.label, &mut |_, _| Ok(Vec::new()))?;
+    let final_loss = out.final_valid_loss.filter(|v| v.is_finite());
+    let half = cfg.train.steps / 2;
+    let valid_loss = out.metrics.series("valid_loss");
+    let half_loss = valid_loss.iter().find(|(step, _)| *step >= half as f64).map(|&(_, v)| v);
+    Ok(Outcome {
+        scheme,
+        layers,
+        seed,
+        final_loss,
+        half_loss,
+        diverged_at: out.diverged_at_step,
+        stalled: match (final_loss, half_loss) {
+            (Some(end), Some(mid)) if mid.is_finite() => end > 0.99 * mid,
+            _ => true,
+        },
+        valid_loss,
+    })
+}
+
+/// `outcomes.csv`: one row per run.
+fn write_outcomes(ctx: &ExperimentCtx, outcomes: &[Outcome], unigram: f64) -> Result<()> {
     let table: Vec<Vec<String>> = outcomes
         .iter()
         .map(|o| {
@@ -212,7 +226,17 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
             "failed",
         ],
         &table,
-    )?;
+    )
+}
+
+/// `valid_loss_{L}L` per depth L: each scheme's validation loss (mean over seeds) beside the
+/// target unigram entropy.
+fn draw_valid_loss(
+    ctx: &ExperimentCtx,
+    cfg: &DepthStabilityConfig,
+    outcomes: &[Outcome],
+    unigram: f64,
+) -> Result<()> {
     for &layers in &[cfg.shallow, cfg.deep] {
         let mut series: Vec<Series> = cfg
             .schemes
@@ -243,7 +267,17 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
             &series,
         )?;
     }
+    Ok(())
+}
 
+/// The two claims: deep Post-LN fails while the other schemes train; shallow Post-LN ends no
+/// worse than Pre-LN.
+fn claims(
+    cfg: &DepthStabilityConfig,
+    data: &TranslationData,
+    outcomes: &[Outcome],
+    seeds: &[u64],
+) -> Claims {
     let pick = |scheme, layers| -> Vec<&Outcome> {
         outcomes.iter().filter(|o| o.scheme == scheme && o.layers == layers).collect()
     };
@@ -259,9 +293,10 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
         })
     };
     let ln_v = (data.vocab as f64).ln();
-    // one value per seed, in the order of `ctx.seeds` (NaN where a run is missing)
+    let unigram = data.tgt_unigram_entropy;
+    // one value per seed, in the order of `seeds` (NaN where a run is missing)
     let per_seed = |scheme, layers, f: &dyn Fn(&Outcome) -> f64| -> Vec<f64> {
-        ctx.seeds
+        seeds
             .iter()
             .map(|&seed| {
                 outcomes
@@ -304,7 +339,7 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
             ))
             .evidence(Evidence::new(
                 "1 if the deep Post-LN run diverged or stalled, else 0",
-                &ctx.seeds,
+                seeds,
                 failed,
                 Rule::Above(0.0),
             ));
@@ -334,11 +369,11 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
                 .gate(learned("shallow Pre-LN (the comparison arm)", &pre))
                 .evidence(Evidence::new(
                     format!("{SCORE}: shallow Post-LN / Pre-LN, paired by seed"),
-                    &ctx.seeds,
+                    seeds,
                     ratios,
                     Rule::Below(1.01),
                 )),
         );
     }
-    Ok(claims)
+    claims
 }

@@ -189,8 +189,25 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
         let (scheme, l) = cell.spec;
         profile(&cfg, &data, batches, scheme, l, seed)
     })?;
-    let mut sweep = Vec::new(); // (scheme, L, seed, last decoder, last encoder)
-    let mut profiles = Vec::new(); // (scheme, seed, profile)
+    let (sweep, profiles) = by_use(&cfg, measured);
+    write_tables(ctx, &sweep, &profiles)?;
+    draw_figures(ctx, &cfg, &sweep, &profiles)?;
+    Ok(claims(&cfg, &sweep, &profiles, &ctx.seeds))
+}
+
+/// One model of the depth sweep: (scheme, L, seed, last decoder layer's and last encoder
+/// layer's ‖∂L/∂W²‖).
+type SweepRow = (ResidualScheme, usize, u64, f64, f64);
+/// One model at the profile's depth: (scheme, seed, per-layer norms).
+type ProfileRow = (ResidualScheme, u64, Profile);
+
+/// The measured models as the depth sweep and the profile use them (a model at a depth of both
+/// serves both).
+fn by_use(
+    cfg: &GradNormsConfig,
+    measured: Vec<(Cell<(ResidualScheme, usize)>, Profile)>,
+) -> (Vec<SweepRow>, Vec<ProfileRow>) {
+    let (mut sweep, mut profiles) = (Vec::new(), Vec::new());
     for (cell, p) in measured {
         let ((scheme, l), seed) = (cell.spec, cell.seed);
         if cfg.depths.contains(&l) {
@@ -200,8 +217,13 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
             profiles.push((scheme, seed, p));
         }
     }
+    (sweep, profiles)
+}
+
+/// `last_layer.csv` (the depth sweep) and `profile.csv` (the per-layer norms).
+fn write_tables(ctx: &ExperimentCtx, sweep: &[SweepRow], profiles: &[ProfileRow]) -> Result<()> {
     let mut table = Vec::new();
-    for (scheme, l, seed, dec, enc) in &sweep {
+    for (scheme, l, seed, dec, enc) in sweep {
         table.push(vec![
             scheme.name().into(),
             l.to_string(),
@@ -216,7 +238,7 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
         &table,
     )?;
     let mut table = Vec::new();
-    for (scheme, seed, p) in &profiles {
+    for (scheme, seed, p) in profiles {
         for (side, values) in [("encoder", &p.encoder), ("decoder", &p.decoder)] {
             for (l, g) in values.iter().enumerate() {
                 table.push(vec![
@@ -229,44 +251,58 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
             }
         }
     }
-    ctx.dir.write_csv(
-        "profile.csv",
-        &["scheme", "seed", "side", "layer", "w2_grad_norm"],
-        &table,
-    )?;
+    ctx.dir.write_csv("profile.csv", &["scheme", "seed", "side", "layer", "w2_grad_norm"], &table)
+}
 
-    // seed means
-    let last = |scheme: ResidualScheme| -> Vec<f64> {
-        cfg.depths
+/// The seed means of the last decoder layer's norm over the depth grid (`last`) and of one
+/// side's per-layer profile (`side`), for a scheme.
+struct SeedMeans<'a> {
+    cfg: &'a GradNormsConfig,
+    sweep: &'a [SweepRow],
+    profiles: &'a [ProfileRow],
+}
+
+impl SeedMeans<'_> {
+    fn last(&self, scheme: ResidualScheme) -> Vec<f64> {
+        let sweep = self.sweep;
+        self.cfg
+            .depths
             .iter()
             .map(|&l| {
-                mean(
-                    &sweep
-                        .iter()
-                        .filter(|r| r.0 == scheme && r.1 == l)
-                        .map(|r| r.3)
-                        .collect::<Vec<_>>(),
-                )
+                let v: Vec<f64> =
+                    sweep.iter().filter(|r| r.0 == scheme && r.1 == l).map(|r| r.3).collect();
+                mean(&v)
             })
             .collect()
-    };
-    let side = |scheme: ResidualScheme, decoder: bool| -> Vec<f64> {
-        let ps: Vec<&Profile> = profiles.iter().filter(|p| p.0 == scheme).map(|p| &p.2).collect();
-        (0..cfg.profile_layers)
+    }
+
+    fn side(&self, scheme: ResidualScheme, decoder: bool) -> Vec<f64> {
+        let ps: Vec<&Profile> =
+            self.profiles.iter().filter(|p| p.0 == scheme).map(|p| &p.2).collect();
+        (0..self.cfg.profile_layers)
             .map(|l| {
-                mean(
-                    &ps.iter()
-                        .map(|p| if decoder { p.decoder[l] } else { p.encoder[l] })
-                        .collect::<Vec<_>>(),
-                )
+                let v: Vec<f64> =
+                    ps.iter().map(|p| if decoder { p.decoder[l] } else { p.encoder[l] }).collect();
+                mean(&v)
             })
             .collect()
-    };
+    }
+}
+
+/// `last_layer` (the last decoder layer's norm against L, log-log) and `profile` (every
+/// layer's norm at the profile's depth).
+fn draw_figures(
+    ctx: &ExperimentCtx,
+    cfg: &GradNormsConfig,
+    sweep: &[SweepRow],
+    profiles: &[ProfileRow],
+) -> Result<()> {
+    let means = SeedMeans { cfg, sweep, profiles };
     let depths: Vec<f64> = cfg.depths.iter().map(|&l| l as f64).collect();
     let series: Vec<Series> = cfg
         .schemes
         .iter()
-        .map(|&s| Series::new(label(s), depths.iter().copied().zip(last(s)).collect()))
+        .map(|&s| Series::new(label(s), depths.iter().copied().zip(means.last(s)).collect()))
         .collect();
     line_chart(
         &ctx.dir,
@@ -282,7 +318,7 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     let mut series = Vec::new();
     for &s in &cfg.schemes {
         for (name, dec) in [("encoder", false), ("decoder", true)] {
-            let pts = layers.iter().copied().zip(side(s, dec)).collect();
+            let pts = layers.iter().copied().zip(means.side(s, dec)).collect();
             series.push(Series::new(format!("{} {name}", label(s)), pts));
         }
     }
@@ -295,14 +331,25 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
             .log_y(),
         &series,
     )?;
+    Ok(())
+}
 
+/// The claims on the last layer's norm over depth and on the per-layer profiles.
+fn claims(
+    cfg: &GradNormsConfig,
+    sweep: &[SweepRow],
+    profiles: &[ProfileRow],
+    seeds: &[u64],
+) -> Claims {
+    let means = SeedMeans { cfg, sweep, profiles };
+    let depths: Vec<f64> = cfg.depths.iter().map(|&l| l as f64).collect();
     let mut claims = Claims::default();
     let has = |s| cfg.schemes.contains(&s);
     let relabelled = json!(cfg.relabel);
-    // per seed, in `ctx.seeds` order: the last decoder layer's norm over the depth grid, and the
+    // per seed, in `seeds` order: the last decoder layer's norm over the depth grid, and the
     // profile of one side (NaN where an arm is missing)
     let last_per_seed = |scheme: ResidualScheme| -> Vec<Vec<f64>> {
-        ctx.seeds
+        seeds
             .iter()
             .map(|&seed| {
                 cfg.depths
@@ -318,7 +365,7 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
             .collect()
     };
     let side_per_seed = |scheme: ResidualScheme, decoder: bool| -> Vec<Vec<f64>> {
-        ctx.seeds
+        seeds
             .iter()
             .map(|&seed| {
                 profiles.iter().find(|p| p.0 == scheme && p.1 == seed).map_or_else(
@@ -372,13 +419,13 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
                     ),
                 })
                 .measured("depths", json!(cfg.depths))
-                .measured("grad_norm", json!(last(ResidualScheme::PostLn)))
+                .measured("grad_norm", json!(means.last(ResidualScheme::PostLn)))
                 .measured("grad_norm_per_seed", json!(curves))
                 .measured("variation_per_seed", json!(variation))
                 .measured("relabel", relabelled.clone())
                 .evidence(Evidence::new(
                     "log-log slope of the last decoder layer's ‖∂L/∂W²‖_F against L (Post-LN)",
-                    &ctx.seeds,
+                    seeds,
                     exponents(&curves),
                     Rule::Within(-window, window),
                 )),
@@ -412,13 +459,13 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
                         .into(),
                 })
                 .measured("depths", json!(cfg.depths))
-                .measured("grad_norm", json!(last(ResidualScheme::PreLn)))
+                .measured("grad_norm", json!(means.last(ResidualScheme::PreLn)))
                 .measured("grad_norm_per_seed", json!(curves))
                 .measured("ratio_16_over_4_per_seed", json!(ratios))
                 .measured("relabel", relabelled.clone())
                 .evidence(Evidence::new(
                     "log-log slope of the last decoder layer's ‖∂L/∂W²‖_F against L (Pre-LN)",
-                    &ctx.seeds,
+                    seeds,
                     exponents(&curves),
                     Rule::Within(low, high),
                 )),
@@ -453,12 +500,12 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
                         n = cfg.profile_layers
                     ))
                     .threshold(Threshold::as_before())
-                    .measured("profile", json!(side(ResidualScheme::PostLn, dec)))
+                    .measured("profile", json!(means.side(ResidualScheme::PostLn, dec)))
                     .measured("profile_per_seed", json!(ps))
                     .measured("relabel", relabelled.clone())
                     .evidence(Evidence::new(
                         format!("‖∂L/∂W²‖_F of the last {name} layer / of the first (Post-LN)"),
-                        &ctx.seeds,
+                        seeds,
                         ps.iter().map(|p| rises(p)).collect(),
                         Rule::Above(2.0),
                     )),
@@ -477,7 +524,7 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
                          layer within ±30 % of the mean)",
                     )
                     .threshold(Threshold::as_before())
-                    .measured("profile", json!(side(ResidualScheme::PreLn, dec)))
+                    .measured("profile", json!(means.side(ResidualScheme::PreLn, dec)))
                     .measured("profile_per_seed", json!(ps))
                     .measured("relabel", relabelled.clone())
                     .evidence(Evidence::new(
@@ -485,12 +532,12 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
                             "max relative deviation of a {name} layer's ‖∂L/∂W²‖_F from the \
                              layers' mean (Pre-LN)"
                         ),
-                        &ctx.seeds,
+                        seeds,
                         ps.iter().map(|p| spread(p)).collect(),
                         Rule::Below(0.3),
                     )),
             );
         }
     }
-    Ok(claims)
+    claims
 }

@@ -42,7 +42,7 @@ use crate::error::Result;
 use crate::plot::Chart;
 use crate::run_dir::RunDir;
 use crate::summary::Claims;
-use crate::tasks::aggregate::{Worst, worst};
+use crate::tasks::aggregate::{Worst, worst, worst_per_seed};
 use crate::tasks::char_corpus::CharCorpus;
 use crate::tasks::char_lm::ModelShape;
 use crate::tasks::char_lm::{
@@ -187,34 +187,41 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     }
     let all: Vec<(String, Vec<HeadStats>)> =
         correct.iter().chain(&reference).map(|r| (r.label.clone(), r.stats.clone())).collect();
-    let unigram_entropy = corpus.unigram_entropy();
     write_head_table(&ctx.dir, "heads.csv", &all)?;
     let title = format!("positions attended at {}θ (per-head mean count > 1e-5)", cfg.c);
     let chart = Chart::new(&title).x("mean number of keys attended");
     draw_positions_attended(&ctx.dir, &chart, cfg.data.seq_len / 2, &all)?;
+    Ok(claims(&cfg, &correct, &reference, corpus.unigram_entropy(), &ctx.seeds))
+}
 
+/// The paper's two claims on the −∞-mask LMs (`correct`) and, with reference-mask runs, ours on
+/// where the reference code's mean heads come from; all gated on the LMs having learned (their
+/// loss below `unigram_entropy`).
+fn claims(
+    cfg: &HeadsConfig,
+    correct: &[HeadRun],
+    reference: &[HeadRun],
+    unigram_entropy: f64,
+    seeds: &[u64],
+) -> Claims {
     let per = |runs: &[HeadRun], f: &dyn Fn(&HeadRun) -> serde_json::Value| {
         serde_json::Value::Object(runs.iter().map(|r| (r.label.clone(), f(r))).collect())
     };
     // one value per seed: the worst of the seed's LMs (one per scheme), as the claims are
     // about every LM
-    let per_seed = |f: &dyn Fn(&HeadRun) -> f64| -> Vec<f64> {
-        ctx.seeds
-            .iter()
-            .map(|&seed| worst(correct.iter().filter(|r| r.seed == seed).map(f), Worst::Min))
-            .collect()
-    };
+    let per_seed =
+        |f: &dyn Fn(&HeadRun) -> f64| worst_per_seed(correct, seeds, |r| r.seed, f, Worst::Min);
     let losses = |runs: &[HeadRun]| runs.iter().map(|r| r.final_loss).collect::<Vec<_>>();
     // heads of an LM that did not learn (stuck at the unigram loss) say nothing about training
     let learned = || {
         Gate::learned(
             "every −∞-mask LM (each scheme and seed)",
-            &losses(&correct),
+            &losses(correct),
             "unigram_entropy",
             unigram_entropy,
             LEARNED_MARGIN,
         )
-        .with("diverged_at_step", per(&correct, &|r| json!(r.diverged_at_step)))
+        .with("diverged_at_step", per(correct, &|r| json!(r.diverged_at_step)))
     };
     let margin_reason = format!(
         "gate margin {LEARNED_MARGIN} nats is ours: an LM at the unigram plateau sits at the entropy; 0.1 nats below means it uses context"
@@ -229,20 +236,20 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
                 cfg.c
             ))
             .threshold(Threshold::as_before())
-            .measured("share_hard_or_averaging", per(&correct, &|r| json!(hard_or_averaging_share(&r.stats))))
+            .measured("share_hard_or_averaging", per(correct, &|r| json!(hard_or_averaging_share(&r.stats))))
             .measured(
                 "share_count_le_2_or_full_prefix",
-                per(&correct, &|r| {
+                per(correct, &|r| {
                     let n = r.stats.iter().filter(|h| h.mean_count <= 2.0 || h.prefix_fraction >= 0.9);
                     json!(n.count() as f64 / r.stats.len().max(1) as f64)
                 }),
             )
-            .measured("classes", per(&correct, &|r| class_json(&r.stats)))
+            .measured("classes", per(correct, &|r| class_json(&r.stats)))
             .measured("gate_margin", json!(margin_reason))
             .gate(learned())
             .evidence(Evidence::new(
                 "smallest share of hard + averaging heads among the seed's LMs (one per scheme)",
-                &ctx.seeds,
+                seeds,
                 per_seed(&|r| hard_or_averaging_share(&r.stats)),
                 Rule::Above(0.7),
             )),
@@ -257,14 +264,14 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
             .source("Merrill et al. 2021, §5; PAPERS.md §6 target 12")
             .expected("per seed, the smallest over its LMs of min(#hard heads, #averaging heads); the 95 % t interval of its mean over seeds > 0.5 (every LM has at least one head of each mode)")
             .threshold(Threshold::as_before())
-            .measured("hard", per(&correct, &|r| json!(class_count(&r.stats, HeadClass::Hard))))
-            .measured("averaging", per(&correct, &|r| json!(class_count(&r.stats, HeadClass::Averaging))))
-            .measured("mean_count", per(&correct, &|r| json!(r.stats.iter().map(|h| h.mean_count).collect::<Vec<_>>())))
+            .measured("hard", per(correct, &|r| json!(class_count(&r.stats, HeadClass::Hard))))
+            .measured("averaging", per(correct, &|r| json!(class_count(&r.stats, HeadClass::Averaging))))
+            .measured("mean_count", per(correct, &|r| json!(r.stats.iter().map(|h| h.mean_count).collect::<Vec<_>>())))
             .measured("mean_prefix", json!(correct.first().and_then(|r| r.stats.first()).map(|h| h.mean_prefix)))
             .gate(learned())
             .evidence(Evidence::new(
                 "min(#hard, #averaging heads), smallest among the seed's LMs (one per scheme)",
-                &ctx.seeds,
+                seeds,
                 per_seed(&rarer_mode),
                 Rule::Above(0.5),
             )),
@@ -280,8 +287,7 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
         };
         // paired on (scheme, seed): the zero-mask LM's looks-averaging heads minus the −∞-mask
         // LM's; per seed the smallest over schemes
-        let paired: Vec<f64> = ctx
-            .seeds
+        let paired: Vec<f64> = seeds
             .iter()
             .map(|&seed| {
                 worst(
@@ -303,14 +309,14 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
                 .source("ours: PAPERS.md §1.4 quirk 2 (scores = mask * scores) against §6 target 12 and the reference's `# positions attended` histograms")
                 .expected("paired on scheme and seed: (#heads of the zero-mask LM whose count over all positions is ≥ 0.9·(T + 1)/2, what the reference histogram calls averaging) − (the same for the −∞-mask LM); per seed the smallest over schemes; the 95 % t interval of its mean > 0.5 (before: every zero-mask LM has such a head and no −∞-mask LM has one); such heads' counts sit at (T − 1)/2, the mean number of future keys")
                 .threshold(Threshold::ours("our claim about the reference code: 0.9·(T + 1)/2 is HEAD_THRESHOLDS' averaging fraction on the reference histogram's scale (the mean causal prefix); > 0.5 in the paired count is at least one more such head with the zero mask"))
-                .measured("looks_averaging_with_zero_mask", per(&reference, &|r| json!(looking(r))))
-                .measured("looks_averaging_with_neg_inf_mask", per(&correct, &|r| json!(looking(r))))
+                .measured("looks_averaging_with_zero_mask", per(reference, &|r| json!(looking(r))))
+                .measured("looks_averaging_with_neg_inf_mask", per(correct, &|r| json!(looking(r))))
                 .measured("mean_future_keys", json!((t - 1.0) / 2.0))
                 .measured("mean_causal_prefix", json!((t + 1.0) / 2.0))
-                .measured("classes_with_zero_mask", per(&reference, &|r| class_json(&r.stats)))
+                .measured("classes_with_zero_mask", per(reference, &|r| class_json(&r.stats)))
                 // below the −∞-mask loss when the LM learns to read the next character
-                .measured("valid_loss_with_zero_mask", per(&reference, &|r| json!(r.final_loss)))
-                .measured("valid_loss_with_neg_inf_mask", per(&correct, &|r| json!(r.final_loss)))
+                .measured("valid_loss_with_zero_mask", per(reference, &|r| json!(r.final_loss)))
+                .measured("valid_loss_with_neg_inf_mask", per(correct, &|r| json!(r.final_loss)))
                 .gate(learned())
                 .gate(Gate::learned(
                     "every zero-mask LM (each scheme and seed)",
@@ -321,11 +327,11 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
                 ))
                 .evidence(Evidence::new(
                     "paired difference of looks-averaging heads, zero mask − −∞ mask, smallest over schemes",
-                    &ctx.seeds,
+                    seeds,
                     paired,
                     Rule::Above(0.5),
                 )),
         );
     }
-    Ok(claims)
+    claims
 }
