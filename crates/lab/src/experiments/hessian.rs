@@ -426,15 +426,25 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
         .collect();
     write_tables(ctx, &cfg, &spectra)?;
     plot_density(ctx, &cfg, &spectra)?;
+    Ok(claims(&cfg, &data, &spectra, &ctx.seeds))
+}
 
+/// The three claims, each on one paired value per seed: arm a's spectrum against arm b's
+/// (same init draw and data).
+fn claims(
+    cfg: &HessianConfig,
+    data: &TranslationData,
+    spectra: &[Spectrum],
+    seeds: &[u64],
+) -> Claims {
     let mut claims = Claims::default();
     let [a, b] = cfg.arms;
     if !(cfg.schemes.contains(&a) && cfg.schemes.contains(&b)) {
-        return Ok(claims);
+        return claims;
     }
     // (seed, arm a's value, arm b's value) for every seed, NaN where a model is missing
     let pairs = |f: &dyn Fn(&Spectrum) -> f64| -> Vec<(u64, f64, f64)> {
-        ctx.seeds
+        seeds
             .iter()
             .map(|&seed| {
                 let get = |s| {
@@ -480,7 +490,7 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
             .measured("largest_ritz_value", rows(&ritz_max))
             .evidence(Evidence::new(
                 format!("ln(λ_max({la}) / λ_max({lb})), same seed: the same init draw and data"),
-                &ctx.seeds,
+                seeds,
                 log_ratios(&top),
                 Rule::Above(0.0),
             )),
@@ -501,7 +511,7 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
             .measured("trace_std_error", rows(&trace_se))
             .evidence(Evidence::new(
                 format!("(tr H({la}) − tr H({lb})) / √(SE²({la}) + SE²({lb})), same seed"),
-                &ctx.seeds,
+                seeds,
                 trace_z,
                 Rule::Above(TRACE_Z),
             )),
@@ -516,12 +526,12 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
             .measured("spectral_width", rows(&width))
             .evidence(Evidence::new(
                 format!("ln(width({la}) / width({lb})), same seed"),
-                &ctx.seeds,
+                seeds,
                 log_ratios(&width),
                 Rule::Above(0.0),
             )),
     );
-    Ok(claims)
+    claims
 }
 
 /// A model's cost in core-minutes: its Hessian-vector products (the SLQ steps, the trace

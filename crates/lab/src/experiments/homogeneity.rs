@@ -168,34 +168,49 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     // a model's curves do not depend on which other schemes and bias settings run
     let key = HomogeneityConfig { schemes: Vec::new(), biases: Vec::new(), ..cfg.clone() };
     let curves: Vec<Curve> = ctx
-        .cells(&key, cells, |cell, _| {
-            let (scheme, bias) = cell.spec;
-            let seed = cell.seed;
-            let batch = random_batch(&cfg, seed);
-            let model = DecoderLm::<f64>::new(lm_config(&cfg, scheme, bias), seed)?;
-            let cos = homogeneity_curve(&model, &batch, &cfg.cs, cfg.c_ref)?;
-            let to_sat = distance_to_saturated(&model, &batch, &limit, cfg.tie_tol)?;
-            eprintln!(
-                "homogeneity: {}: cos at c = 1: {:.3}, at c = {}: {:.3}",
-                cell.label,
-                cos[0],
-                cfg.cs[cfg.cs.len() - 1],
-                cos[cos.len() - 1]
-            );
-            Ok(Curve {
-                label: cell.label.clone(),
-                scheme,
-                bias,
-                seed,
-                cos,
-                to_saturated: limit.iter().zip(&to_sat).map(|(c, l)| (*c, l.output)).collect(),
-            })
-        })?
+        .cells(&key, cells, |cell, _| measure(&cfg, &limit, cell))?
         .into_iter()
         .map(|(_, curve)| curve)
         .collect();
+    write_table(ctx, &cfg, &curves)?;
+    draw_curves(ctx, &cfg, &curves)?;
+    Ok(claims(&cfg, &curves, &ctx.seeds))
+}
+
+/// One model at init: its homogeneity curve over `cfg.cs` and its distance to the saturated
+/// network at each scale of `limit`.
+fn measure(
+    cfg: &HomogeneityConfig,
+    limit: &[f64],
+    cell: &Cell<(ResidualScheme, bool)>,
+) -> Result<Curve> {
+    let (scheme, bias) = cell.spec;
+    let seed = cell.seed;
+    let batch = random_batch(cfg, seed);
+    let model = DecoderLm::<f64>::new(lm_config(cfg, scheme, bias), seed)?;
+    let cos = homogeneity_curve(&model, &batch, &cfg.cs, cfg.c_ref)?;
+    let to_sat = distance_to_saturated(&model, &batch, limit, cfg.tie_tol)?;
+    eprintln!(
+        "homogeneity: {}: cos at c = 1: {:.3}, at c = {}: {:.3}",
+        cell.label,
+        cos[0],
+        cfg.cs[cfg.cs.len() - 1],
+        cos[cos.len() - 1]
+    );
+    Ok(Curve {
+        label: cell.label.clone(),
+        scheme,
+        bias,
+        seed,
+        cos,
+        to_saturated: limit.iter().zip(&to_sat).map(|(c, l)| (*c, l.output)).collect(),
+    })
+}
+
+/// `homogeneity.csv`: both curves of every model.
+fn write_table(ctx: &ExperimentCtx, cfg: &HomogeneityConfig, curves: &[Curve]) -> Result<()> {
     let mut rows = Vec::new();
-    for cv in &curves {
+    for cv in curves {
         for (c, v) in cfg.cs.iter().zip(&cv.cos) {
             rows.push(vec![cv.label.clone(), c.to_string(), v.to_string(), String::new()]);
         }
@@ -207,7 +222,11 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
         "homogeneity.csv",
         &["variant", "c", "cos_to_c_ref", "cos_to_saturated"],
         &rows,
-    )?;
+    )
+}
+
+/// `homogeneity` and `distance_to_saturated` (log c): one line per model.
+fn draw_curves(ctx: &ExperimentCtx, cfg: &HomogeneityConfig, curves: &[Curve]) -> Result<()> {
     let series: Vec<Series> = curves
         .iter()
         .map(|cv| {
@@ -225,10 +244,10 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
         .x("c")
         .y("cosine")
         .log_x();
-    line_chart(&ctx.dir, "distance_to_saturated", &chart, &series)?;
-    Ok(claims(&cfg, &curves, &ctx.seeds))
+    line_chart(&ctx.dir, "distance_to_saturated", &chart, &series)
 }
 
+/// The claims on the curves, each seed counted by its worst variant.
 fn claims(cfg: &HomogeneityConfig, curves: &[Curve], seeds: &[u64]) -> Claims {
     let mut claims = Claims::default();
     let per = |f: &dyn Fn(&Curve) -> serde_json::Value| {
