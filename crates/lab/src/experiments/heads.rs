@@ -320,7 +320,7 @@ fn claims(
                 .gate(learned())
                 .gate(Gate::learned(
                     "every zero-mask LM (each scheme and seed)",
-                    &losses(&reference),
+                    &losses(reference),
                     "unigram_entropy",
                     unigram_entropy,
                     LEARNED_MARGIN,

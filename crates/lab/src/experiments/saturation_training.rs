@@ -206,7 +206,7 @@ fn claims(
         serde_json::Value::Object(results.iter().map(|r| (r.label.clone(), f(r))).collect())
     };
     // per seed, the worst scheme: the smallest final sat (undefined when any is)
-    let sat_end = worst_per_seed(&results, seeds, |r| r.seed, last, Worst::Min);
+    let sat_end = worst_per_seed(results, seeds, |r| r.seed, last, Worst::Min);
     let losses: Vec<f64> = results.iter().map(|r| r.final_valid_loss).collect();
     let starts_low = !results.is_empty() && results.iter().all(|r| first(r) < 0.6);
     let mut claims = Claims::default();
