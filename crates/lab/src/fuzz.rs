@@ -9,8 +9,11 @@ use std::path::Path;
 use crate::config::{Preset, resolve_text};
 use crate::experiments::*;
 
-/// Every target: its name (a directory of `fuzz/seeds/` and `fuzz/regressions/`) and function.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+/// A fuzz target: its name (a directory of `fuzz/seeds/` and `fuzz/regressions/`) and function.
+pub type Target = (&'static str, fn(&[u8]));
+
+/// Every target.
+pub const TARGETS: &[Target] = &[
     ("safetensors", safetensors),
     ("checkpoint_state", checkpoint_state),
     ("config_toml", config_toml),

@@ -11,7 +11,8 @@
 //! - [`summary`], [`metadata`], [`metrics`], [`plot`], [`report`]: results;
 //! - [`cells`]: an experiment's work as numbered, independent cells (`--cell`, `--merge-only`,
 //!   `saturn cells`, `saturn sweep`);
-//! - [`experiments`]: the registry.
+//! - [`experiments`]: the registry, and each experiment's method;
+//! - [`tasks`]: what experiments share (data, training tasks, values over runs).
 
 pub mod cells;
 pub mod claim;
@@ -29,6 +30,7 @@ pub mod run_dir;
 pub mod stats;
 pub mod summary;
 pub mod sweep;
+pub mod tasks;
 pub mod tensorboard;
 pub mod train;
 
@@ -69,7 +71,7 @@ impl RunOptions {
     /// Every seed the run covers.
     pub fn seeds_for(&self, exp: &Experiment) -> Vec<u64> {
         if self.extend_seeds {
-            experiments::schemes::seeds_for(&self.seeds, exp.seeds.count(self.preset))
+            tasks::seeds::seeds_for(&self.seeds, exp.seeds.count(self.preset))
         } else {
             self.seeds.clone()
         }

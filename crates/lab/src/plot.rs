@@ -21,7 +21,7 @@ impl Series {
     }
 }
 
-/// Axes and scale of a line chart.
+/// Title, axes and scales of a chart: `Chart::new(title).x("c").y("cosine").log_x()`.
 #[derive(Debug, Clone)]
 pub struct Chart<'a> {
     pub title: &'a str,
@@ -29,6 +29,33 @@ pub struct Chart<'a> {
     pub y_label: &'a str,
     pub log_x: bool,
     pub log_y: bool,
+}
+
+impl<'a> Chart<'a> {
+    /// A chart called `title` with unnamed, linear axes.
+    pub fn new(title: &'a str) -> Self {
+        Chart { title, x_label: "", y_label: "", log_x: false, log_y: false }
+    }
+
+    /// Names the x axis.
+    pub fn x(self, label: &'a str) -> Self {
+        Chart { x_label: label, ..self }
+    }
+
+    /// Names the y axis.
+    pub fn y(self, label: &'a str) -> Self {
+        Chart { y_label: label, ..self }
+    }
+
+    /// A logarithmic x axis.
+    pub fn log_x(self) -> Self {
+        Chart { log_x: true, ..self }
+    }
+
+    /// A logarithmic y axis.
+    pub fn log_y(self) -> Self {
+        Chart { log_y: true, ..self }
+    }
 }
 
 static FONT: Once = Once::new();
@@ -512,8 +539,7 @@ mod tests {
     fn histograms_and_heat_maps_are_written_as_svg_and_png() {
         let root = std::env::temp_dir().join(format!("saturn-plot-{}", std::process::id()));
         let dir = RunDir::create(&root, "figs").unwrap();
-        let chart =
-            Chart { title: "t", x_label: "x", y_label: "count", log_x: false, log_y: false };
+        let chart = Chart::new("t").x("x").y("count");
         let series = vec![("a".to_string(), vec![0.5, 1.5, 1.7]), ("b".to_string(), vec![1.0])];
         histogram(&dir, "hist", &chart, &[0.0, 1.0, 2.0], &series).unwrap();
         let cells = vec![vec![0.0, 1.0, 2.0], vec![3.0, 0.0, f64::NAN]];

@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 
 use saturn_lab::config::Preset;
-use saturn_lab::experiments::data::CharCorpus;
 use saturn_lab::experiments::find;
 use saturn_lab::run_dir::RunDir;
+use saturn_lab::tasks::char_corpus::CharCorpus;
 use saturn_lab::train::{LmTask, Task, TrainConfig, train};
 use saturn_lab::{LabError, RunOptions, run_experiment};
 use saturn_layers::{DecoderLm, LmConfig, Module, ResidualScheme};

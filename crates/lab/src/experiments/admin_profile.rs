@@ -40,16 +40,17 @@ use saturn_tensor::no_grad;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::ExperimentCtx;
-use super::amplification::Relabel;
-use super::schemes::mean;
-use super::translation::{Seq2SeqShape, SeqBatch, TranslationData, init_admin};
+use super::{ExperimentConfig, ExperimentCtx};
 use crate::cells::Cell;
 use crate::claim::{Claim, Evidence, Rule, Threshold};
-use crate::config::{Preset, resolve};
+use crate::config::Preset;
 use crate::error::{LabError, Result};
 use crate::plot::{Chart, Series, line_chart};
 use crate::summary::Claims;
+use crate::tasks::aggregate::mean;
+use crate::tasks::relabel::Relabel;
+use crate::tasks::translation::{Seq2SeqShape, init_admin};
+use crate::tasks::translation_data::{SeqBatch, TranslationData};
 
 /// The config of `admin-profile`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -68,11 +69,11 @@ pub struct AdminProfileConfig {
     pub relabel: Vec<Relabel>,
 }
 
-impl AdminProfileConfig {
+impl ExperimentConfig for AdminProfileConfig {
     /// quick: 12 layers (24 encoder sublayers), d = 64; full: 50 layers (100 sublayers),
     /// d = 256, as deep as CPU memory comfortably allows for one pass. Both with the reference's
     /// fused q/k/v init.
-    pub fn preset(preset: Preset) -> Self {
+    fn preset(preset: Preset) -> Self {
         let (d, layers, pairs) = match preset {
             Preset::Quick => (64, 12, 64),
             Preset::Full => (256, 50, 256),
@@ -85,6 +86,13 @@ impl AdminProfileConfig {
             max_len: 64,
             relabel: Vec::new(),
         }
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.layers < 2 || self.batch_pairs == 0 {
+            return Err(LabError::Config("need ≥ 2 layers and a non-empty batch".into()));
+        }
+        Ok(())
     }
 }
 
@@ -192,17 +200,9 @@ fn profile(
 
 /// Profiles each seed's model and checks the claims.
 pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
-    let cfg = resolve(AdminProfileConfig::preset(ctx.preset), ctx.config_file.as_deref())?;
-    if cfg.layers < 2 || cfg.batch_pairs == 0 {
-        return Err(LabError::Config("need ≥ 2 layers and a non-empty batch".into()));
-    }
-    ctx.write_config(&cfg)?;
+    let cfg: AdminProfileConfig = ctx.open()?;
     let data = TranslationData::load(cfg.vocab, cfg.max_len)?;
-    let batch = data
-        .valid_batches(cfg.batch_pairs, cfg.batch_pairs)?
-        .into_iter()
-        .next()
-        .ok_or_else(|| LabError::Run("no validation pairs".into()))?;
+    let batch = data.fixed_batch(cfg.batch_pairs)?;
     // one cell per seed (one model); a profiling pass costs about width² × depth × pairs,
     // beside a fixed part (full: ≈ 4 min a model; quick ≈ 3 s)
     let minutes = 0.04
@@ -220,11 +220,23 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
         .into_iter()
         .map(|(_, p)| p)
         .collect();
-    let mut encoders: Vec<(u64, OmegaProfile)> = Vec::new();
+    write_tables(ctx, &profiled)?;
+    draw_omega_squared(ctx, &profiled)?;
+    Ok(claims(&cfg, &profiled, &ctx.seeds))
+}
+
+/// A profile's encoder and decoder ω, each in sublayer order.
+fn sides(p: &Profiled) -> (OmegaProfile, OmegaProfile) {
+    let (enc, dec): (Vec<_>, Vec<_>) =
+        p.omegas.iter().cloned().partition(|(name, _)| name.starts_with("enc."));
+    (OmegaProfile::new(enc), OmegaProfile::new(dec))
+}
+
+/// `omega.csv` (every profiled ω) and `streams.csv` (each sublayer's input and branch
+/// statistics).
+fn write_tables(ctx: &ExperimentCtx, profiled: &[Profiled]) -> Result<()> {
     let mut table = Vec::new();
-    let mut series = Vec::new();
     let mut streams = Vec::new();
-    let mut attn_shared = Vec::new();
     for p in profiled {
         let seed = p.seed;
         for s in &p.streams {
@@ -235,9 +247,6 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
                 s.branch_to_input_moment.to_string(),
                 s.branch_shared_fraction.to_string(),
             ]);
-            if s.sublayer.ends_with(".attn") {
-                attn_shared.push(s.input_shared_fraction);
-            }
         }
         for (k, (name, omega)) in p.omegas.iter().enumerate() {
             table.push(vec![
@@ -247,15 +256,6 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
                 omega.to_string(),
             ]);
         }
-        let (enc, dec): (Vec<_>, Vec<_>) =
-            p.omegas.into_iter().partition(|(name, _)| name.starts_with("enc."));
-        let enc = OmegaProfile::new(enc);
-        let dec = OmegaProfile::new(dec);
-        for (side, p) in [("encoder", &enc), ("decoder", &dec)] {
-            let pts = p.omegas.iter().enumerate().map(|(i, w)| ((i + 1) as f64, w * w)).collect();
-            series.push(Series::new(format!("{side} ω² (seed {seed})"), pts));
-        }
-        encoders.push((seed, enc));
     }
     ctx.dir.write_csv("omega.csv", &["seed", "index", "sublayer", "omega"], &table)?;
     ctx.dir.write_csv(
@@ -268,20 +268,39 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
             "branch_shared_fraction",
         ],
         &streams,
-    )?;
+    )
+}
+
+/// `omega_squared`: ω_i² against i, encoder and decoder of every seed.
+fn draw_omega_squared(ctx: &ExperimentCtx, profiled: &[Profiled]) -> Result<()> {
+    let mut series = Vec::new();
+    for p in profiled {
+        let (enc, dec) = sides(p);
+        for (side, p2) in [("encoder", &enc), ("decoder", &dec)] {
+            let pts = p2.omegas.iter().enumerate().map(|(i, w)| ((i + 1) as f64, w * w)).collect();
+            series.push(Series::new(format!("{side} ω² (seed {})", p.seed), pts));
+        }
+    }
     line_chart(
         &ctx.dir,
         "omega_squared",
-        &Chart {
-            title: "admin-profile: profiled ω² per sublayer",
-            x_label: "sublayer i (encoder: 2 per layer; decoder: 3 per layer)",
-            y_label: "ω_i²",
-            log_x: false,
-            log_y: false,
-        },
+        &Chart::new("admin-profile: profiled ω² per sublayer")
+            .x("sublayer i (encoder: 2 per layer; decoder: 3 per layer)")
+            .y("ω_i²"),
         &series,
-    )?;
+    )
+}
 
+/// The two claims on each seed's encoder profile.
+fn claims(cfg: &AdminProfileConfig, profiled: &[Profiled], seeds: &[u64]) -> Claims {
+    let encoders: Vec<(u64, OmegaProfile)> =
+        profiled.iter().map(|p| (p.seed, sides(p).0)).collect();
+    let attn_shared: Vec<f64> = profiled
+        .iter()
+        .flat_map(|p| &p.streams)
+        .filter(|s| s.sublayer.ends_with(".attn"))
+        .map(|s| s.input_shared_fraction)
+        .collect();
     let mut claims = Claims::default();
     let relabelled = json!(cfg.relabel);
     // ω₁ = 1 and ω strictly increasing are true by construction of the profiling recurrence
@@ -310,7 +329,7 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
             .measured("relabel", relabelled.clone())
             .evidence(Evidence::new(
                 "R² of the line ω_i² ~ i (encoder)",
-                &ctx.seeds,
+                seeds,
                 r2.clone(),
                 Rule::Above(0.95),
             )),
@@ -346,20 +365,20 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
             .measured("relabel", relabelled)
             .evidence(Evidence::new(
                 "mean FFN − mean attention ω² increment (encoder)",
-                &ctx.seeds,
+                seeds,
                 excess,
                 Rule::Above(0.0),
             )),
     );
-    Ok(claims)
+    claims
 }
 
 #[cfg(test)]
 mod tests {
     use saturn_tensor::ndarray::{Array2, Array3};
 
-    use super::super::translation::PairSource;
     use super::*;
+    use crate::tasks::translation_data::PairSource;
 
     /// A 3-layer Admin encoder–decoder of width 16 over a 20-token vocabulary, and a batch of
     /// two padded sentences.

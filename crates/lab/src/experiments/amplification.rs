@@ -31,16 +31,19 @@ use saturn_tensor::{Tensor, grad};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::ExperimentCtx;
-use super::schemes::{label, mean};
-use super::translation::{Seq2SeqShape, SeqBatch, TranslationData, init_admin};
+use super::{ExperimentConfig, ExperimentCtx};
 use crate::cells::Cell;
 use crate::claim::{Claim, Evidence, Origin, Rule, Threshold};
-use crate::config::{Preset, resolve};
+use crate::config::Preset;
 use crate::error::{LabError, Result};
 use crate::plot::{Chart, Series, line_chart};
 use crate::stats::log_log_slope;
 use crate::summary::Claims;
+use crate::tasks::aggregate::mean;
+use crate::tasks::relabel::Relabel;
+use crate::tasks::scheme_label::label;
+use crate::tasks::translation::{Seq2SeqShape, init_admin};
+use crate::tasks::translation_data::{SeqBatch, TranslationData};
 use crate::train::derive_seed;
 
 /// The config of `amplification`.
@@ -68,29 +71,11 @@ pub struct AmplificationConfig {
     pub relabel: Vec<Relabel>,
 }
 
-/// A falsifiability hook (issue 20's sabotage tests): the arm labelled `arm` is built with the
-/// residual scheme `built_as` — e.g. Pre-LN measured under the Post-LN label — while every
-/// figure, table and claim still calls it `arm`. No preset sets one; a run that does is a
-/// sabotage, and the claims about the relabelled arms must then not hold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Relabel {
-    pub arm: ResidualScheme,
-    pub built_as: ResidualScheme,
-}
-
-impl Relabel {
-    /// The scheme the arm labelled `arm` is built with under `relabels` (itself if none).
-    pub fn scheme(relabels: &[Relabel], arm: ResidualScheme) -> ResidualScheme {
-        relabels.iter().find(|r| r.arm == arm).map_or(arm, |r| r.built_as)
-    }
-}
-
-impl AmplificationConfig {
+impl ExperimentConfig for AmplificationConfig {
     /// quick: d = 64, N up to 24, 32 pairs (≈ 10 s); full: d = 128, N up to 48, 128 pairs
     /// (≈ 10 min; the gradient-sign pass holds a 48-sublayer f64 graph, several GB). Models are
     /// f64, so η = 1e-4 and 1e-6 moves are far above round-off.
-    pub fn preset(preset: Preset) -> Self {
+    fn preset(preset: Preset) -> Self {
         let (d, pairs, sublayers) = match preset {
             Preset::Quick => (64, 32, vec![6, 12, 24]),
             Preset::Full => (128, 128, vec![6, 12, 24, 48]),
@@ -141,15 +126,9 @@ struct Row {
 
 /// Measures every scheme × depth × seed and checks the claims.
 pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
-    let cfg = resolve(AmplificationConfig::preset(ctx.preset), ctx.config_file.as_deref())?;
-    cfg.validate()?;
-    ctx.write_config(&cfg)?;
+    let cfg: AmplificationConfig = ctx.open()?;
     let data = TranslationData::load(cfg.vocab, cfg.max_len)?;
-    let batch = data
-        .valid_batches(cfg.batch_pairs, cfg.batch_pairs)?
-        .into_iter()
-        .next()
-        .ok_or_else(|| LabError::Run("no validation pairs".into()))?;
+    let batch = data.fixed_batch(cfg.batch_pairs)?;
     let real_rows: Vec<bool> = batch.src_mask.iter().copied().collect();
     // one cell per model: scheme × depth × seed; its cost grows with the depth
     let mut cells = Vec::new();
@@ -175,18 +154,30 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
         .map(|(_, row)| row)
         .collect();
     write_table(ctx, &rows)?;
+    draw_figures(ctx, &cfg, &rows)?;
+    Ok(claims(&cfg, &rows, &ctx.seeds))
+}
 
-    // the seed-averaged curve of each scheme
-    let curve = |scheme: ResidualScheme, f: &dyn Fn(&Row) -> f64| -> Vec<f64> {
-        cfg.sublayers
-            .iter()
-            .map(|&n| {
-                let v: Vec<f64> =
-                    rows.iter().filter(|r| r.scheme == scheme && r.sublayers == n).map(f).collect();
-                mean(&v)
-            })
-            .collect()
-    };
+/// The mean over seeds of `f` at each N of the grid, for `scheme`.
+fn seed_mean_curve(
+    cfg: &AmplificationConfig,
+    rows: &[Row],
+    scheme: ResidualScheme,
+    f: &dyn Fn(&Row) -> f64,
+) -> Vec<f64> {
+    cfg.sublayers
+        .iter()
+        .map(|&n| {
+            let v: Vec<f64> =
+                rows.iter().filter(|r| r.scheme == scheme && r.sublayers == n).map(f).collect();
+            mean(&v)
+        })
+        .collect()
+}
+
+/// `output_change` and `beta_square_sum` against N, one line per scheme (mean over seeds).
+fn draw_figures(ctx: &ExperimentCtx, cfg: &AmplificationConfig, rows: &[Row]) -> Result<()> {
+    let curve = |scheme, f: &dyn Fn(&Row) -> f64| seed_mean_curve(cfg, rows, scheme, f);
     let ns: Vec<f64> = cfg.sublayers.iter().map(|&n| n as f64).collect();
     let series = |f: &dyn Fn(&Row) -> f64| -> Vec<Series> {
         cfg.schemes
@@ -197,33 +188,31 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     line_chart(
         &ctx.dir,
         "output_change",
-        &Chart {
-            title: "amplification: encoder output change under W + η·sign(N(0,1))",
-            x_label: "encoder sublayers N",
-            y_label: "‖F(x,W) − F(x,W+δ)‖² (sum over tokens)",
-            log_x: false,
-            log_y: false,
-        },
+        &Chart::new("amplification: encoder output change under W + η·sign(N(0,1))")
+            .x("encoder sublayers N")
+            .y("‖F(x,W) − F(x,W+δ)‖² (sum over tokens)"),
         &series(&|r| r.change),
     )?;
     line_chart(
         &ctx.dir,
         "beta_square_sum",
-        &Chart {
-            title: "amplification: Σ_i β²_ii (Theorem 2's predictor)",
-            x_label: "encoder sublayers N",
-            y_label: "Σ_i β_ii²",
-            log_x: false,
-            log_y: false,
-        },
+        &Chart::new("amplification: Σ_i β²_ii (Theorem 2's predictor)")
+            .x("encoder sublayers N")
+            .y("Σ_i β_ii²"),
         &series(&|r| r.beta_square_sum),
     )?;
+    Ok(())
+}
 
+/// The three claims, each on one value per seed over the N grid.
+fn claims(cfg: &AmplificationConfig, rows: &[Row], seeds: &[u64]) -> Claims {
+    let curve = |scheme, f: &dyn Fn(&Row) -> f64| seed_mean_curve(cfg, rows, scheme, f);
+    let ns: Vec<f64> = cfg.sublayers.iter().map(|&n| n as f64).collect();
     let mut claims = Claims::default();
     let has = |s| cfg.schemes.contains(&s);
     // one curve over the N grid per seed and arm
     let per_seed = |scheme: ResidualScheme| -> Vec<Vec<f64>> {
-        ctx.seeds
+        seeds
             .iter()
             .map(|&seed| {
                 cfg.sublayers
@@ -273,7 +262,7 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
                 .measured("relabel", relabelled.clone())
                 .evidence(Evidence::new(
                     "R² of the line change ~ N over the N grid (Post-LN)",
-                    &ctx.seeds,
+                    seeds,
                     r2,
                     Rule::Above(0.95),
                 )),
@@ -313,7 +302,7 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
                 .measured("relabel", relabelled.clone())
                 .evidence(Evidence::new(
                     "max(Pre-LN, Admin) log-log slope of change against N",
-                    &ctx.seeds,
+                    seeds,
                     worst,
                     Rule::Below(1.0),
                 )),
@@ -356,13 +345,13 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
                 .measured("relabel", relabelled)
                 .evidence(Evidence::new(
                     "log-log slope of the paired ratio Post-LN / Pre-LN against N",
-                    &ctx.seeds,
+                    seeds,
                     slopes,
                     Rule::Above(0.0),
                 )),
         );
     }
-    Ok(claims)
+    claims
 }
 
 /// R² of the least-squares line through (x, y); NaN when it is undefined (y constant, e.g. a

@@ -36,16 +36,17 @@ use saturn_tensor::ndarray::Array2;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::ExperimentCtx;
-use super::char_lm::adamw;
-use super::heads::{class_json, draw_class_map, worst, write_head_table};
+use super::{ExperimentConfig, ExperimentCtx};
 use crate::cells::Cell;
 use crate::claim::{Claim, Evidence, Gate, Rule, Threshold};
-use crate::config::{Preset, resolve};
+use crate::config::Preset;
 use crate::error::{LabError, Result};
 use crate::plot::{Chart, Series, line_chart};
 use crate::run_dir::RunDir;
 use crate::summary::Claims;
+use crate::tasks::aggregate::{Worst, worst_per_seed};
+use crate::tasks::char_lm::adamw;
+use crate::tasks::head_report::{class_json, draw_class_map, write_head_table};
 use crate::train::{Task, TrainConfig, derive_seed, train};
 
 /// A counting task.
@@ -95,10 +96,10 @@ pub struct CountingConfig {
     pub c: f64,
 }
 
-impl CountingConfig {
+impl ExperimentConfig for CountingConfig {
     /// quick: lengths up to 16, 500 steps of 64 strings; full: up to 32, 6,000 steps.
     /// AdamW lr 1e-3 with 100 warmup steps, clip 1, d 64, 4 heads, 2 Pre-LN layers.
-    pub fn preset(preset: Preset) -> Self {
+    fn preset(preset: Preset) -> Self {
         let (max_len, steps) = match preset {
             Preset::Quick => (16, 500),
             Preset::Full => (32, 6000),
@@ -311,8 +312,7 @@ fn train_and_test(
 
 /// Trains one model per task and seed, tests it, classifies its heads.
 pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
-    let cfg = resolve(CountingConfig::preset(ctx.preset), ctx.config_file.as_deref())?;
-    ctx.write_config(&cfg)?;
+    let cfg: CountingConfig = ctx.open()?;
     let lengths = LengthRange::new(cfg.min_len, cfg.max_len)?;
     // one cell per model: task × seed; its cost grows with the steps, the strings' length and
     // the model's size
@@ -337,7 +337,13 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     // back to the order of the config (task outermost), as the tables have always listed them
     trained.sort_by_key(|(cell, _)| cell.spec.0);
     let results: Vec<RunResult> = trained.into_iter().map(|(_, r)| r).collect();
-    for r in &results {
+    write_results(ctx, &cfg, &results)?;
+    Ok(claims(&cfg, &results, &ctx.seeds))
+}
+
+/// Each model's class map, `heads.csv`, `accuracy.csv` and the `valid_loss` figure.
+fn write_results(ctx: &ExperimentCtx, cfg: &CountingConfig, results: &[RunResult]) -> Result<()> {
+    for r in results {
         let title = format!("{}: heads at the [=] query under saturation (c = {})", r.label, cfg.c);
         draw_class_map(&ctx.dir, &format!("classes_{}", r.label), &title, &r.heads)?;
     }
@@ -351,26 +357,21 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     ctx.dir.write_csv("accuracy.csv", &["run", "accuracy", "saturated_accuracy"], &rows)?;
     let series: Vec<Series> =
         results.iter().map(|r| Series::new(r.label.clone(), r.valid_loss.clone())).collect();
-    let chart = Chart {
-        title: "counting: validation loss at [=]",
-        x_label: "step",
-        y_label: "cross-entropy (nats)",
-        log_x: false,
-        log_y: true,
-    };
-    line_chart(&ctx.dir, "valid_loss", &chart, &series)?;
+    let chart =
+        Chart::new("counting: validation loss at [=]").x("step").y("cross-entropy (nats)").log_y();
+    line_chart(&ctx.dir, "valid_loss", &chart, &series)
+}
 
+/// The three claims, each on the worst task of a seed; the head claims gated on every model
+/// having learned.
+fn claims(cfg: &CountingConfig, results: &[RunResult], seeds: &[u64]) -> Claims {
     let per = |f: &dyn Fn(&RunResult) -> serde_json::Value| {
         serde_json::Value::Object(results.iter().map(|r| (r.label.clone(), f(r))).collect())
     };
     // one value per seed: the worst of the seed's models (one per task), as the claims are
     // about every task
-    let per_seed = |f: &dyn Fn(&RunResult) -> f64| -> Vec<f64> {
-        ctx.seeds
-            .iter()
-            .map(|&seed| worst(results.iter().filter(|r| r.seed == seed).map(f)))
-            .collect()
-    };
+    let per_seed =
+        |f: &dyn Fn(&RunResult) -> f64| worst_per_seed(results, seeds, |r| r.seed, f, Worst::Min);
     let no_divergence =
         Gate::new("no run diverged", results.iter().all(|r| r.diverged_at_step.is_none()))
             .with("diverged_at_step", per(&|r| json!(r.diverged_at_step)));
@@ -401,7 +402,7 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
             .gate(no_divergence)
             .evidence(Evidence::new(
                 "lowest test accuracy over the tasks",
-                &ctx.seeds,
+                seeds,
                 per_seed(&|r| r.accuracy),
                 Rule::Above(0.95),
             )),
@@ -422,7 +423,7 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
             .gate(learned.clone())
             .evidence(Evidence::new(
                 "fewest averaging heads over the tasks",
-                &ctx.seeds,
+                seeds,
                 per_seed(&|r| averaging(r) as f64),
                 Rule::Above(0.5),
             )),
@@ -438,10 +439,10 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
             .gate(learned)
             .evidence(Evidence::new(
                 "lowest exactly-saturated test accuracy over the tasks",
-                &ctx.seeds,
+                seeds,
                 per_seed(&|r| r.saturated_accuracy),
                 Rule::Above(0.90),
             )),
     );
-    Ok(claims)
+    claims
 }

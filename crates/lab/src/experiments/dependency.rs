@@ -22,17 +22,19 @@ use saturn_layers::{ResidualScheme, Seq2Seq};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::ExperimentCtx;
-use super::amplification::Relabel;
-use super::schemes::{label, mean};
-use super::translation::{Seq2SeqShape, TranslationData, init_admin};
+use super::{ExperimentConfig, ExperimentCtx};
 use crate::cells::Cell;
 use crate::claim::{Claim, Evidence, Rule, Threshold};
-use crate::config::{Preset, resolve};
+use crate::config::Preset;
 use crate::error::{LabError, Result};
 use crate::plot::{Chart, HeatMap, Palette, Series, heat_map, line_chart};
 use crate::stats::log_log_slope;
 use crate::summary::Claims;
+use crate::tasks::aggregate::mean;
+use crate::tasks::relabel::Relabel;
+use crate::tasks::scheme_label::label;
+use crate::tasks::translation::{Seq2SeqShape, init_admin};
+use crate::tasks::translation_data::TranslationData;
 
 /// The config of `dependency`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -52,10 +54,10 @@ pub struct DependencyConfig {
     pub relabel: Vec<Relabel>,
 }
 
-impl DependencyConfig {
+impl ExperimentConfig for DependencyConfig {
     /// Both presets: 6 layers (the paper's figure); quick d = 64 on 64 pairs, full d = 256 on
     /// 256 pairs.
-    pub fn preset(preset: Preset) -> Self {
+    fn preset(preset: Preset) -> Self {
         let (d, pairs) = match preset {
             Preset::Quick => (64, 64),
             Preset::Full => (256, 256),
@@ -69,6 +71,13 @@ impl DependencyConfig {
             max_len: 64,
             relabel: Vec::new(),
         }
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.layers == 0 || self.batch_pairs == 0 {
+            return Err(LabError::Config("layers and batch_pairs must be positive".into()));
+        }
+        Ok(())
     }
 }
 
@@ -89,17 +98,9 @@ impl ModelDependency {
 
 /// Traces every scheme × seed and checks the claims.
 pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
-    let cfg = resolve(DependencyConfig::preset(ctx.preset), ctx.config_file.as_deref())?;
-    if cfg.layers == 0 || cfg.batch_pairs == 0 {
-        return Err(LabError::Config("layers and batch_pairs must be positive".into()));
-    }
-    ctx.write_config(&cfg)?;
+    let cfg: DependencyConfig = ctx.open()?;
     let data = TranslationData::load(cfg.vocab, cfg.max_len)?;
-    let batch = data
-        .valid_batches(cfg.batch_pairs, cfg.batch_pairs)?
-        .into_iter()
-        .next()
-        .ok_or_else(|| LabError::Run("no validation pairs".into()))?;
+    let batch = data.fixed_batch(cfg.batch_pairs)?;
     // one cell per model: scheme × seed; a traced pass costs about width² × pairs, beside a
     // fixed part (full: ≈ 21 s a model; quick ≈ 2 s)
     let minutes = 0.03
@@ -126,10 +127,20 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     })?;
     // back to the order of the config (scheme outermost), as the table has always listed them
     traced.sort_by_key(|(cell, _)| cell.spec.0);
-    let results: Vec<(ResidualScheme, u64, ModelDependency)> =
+    let results: Vec<Traced> =
         traced.into_iter().map(|(cell, dep)| (cell.spec.1, cell.seed, dep)).collect();
+    write_beta_table(ctx, &results)?;
+    draw_figures(ctx, &cfg, &results)?;
+    Ok(claims(&cfg, &results, &ctx.seeds))
+}
+
+/// One model's β: (scheme, seed, dependency).
+type Traced = (ResidualScheme, u64, ModelDependency);
+
+/// `beta.csv`: every β_ij of every model.
+fn write_beta_table(ctx: &ExperimentCtx, results: &[Traced]) -> Result<()> {
     let mut table = Vec::new();
-    for (scheme, seed, dep) in &results {
+    for (scheme, seed, dep) in results {
         for (i, row) in dep.beta.iter().enumerate() {
             for (j, b) in row.iter().enumerate() {
                 table.push(vec![
@@ -142,15 +153,14 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
             }
         }
     }
-    ctx.dir.write_csv("beta.csv", &["scheme", "seed", "i", "j", "beta"], &table)?;
+    ctx.dir.write_csv("beta.csv", &["scheme", "seed", "i", "j", "beta"], &table)
+}
 
-    // the seed-averaged diagonal of each scheme
+/// `beta_diagonal` (β_ii against i, mean over seeds, with 1/√2 and 1/√(i+1)) and, for the
+/// first seed, each scheme's β_ij as a heat map.
+fn draw_figures(ctx: &ExperimentCtx, cfg: &DependencyConfig, results: &[Traced]) -> Result<()> {
     let n = 2 * cfg.layers;
-    let diag = |scheme: ResidualScheme| -> Vec<f64> {
-        let ds: Vec<Vec<f64>> =
-            results.iter().filter(|r| r.0 == scheme).map(|r| r.2.diagonal()).collect();
-        (0..n).map(|i| mean(&ds.iter().map(|d| d[i]).collect::<Vec<_>>())).collect()
-    };
+    let diag = |scheme| seed_mean_diagonal(results, scheme, n);
     let idx: Vec<f64> = (1..=n).map(|i| i as f64).collect();
     let mut series: Vec<Series> = cfg
         .schemes
@@ -163,13 +173,7 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     line_chart(
         &ctx.dir,
         "beta_diagonal",
-        &Chart {
-            title: "dependency at init: β_ii, 6-layer encoder",
-            x_label: "sublayer i",
-            y_label: "β_ii",
-            log_x: false,
-            log_y: false,
-        },
+        &Chart::new("dependency at init: β_ii, 6-layer encoder").x("sublayer i").y("β_ii"),
         &series,
     )?;
     for (scheme, seed, dep) in results.iter().filter(|r| Some(&r.1) == ctx.seeds.first()) {
@@ -192,11 +196,25 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
             },
         )?;
     }
+    Ok(())
+}
 
+/// The seed-averaged diagonal β_11 … β_nn of `scheme`.
+fn seed_mean_diagonal(results: &[Traced], scheme: ResidualScheme, n: usize) -> Vec<f64> {
+    let ds: Vec<Vec<f64>> =
+        results.iter().filter(|r| r.0 == scheme).map(|r| r.2.diagonal()).collect();
+    (0..n).map(|i| mean(&ds.iter().map(|d| d[i]).collect::<Vec<_>>())).collect()
+}
+
+/// The claims on each seed's diagonal.
+fn claims(cfg: &DependencyConfig, results: &[Traced], seeds: &[u64]) -> Claims {
+    let n = 2 * cfg.layers;
+    let diag = |scheme| seed_mean_diagonal(results, scheme, n);
+    let idx: Vec<f64> = (1..=n).map(|i| i as f64).collect();
     let mut claims = Claims::default();
-    // the diagonal of each seed, in `ctx.seeds` order (NaN where an arm is missing)
+    // the diagonal of each seed, in `seeds` order (NaN where an arm is missing)
     let per_seed = |scheme: ResidualScheme| -> Vec<Vec<f64>> {
-        ctx.seeds
+        seeds
             .iter()
             .map(|&seed| {
                 results
@@ -226,7 +244,7 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
                 .measured("relabel", relabelled.clone())
                 .evidence(Evidence::new(
                     "max over sublayers i of |β_ii − 0.6| (Post-LN)",
-                    &ctx.seeds,
+                    seeds,
                     deviation,
                     Rule::Below(0.15),
                 )),
@@ -254,7 +272,7 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
                 .measured("relabel", relabelled.clone())
                 .evidence(Evidence::new(
                     "log-log slope of β_ii against i + 1 (Pre-LN)",
-                    &ctx.seeds,
+                    seeds,
                     slopes,
                     Rule::Within(-0.75, -0.25),
                 )),
@@ -272,7 +290,7 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
                 .measured("relabel", relabelled.clone())
                 .evidence(Evidence::new(
                     "β_NN of the last sublayer (Pre-LN)",
-                    &ctx.seeds,
+                    seeds,
                     last,
                     Rule::Below(0.35),
                 )),
@@ -299,13 +317,13 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
                 .measured("relabel", relabelled)
                 .evidence(Evidence::new(
                     "max over i of |β_ii(Admin) − β_ii(Pre-LN)|, same seed",
-                    &ctx.seeds,
+                    seeds,
                     gaps,
                     Rule::Below(0.1),
                 )),
         );
     }
-    Ok(claims)
+    claims
 }
 
 /// The largest |v| of `values`; NaN if any is NaN (an undefined value is never a pass) or

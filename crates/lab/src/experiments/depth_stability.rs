@@ -21,7 +21,7 @@
 //!   (every final validation loss ≤ the target unigram entropy − 0.1 nats), not on Post-LN: a
 //!   sweep in which nothing learns shows no Post-LN-specific failure.
 //! - `shallow-post-ln-no-worse`: per seed, final validation loss of shallow Post-LN / Pre-LN
-//!   < 1.01 (a diverged run scored ln V, [`super::warmup::scored_loss`]); gated on shallow
+//!   < 1.01 (a diverged run scored ln V, [`scored_loss`]); gated on shallow
 //!   Pre-LN, the comparison arm, learning. A Post-LN run that diverges weighs against the claim
 //!   through its score.
 
@@ -30,18 +30,21 @@ use saturn_optim::{AdamConfig, Decay, OptimizerConfig, Schedule};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::ExperimentCtx;
 use super::hessian::scheme_key;
-use super::schemes::{label, mean, mean_curve};
-use super::translation::{Seq2SeqShape, TranslationData, TranslationTask, init_admin};
-use super::warmup::{SCORE, scored_loss};
+use super::{ExperimentConfig, ExperimentCtx};
 use crate::cells::Cell;
 use crate::claim::{Claim, Evidence, Gate, Rule, Threshold};
 use crate::claim::{LEARNED_MARGIN, LEARNED_MARGIN_REASON};
-use crate::config::{Preset, resolve};
+use crate::config::Preset;
 use crate::error::{LabError, Result};
 use crate::plot::{Chart, Series, line_chart};
+use crate::run_dir::RunDir;
 use crate::summary::Claims;
+use crate::tasks::aggregate::{mean, mean_curve};
+use crate::tasks::scheme_label::label;
+use crate::tasks::scored_loss::{SCORE, scored_loss};
+use crate::tasks::translation::{Seq2SeqShape, TranslationTask, init_admin};
+use crate::tasks::translation_data::TranslationData;
 use crate::train::{TrainConfig, train};
 
 /// The config of `depth-stability`.
@@ -60,12 +63,12 @@ pub struct DepthStabilityConfig {
     pub max_len: usize,
 }
 
-impl DepthStabilityConfig {
+impl ExperimentConfig for DepthStabilityConfig {
     /// quick: d = 32, 2 vs 6 layers per side, 120 steps of 16 pairs with a 10-step warmup
     /// (≈ 3 minutes for the 24 runs: too short to separate the schemes); full: d = 64, 6 vs 18 layers per side (Table 1's 6L and
     /// 18L), 4,000 steps of 32 pairs with a 320-step warmup (Admin's 8,000 of ~100k updates
     /// scaled to the same 8 %; hours).
-    pub fn preset(preset: Preset) -> Self {
+    fn preset(preset: Preset) -> Self {
         let (d, shallow, deep, steps, warmup, batch, eval_every, valid) = match preset {
             Preset::Quick => (32, 2, 6, 120, 10, 16, 30, 128),
             Preset::Full => (64, 6, 18, 4_000, 320, 32, 250, 512),
@@ -99,6 +102,14 @@ impl DepthStabilityConfig {
             max_len: 64,
         }
     }
+
+    fn validate(&self) -> Result<()> {
+        self.train.validate()?;
+        if self.shallow == 0 || self.deep <= self.shallow {
+            return Err(LabError::Config("need 0 < shallow < deep".into()));
+        }
+        Ok(())
+    }
 }
 
 /// One training run's outcome: one cell's output.
@@ -122,16 +133,10 @@ impl Outcome {
     }
 }
 
-/// Trains every scheme × depth × seed and checks the claims.
+/// Trains every scheme × depth × seed, tables and draws the outcomes, checks the claims.
 pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
-    let cfg = resolve(DepthStabilityConfig::preset(ctx.preset), ctx.config_file.as_deref())?;
-    cfg.train.validate()?;
-    if cfg.shallow == 0 || cfg.deep <= cfg.shallow {
-        return Err(LabError::Config("need 0 < shallow < deep".into()));
-    }
-    ctx.write_config(&cfg)?;
+    let cfg: DepthStabilityConfig = ctx.open()?;
     let data = TranslationData::load(cfg.vocab, cfg.max_len)?;
-    let unigram = data.tgt_unigram_entropy;
     // one cell per training run: scheme × depth × seed, checkpointed in its cell
     let mut cells = Vec::new();
     for &seed in &ctx.seeds {
@@ -146,37 +151,51 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     // a run does not depend on which other schemes and depths run
     let key = DepthStabilityConfig { schemes: Vec::new(), shallow: 0, deep: 0, ..cfg.clone() };
     let outcomes: Vec<Outcome> = ctx
-        .cells(&key, cells, |cell, dir| {
-            let ((scheme, layers), seed) = (cell.spec, cell.seed);
-            let task = TranslationTask::new(&data, cfg.batch_size, cfg.valid_pairs, seed)?;
-            let model = Seq2Seq::<f32>::new(cfg.model.config(scheme, layers, layers, &data), seed)?;
-            init_admin(&model, &task.batch(0)?)?;
-            let out =
-                train(&model, &task, &cfg.train, dir, ctx.resume, &cell.label, &mut |_, _| {
-                    Ok(Vec::new())
-                })?;
-            let final_loss = out.final_valid_loss.filter(|v| v.is_finite());
-            let half = cfg.train.steps / 2;
-            let valid_loss = out.metrics.series("valid_loss");
-            let half_loss =
-                valid_loss.iter().find(|(step, _)| *step >= half as f64).map(|&(_, v)| v);
-            Ok(Outcome {
-                scheme,
-                layers,
-                seed,
-                final_loss,
-                half_loss,
-                diverged_at: out.diverged_at_step,
-                stalled: match (final_loss, half_loss) {
-                    (Some(end), Some(mid)) if mid.is_finite() => end > 0.99 * mid,
-                    _ => true,
-                },
-                valid_loss,
-            })
-        })?
+        .cells(&key, cells, |cell, dir| train_run(ctx, &cfg, &data, cell, dir))?
         .into_iter()
         .map(|(_, outcome)| outcome)
         .collect();
+    write_outcomes(ctx, &outcomes, data.tgt_unigram_entropy)?;
+    draw_valid_loss(ctx, &cfg, &outcomes, data.tgt_unigram_entropy)?;
+    Ok(claims(&cfg, &data, &outcomes, &ctx.seeds))
+}
+
+/// Trains one scheme at one depth with one seed (Admin's ω profiled on the first training
+/// batch) and judges whether it diverged or stalled.
+fn train_run(
+    ctx: &ExperimentCtx,
+    cfg: &DepthStabilityConfig,
+    data: &TranslationData,
+    cell: &Cell<(ResidualScheme, usize)>,
+    dir: &RunDir,
+) -> Result<Outcome> {
+    let ((scheme, layers), seed) = (cell.spec, cell.seed);
+    let task = TranslationTask::new(data, cfg.batch_size, cfg.valid_pairs, seed)?;
+    let model = Seq2Seq::<f32>::new(cfg.model.config(scheme, layers, layers, data), seed)?;
+    init_admin(&model, &task.batch(0)?)?;
+    let out =
+        train(&model, &task, &cfg.train, dir, ctx.resume, &cell.label, &mut |_, _| Ok(Vec::new()))?;
+    let final_loss = out.final_valid_loss.filter(|v| v.is_finite());
+    let half = cfg.train.steps / 2;
+    let valid_loss = out.metrics.series("valid_loss");
+    let half_loss = valid_loss.iter().find(|(step, _)| *step >= half as f64).map(|&(_, v)| v);
+    Ok(Outcome {
+        scheme,
+        layers,
+        seed,
+        final_loss,
+        half_loss,
+        diverged_at: out.diverged_at_step,
+        stalled: match (final_loss, half_loss) {
+            (Some(end), Some(mid)) if mid.is_finite() => end > 0.99 * mid,
+            _ => true,
+        },
+        valid_loss,
+    })
+}
+
+/// `outcomes.csv`: one row per run.
+fn write_outcomes(ctx: &ExperimentCtx, outcomes: &[Outcome], unigram: f64) -> Result<()> {
     let table: Vec<Vec<String>> = outcomes
         .iter()
         .map(|o| {
@@ -207,7 +226,17 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
             "failed",
         ],
         &table,
-    )?;
+    )
+}
+
+/// `valid_loss_{L}L` per depth L: each scheme's validation loss (mean over seeds) beside the
+/// target unigram entropy.
+fn draw_valid_loss(
+    ctx: &ExperimentCtx,
+    cfg: &DepthStabilityConfig,
+    outcomes: &[Outcome],
+    unigram: f64,
+) -> Result<()> {
     for &layers in &[cfg.shallow, cfg.deep] {
         let mut series: Vec<Series> = cfg
             .schemes
@@ -234,17 +263,21 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
         line_chart(
             &ctx.dir,
             &format!("valid_loss_{layers}L"),
-            &Chart {
-                title: &title,
-                x_label: "step",
-                y_label: "validation loss (nats / token)",
-                log_x: false,
-                log_y: false,
-            },
+            &Chart::new(&title).x("step").y("validation loss (nats / token)"),
             &series,
         )?;
     }
+    Ok(())
+}
 
+/// The two claims: deep Post-LN fails while the other schemes train; shallow Post-LN ends no
+/// worse than Pre-LN.
+fn claims(
+    cfg: &DepthStabilityConfig,
+    data: &TranslationData,
+    outcomes: &[Outcome],
+    seeds: &[u64],
+) -> Claims {
     let pick = |scheme, layers| -> Vec<&Outcome> {
         outcomes.iter().filter(|o| o.scheme == scheme && o.layers == layers).collect()
     };
@@ -260,9 +293,10 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
         })
     };
     let ln_v = (data.vocab as f64).ln();
-    // one value per seed, in the order of `ctx.seeds` (NaN where a run is missing)
+    let unigram = data.tgt_unigram_entropy;
+    // one value per seed, in the order of `seeds` (NaN where a run is missing)
     let per_seed = |scheme, layers, f: &dyn Fn(&Outcome) -> f64| -> Vec<f64> {
-        ctx.seeds
+        seeds
             .iter()
             .map(|&seed| {
                 outcomes
@@ -305,7 +339,7 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
             ))
             .evidence(Evidence::new(
                 "1 if the deep Post-LN run diverged or stalled, else 0",
-                &ctx.seeds,
+                seeds,
                 failed,
                 Rule::Above(0.0),
             ));
@@ -335,11 +369,11 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
                 .gate(learned("shallow Pre-LN (the comparison arm)", &pre))
                 .evidence(Evidence::new(
                     format!("{SCORE}: shallow Post-LN / Pre-LN, paired by seed"),
-                    &ctx.seeds,
+                    seeds,
                     ratios,
                     Rule::Below(1.01),
                 )),
         );
     }
-    Ok(claims)
+    claims
 }

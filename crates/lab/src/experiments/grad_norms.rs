@@ -28,17 +28,19 @@ use saturn_layers::{ForwardCtx, Module, ResidualScheme, Seq2Seq};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::ExperimentCtx;
-use super::amplification::Relabel;
-use super::schemes::{label, mean};
-use super::translation::{Seq2SeqShape, SeqBatch, TranslationData};
+use super::{ExperimentConfig, ExperimentCtx};
 use crate::cells::Cell;
 use crate::claim::{Claim, Evidence, Origin, Rule, Threshold, short};
-use crate::config::{Preset, resolve};
+use crate::config::Preset;
 use crate::error::{LabError, Result};
 use crate::plot::{Chart, Series, line_chart};
 use crate::stats::log_log_slope;
 use crate::summary::Claims;
+use crate::tasks::aggregate::mean;
+use crate::tasks::relabel::Relabel;
+use crate::tasks::scheme_label::label;
+use crate::tasks::translation::Seq2SeqShape;
+use crate::tasks::translation_data::{SeqBatch, TranslationData};
 use crate::train::derive_seed;
 
 /// The config of `grad-norms`.
@@ -62,9 +64,9 @@ pub struct GradNormsConfig {
     pub relabel: Vec<Relabel>,
 }
 
-impl GradNormsConfig {
+impl ExperimentConfig for GradNormsConfig {
     /// quick: d = 64, 4 batches of 32 pairs; full: d = 256, 16 batches of 64 pairs.
-    pub fn preset(preset: Preset) -> Self {
+    fn preset(preset: Preset) -> Self {
         let (d, batches, batch_size) = match preset {
             Preset::Quick => (64, 4, 32),
             Preset::Full => (256, 16, 64),
@@ -80,6 +82,19 @@ impl GradNormsConfig {
             max_len: 64,
             relabel: Vec::new(),
         }
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.depths.is_empty()
+            || self.profile_layers < 2
+            || self.batches == 0
+            || self.batch_size == 0
+        {
+            return Err(LabError::Config(
+                "need depths, ≥ 2 profile layers and a positive number of batches".into(),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -134,13 +149,7 @@ fn estimated_minutes(cfg: &GradNormsConfig, layers: usize) -> f64 {
 
 /// Sweeps depths and profiles, then checks the claims.
 pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
-    let cfg = resolve(GradNormsConfig::preset(ctx.preset), ctx.config_file.as_deref())?;
-    if cfg.depths.is_empty() || cfg.profile_layers < 2 || cfg.batches == 0 || cfg.batch_size == 0 {
-        return Err(LabError::Config(
-            "need depths, ≥ 2 profile layers and a positive number of batches".into(),
-        ));
-    }
-    ctx.write_config(&cfg)?;
+    let cfg: GradNormsConfig = ctx.open()?;
     let data = TranslationData::load(cfg.vocab, cfg.max_len)?;
     // one cell per model: scheme × layers × seed, over the sweep's depths and the profile's
     // (a depth in both is one model: the same init and batches give the same norms)
@@ -180,8 +189,25 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
         let (scheme, l) = cell.spec;
         profile(&cfg, &data, batches, scheme, l, seed)
     })?;
-    let mut sweep = Vec::new(); // (scheme, L, seed, last decoder, last encoder)
-    let mut profiles = Vec::new(); // (scheme, seed, profile)
+    let (sweep, profiles) = by_use(&cfg, measured);
+    write_tables(ctx, &sweep, &profiles)?;
+    draw_figures(ctx, &cfg, &sweep, &profiles)?;
+    Ok(claims(&cfg, &sweep, &profiles, &ctx.seeds))
+}
+
+/// One model of the depth sweep: (scheme, L, seed, last decoder layer's and last encoder
+/// layer's ‖∂L/∂W²‖).
+type SweepRow = (ResidualScheme, usize, u64, f64, f64);
+/// One model at the profile's depth: (scheme, seed, per-layer norms).
+type ProfileRow = (ResidualScheme, u64, Profile);
+
+/// The measured models as the depth sweep and the profile use them (a model at a depth of both
+/// serves both).
+fn by_use(
+    cfg: &GradNormsConfig,
+    measured: Vec<(Cell<(ResidualScheme, usize)>, Profile)>,
+) -> (Vec<SweepRow>, Vec<ProfileRow>) {
+    let (mut sweep, mut profiles) = (Vec::new(), Vec::new());
     for (cell, p) in measured {
         let ((scheme, l), seed) = (cell.spec, cell.seed);
         if cfg.depths.contains(&l) {
@@ -191,8 +217,13 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
             profiles.push((scheme, seed, p));
         }
     }
+    (sweep, profiles)
+}
+
+/// `last_layer.csv` (the depth sweep) and `profile.csv` (the per-layer norms).
+fn write_tables(ctx: &ExperimentCtx, sweep: &[SweepRow], profiles: &[ProfileRow]) -> Result<()> {
     let mut table = Vec::new();
-    for (scheme, l, seed, dec, enc) in &sweep {
+    for (scheme, l, seed, dec, enc) in sweep {
         table.push(vec![
             scheme.name().into(),
             l.to_string(),
@@ -207,7 +238,7 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
         &table,
     )?;
     let mut table = Vec::new();
-    for (scheme, seed, p) in &profiles {
+    for (scheme, seed, p) in profiles {
         for (side, values) in [("encoder", &p.encoder), ("decoder", &p.decoder)] {
             for (l, g) in values.iter().enumerate() {
                 table.push(vec![
@@ -220,85 +251,105 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
             }
         }
     }
-    ctx.dir.write_csv(
-        "profile.csv",
-        &["scheme", "seed", "side", "layer", "w2_grad_norm"],
-        &table,
-    )?;
+    ctx.dir.write_csv("profile.csv", &["scheme", "seed", "side", "layer", "w2_grad_norm"], &table)
+}
 
-    // seed means
-    let last = |scheme: ResidualScheme| -> Vec<f64> {
-        cfg.depths
+/// The seed means of the last decoder layer's norm over the depth grid (`last`) and of one
+/// side's per-layer profile (`side`), for a scheme.
+struct SeedMeans<'a> {
+    cfg: &'a GradNormsConfig,
+    sweep: &'a [SweepRow],
+    profiles: &'a [ProfileRow],
+}
+
+impl SeedMeans<'_> {
+    fn last(&self, scheme: ResidualScheme) -> Vec<f64> {
+        let sweep = self.sweep;
+        self.cfg
+            .depths
             .iter()
             .map(|&l| {
-                mean(
-                    &sweep
-                        .iter()
-                        .filter(|r| r.0 == scheme && r.1 == l)
-                        .map(|r| r.3)
-                        .collect::<Vec<_>>(),
-                )
+                let v: Vec<f64> =
+                    sweep.iter().filter(|r| r.0 == scheme && r.1 == l).map(|r| r.3).collect();
+                mean(&v)
             })
             .collect()
-    };
-    let side = |scheme: ResidualScheme, decoder: bool| -> Vec<f64> {
-        let ps: Vec<&Profile> = profiles.iter().filter(|p| p.0 == scheme).map(|p| &p.2).collect();
-        (0..cfg.profile_layers)
+    }
+
+    fn side(&self, scheme: ResidualScheme, decoder: bool) -> Vec<f64> {
+        let ps: Vec<&Profile> =
+            self.profiles.iter().filter(|p| p.0 == scheme).map(|p| &p.2).collect();
+        (0..self.cfg.profile_layers)
             .map(|l| {
-                mean(
-                    &ps.iter()
-                        .map(|p| if decoder { p.decoder[l] } else { p.encoder[l] })
-                        .collect::<Vec<_>>(),
-                )
+                let v: Vec<f64> =
+                    ps.iter().map(|p| if decoder { p.decoder[l] } else { p.encoder[l] }).collect();
+                mean(&v)
             })
             .collect()
-    };
+    }
+}
+
+/// `last_layer` (the last decoder layer's norm against L, log-log) and `profile` (every
+/// layer's norm at the profile's depth).
+fn draw_figures(
+    ctx: &ExperimentCtx,
+    cfg: &GradNormsConfig,
+    sweep: &[SweepRow],
+    profiles: &[ProfileRow],
+) -> Result<()> {
+    let means = SeedMeans { cfg, sweep, profiles };
     let depths: Vec<f64> = cfg.depths.iter().map(|&l| l as f64).collect();
     let series: Vec<Series> = cfg
         .schemes
         .iter()
-        .map(|&s| Series::new(label(s), depths.iter().copied().zip(last(s)).collect()))
+        .map(|&s| Series::new(label(s), depths.iter().copied().zip(means.last(s)).collect()))
         .collect();
     line_chart(
         &ctx.dir,
         "last_layer",
-        &Chart {
-            title: "grad-norms at init: last decoder layer's W² vs depth",
-            x_label: "layers L (encoder = decoder)",
-            y_label: "‖∂L/∂W^{2,L}‖_F",
-            log_x: true,
-            log_y: true,
-        },
+        &Chart::new("grad-norms at init: last decoder layer's W² vs depth")
+            .x("layers L (encoder = decoder)")
+            .y("‖∂L/∂W^{2,L}‖_F")
+            .log_x()
+            .log_y(),
         &series,
     )?;
     let layers: Vec<f64> = (1..=cfg.profile_layers).map(|l| l as f64).collect();
     let mut series = Vec::new();
     for &s in &cfg.schemes {
         for (name, dec) in [("encoder", false), ("decoder", true)] {
-            let pts = layers.iter().copied().zip(side(s, dec)).collect();
+            let pts = layers.iter().copied().zip(means.side(s, dec)).collect();
             series.push(Series::new(format!("{} {name}", label(s)), pts));
         }
     }
     line_chart(
         &ctx.dir,
         "profile",
-        &Chart {
-            title: "grad-norms at init: W^{2,l} per layer",
-            x_label: "layer l",
-            y_label: "‖∂L/∂W^{2,l}‖_F",
-            log_x: false,
-            log_y: true,
-        },
+        &Chart::new("grad-norms at init: W^{2,l} per layer")
+            .x("layer l")
+            .y("‖∂L/∂W^{2,l}‖_F")
+            .log_y(),
         &series,
     )?;
+    Ok(())
+}
 
+/// The claims on the last layer's norm over depth and on the per-layer profiles.
+fn claims(
+    cfg: &GradNormsConfig,
+    sweep: &[SweepRow],
+    profiles: &[ProfileRow],
+    seeds: &[u64],
+) -> Claims {
+    let means = SeedMeans { cfg, sweep, profiles };
+    let depths: Vec<f64> = cfg.depths.iter().map(|&l| l as f64).collect();
     let mut claims = Claims::default();
     let has = |s| cfg.schemes.contains(&s);
     let relabelled = json!(cfg.relabel);
-    // per seed, in `ctx.seeds` order: the last decoder layer's norm over the depth grid, and the
+    // per seed, in `seeds` order: the last decoder layer's norm over the depth grid, and the
     // profile of one side (NaN where an arm is missing)
     let last_per_seed = |scheme: ResidualScheme| -> Vec<Vec<f64>> {
-        ctx.seeds
+        seeds
             .iter()
             .map(|&seed| {
                 cfg.depths
@@ -314,7 +365,7 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
             .collect()
     };
     let side_per_seed = |scheme: ResidualScheme, decoder: bool| -> Vec<Vec<f64>> {
-        ctx.seeds
+        seeds
             .iter()
             .map(|&seed| {
                 profiles.iter().find(|p| p.0 == scheme && p.1 == seed).map_or_else(
@@ -368,13 +419,13 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
                     ),
                 })
                 .measured("depths", json!(cfg.depths))
-                .measured("grad_norm", json!(last(ResidualScheme::PostLn)))
+                .measured("grad_norm", json!(means.last(ResidualScheme::PostLn)))
                 .measured("grad_norm_per_seed", json!(curves))
                 .measured("variation_per_seed", json!(variation))
                 .measured("relabel", relabelled.clone())
                 .evidence(Evidence::new(
                     "log-log slope of the last decoder layer's ‖∂L/∂W²‖_F against L (Post-LN)",
-                    &ctx.seeds,
+                    seeds,
                     exponents(&curves),
                     Rule::Within(-window, window),
                 )),
@@ -408,13 +459,13 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
                         .into(),
                 })
                 .measured("depths", json!(cfg.depths))
-                .measured("grad_norm", json!(last(ResidualScheme::PreLn)))
+                .measured("grad_norm", json!(means.last(ResidualScheme::PreLn)))
                 .measured("grad_norm_per_seed", json!(curves))
                 .measured("ratio_16_over_4_per_seed", json!(ratios))
                 .measured("relabel", relabelled.clone())
                 .evidence(Evidence::new(
                     "log-log slope of the last decoder layer's ‖∂L/∂W²‖_F against L (Pre-LN)",
-                    &ctx.seeds,
+                    seeds,
                     exponents(&curves),
                     Rule::Within(low, high),
                 )),
@@ -449,12 +500,12 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
                         n = cfg.profile_layers
                     ))
                     .threshold(Threshold::as_before())
-                    .measured("profile", json!(side(ResidualScheme::PostLn, dec)))
+                    .measured("profile", json!(means.side(ResidualScheme::PostLn, dec)))
                     .measured("profile_per_seed", json!(ps))
                     .measured("relabel", relabelled.clone())
                     .evidence(Evidence::new(
                         format!("‖∂L/∂W²‖_F of the last {name} layer / of the first (Post-LN)"),
-                        &ctx.seeds,
+                        seeds,
                         ps.iter().map(|p| rises(p)).collect(),
                         Rule::Above(2.0),
                     )),
@@ -473,7 +524,7 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
                          layer within ±30 % of the mean)",
                     )
                     .threshold(Threshold::as_before())
-                    .measured("profile", json!(side(ResidualScheme::PreLn, dec)))
+                    .measured("profile", json!(means.side(ResidualScheme::PreLn, dec)))
                     .measured("profile_per_seed", json!(ps))
                     .measured("relabel", relabelled.clone())
                     .evidence(Evidence::new(
@@ -481,12 +532,12 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
                             "max relative deviation of a {name} layer's ‖∂L/∂W²‖_F from the \
                              layers' mean (Pre-LN)"
                         ),
-                        &ctx.seeds,
+                        seeds,
                         ps.iter().map(|p| spread(p)).collect(),
                         Rule::Below(0.3),
                     )),
             );
         }
     }
-    Ok(claims)
+    claims
 }

@@ -29,24 +29,29 @@
 
 use saturn_layers::{DecoderLm, LmConfig, MaskFill, ResidualScheme};
 use saturn_saturation::{
-    HEAD_THRESHOLDS, HeadClass, HeadStats, SATURATION_SCALE, analyze_heads, class_counts, to_f64,
+    HEAD_THRESHOLDS, HeadClass, HeadStats, SATURATION_SCALE, analyze_heads, to_f64,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::ExperimentCtx;
-use super::char_lm::{
-    LmData, adamw, constant_lr, lm_config, lm_task, probe_batch, run_label, training_minutes,
-};
-use super::data::CharCorpus;
-use super::lm_baseline::ModelShape;
+use super::{ExperimentConfig, ExperimentCtx};
 use crate::cells::Cell;
 use crate::claim::{Claim, Evidence, Gate, LEARNED_MARGIN, Rule, Threshold};
-use crate::config::{Preset, resolve};
+use crate::config::Preset;
 use crate::error::Result;
-use crate::plot::{Chart, HeatMap, Palette, heat_map, histogram};
+use crate::plot::Chart;
 use crate::run_dir::RunDir;
 use crate::summary::Claims;
+use crate::tasks::aggregate::{Worst, worst, worst_per_seed};
+use crate::tasks::char_corpus::CharCorpus;
+use crate::tasks::char_lm::ModelShape;
+use crate::tasks::char_lm::{
+    LmData, adamw, constant_lr, lm_config, lm_task, probe_batch, run_label, training_minutes,
+};
+use crate::tasks::head_report::{
+    class_count, class_json, draw_class_map, draw_positions_attended, hard_or_averaging_share,
+    write_head_table,
+};
 use crate::train::train;
 
 /// The config of `heads`.
@@ -70,23 +75,16 @@ pub struct HeadsConfig {
     pub reference_mask_runs: bool,
 }
 
-impl HeadsConfig {
+impl ExperimentConfig for HeadsConfig {
     /// quick: 4 layers × 4 heads, d 64, 600 steps of 8 × 64 characters; full: 6 layers × 4
     /// heads, d 64, 5,000 steps of 16 × 64 (≈ 5 epochs).
-    pub fn preset(preset: Preset) -> Self {
+    fn preset(preset: Preset) -> Self {
         let (d, heads, layers, steps, batch, seq) = match preset {
             Preset::Quick => (64, 4, 4, 600, 8, 64),
             Preset::Full => (64, 4, 6, 5_000, 16, 64),
         };
         HeadsConfig {
-            model: ModelShape {
-                d_model: d,
-                n_heads: heads,
-                d_ff: 4 * d,
-                n_layers: layers,
-                act: saturn_layers::Activation::Relu,
-                init: Default::default(),
-            },
+            model: ModelShape::of_width(d, heads, layers),
             data: LmData { batch_size: batch, seq_len: seq, eval_batches: 4 },
             steps,
             schemes: vec![ResidualScheme::PostLn, ResidualScheme::BranchLn],
@@ -96,86 +94,6 @@ impl HeadsConfig {
             reference_mask_runs: true,
         }
     }
-}
-
-/// Writes `heads.csv` (one row per head) for `stats` of the runs.
-pub fn write_head_table(dir: &RunDir, name: &str, runs: &[(String, Vec<HeadStats>)]) -> Result<()> {
-    let header = [
-        "run",
-        "layer",
-        "head",
-        "class",
-        "mean_count",
-        "std_count",
-        "split_fraction",
-        "mean_prefix",
-        "prefix_fraction",
-        "entropy",
-        "first_token_mass",
-        "queries",
-    ];
-    let rows: Vec<Vec<String>> = runs
-        .iter()
-        .flat_map(|(run, stats)| {
-            stats.iter().map(move |s| {
-                vec![
-                    run.clone(),
-                    s.layer.clone(),
-                    s.head.to_string(),
-                    s.class.name().into(),
-                    s.mean_count.to_string(),
-                    s.std_count.to_string(),
-                    s.split_fraction.to_string(),
-                    s.mean_prefix.to_string(),
-                    s.prefix_fraction.to_string(),
-                    s.entropy.to_string(),
-                    s.first_token_mass.to_string(),
-                    s.queries.to_string(),
-                ]
-            })
-        })
-        .collect();
-    dir.write_csv(name, &header, &rows)
-}
-
-/// The class table of one model as heat-map cells: one row per layer, one column per head,
-/// the class's index in [`HeadClass::ALL`].
-fn class_cells(stats: &[HeadStats]) -> Vec<Vec<f64>> {
-    let mut rows: Vec<(String, Vec<f64>)> = Vec::new();
-    for s in stats {
-        let v = HeadClass::ALL.iter().position(|c| *c == s.class).unwrap_or(0) as f64;
-        match rows.iter_mut().find(|(l, _)| *l == s.layer) {
-            Some((_, r)) => r.push(v),
-            None => rows.push((s.layer.clone(), vec![v])),
-        }
-    }
-    rows.into_iter().map(|(_, r)| r).collect()
-}
-
-/// Draws the class table of one model as a heat map (`name`.svg/.png in `dir`): one row per
-/// layer, one column per head, coloured by class.
-pub fn draw_class_map(dir: &RunDir, name: &str, title: &str, stats: &[HeadStats]) -> Result<()> {
-    heat_map(
-        dir,
-        name,
-        &HeatMap {
-            title,
-            x_label: "head",
-            y_label: "layer",
-            cells: &class_cells(stats),
-            palette: Palette::Categories(&CLASS_NAMES),
-        },
-    )
-}
-
-/// The names of [`HeadClass::ALL`], for heat-map legends.
-pub const CLASS_NAMES: [&str; 4] = ["averaging", "sink", "hard", "mixed"];
-
-/// The class counts as a JSON object.
-pub fn class_json(stats: &[HeadStats]) -> serde_json::Value {
-    serde_json::Value::Object(
-        class_counts(stats).into_iter().map(|(c, n)| (c.name().to_string(), json!(n))).collect(),
-    )
 }
 
 /// One trained LM and its heads under saturation: one cell's output.
@@ -232,34 +150,9 @@ fn draw_classes(ctx: &ExperimentCtx, cfg: &HeadsConfig, run: &HeadRun) -> Result
     draw_class_map(&ctx.dir, &format!("classes_{}", run.label), &title, &run.stats)
 }
 
-/// The smallest of `values`; NaN when there is none or any is NaN (an undefined value never
-/// passes).
-pub fn worst(values: impl IntoIterator<Item = f64>) -> f64 {
-    let mut out: Option<f64> = None;
-    for v in values {
-        if v.is_nan() {
-            return f64::NAN;
-        }
-        out = Some(out.map_or(v, |m| m.min(v)));
-    }
-    out.unwrap_or(f64::NAN)
-}
-
-/// (hard + averaging heads) / heads.
-pub fn hard_or_averaging_share(stats: &[HeadStats]) -> f64 {
-    let n = stats.iter().filter(|h| matches!(h.class, HeadClass::Hard | HeadClass::Averaging));
-    n.count() as f64 / stats.len().max(1) as f64
-}
-
-/// The number of heads of `class`.
-pub fn class_count(stats: &[HeadStats], class: HeadClass) -> usize {
-    stats.iter().filter(|h| h.class == class).count()
-}
-
 /// Trains each LM, classifies its heads under saturation, checks the claims.
 pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
-    let cfg = resolve(HeadsConfig::preset(ctx.preset), ctx.config_file.as_deref())?;
-    ctx.write_config(&cfg)?;
+    let cfg: HeadsConfig = ctx.open()?;
     let corpus = CharCorpus::tiny_shakespeare()?;
     // one cell per LM: scheme × mask × seed
     let fills: &[MaskFill] = if cfg.reference_mask_runs {
@@ -294,43 +187,41 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     }
     let all: Vec<(String, Vec<HeadStats>)> =
         correct.iter().chain(&reference).map(|r| (r.label.clone(), r.stats.clone())).collect();
-    let unigram_entropy = corpus.unigram_entropy();
     write_head_table(&ctx.dir, "heads.csv", &all)?;
-    let edges: Vec<f64> = (0..=cfg.data.seq_len / 2).map(|i| 2.0 * i as f64 + 0.5).collect();
-    let counts: Vec<(String, Vec<f64>)> =
-        all.iter().map(|(l, s)| (l.clone(), s.iter().map(|h| h.mean_count).collect())).collect();
     let title = format!("positions attended at {}θ (per-head mean count > 1e-5)", cfg.c);
-    let chart = Chart {
-        title: &title,
-        x_label: "mean number of keys attended",
-        y_label: "heads",
-        log_x: false,
-        log_y: false,
-    };
-    histogram(&ctx.dir, "positions_attended", &chart, &edges, &counts)?;
+    let chart = Chart::new(&title).x("mean number of keys attended");
+    draw_positions_attended(&ctx.dir, &chart, cfg.data.seq_len / 2, &all)?;
+    Ok(claims(&cfg, &correct, &reference, corpus.unigram_entropy(), &ctx.seeds))
+}
 
+/// The paper's two claims on the −∞-mask LMs (`correct`) and, with reference-mask runs, ours on
+/// where the reference code's mean heads come from; all gated on the LMs having learned (their
+/// loss below `unigram_entropy`).
+fn claims(
+    cfg: &HeadsConfig,
+    correct: &[HeadRun],
+    reference: &[HeadRun],
+    unigram_entropy: f64,
+    seeds: &[u64],
+) -> Claims {
     let per = |runs: &[HeadRun], f: &dyn Fn(&HeadRun) -> serde_json::Value| {
         serde_json::Value::Object(runs.iter().map(|r| (r.label.clone(), f(r))).collect())
     };
     // one value per seed: the worst of the seed's LMs (one per scheme), as the claims are
     // about every LM
-    let per_seed = |f: &dyn Fn(&HeadRun) -> f64| -> Vec<f64> {
-        ctx.seeds
-            .iter()
-            .map(|&seed| worst(correct.iter().filter(|r| r.seed == seed).map(f)))
-            .collect()
-    };
+    let per_seed =
+        |f: &dyn Fn(&HeadRun) -> f64| worst_per_seed(correct, seeds, |r| r.seed, f, Worst::Min);
     let losses = |runs: &[HeadRun]| runs.iter().map(|r| r.final_loss).collect::<Vec<_>>();
     // heads of an LM that did not learn (stuck at the unigram loss) say nothing about training
     let learned = || {
         Gate::learned(
             "every −∞-mask LM (each scheme and seed)",
-            &losses(&correct),
+            &losses(correct),
             "unigram_entropy",
             unigram_entropy,
             LEARNED_MARGIN,
         )
-        .with("diverged_at_step", per(&correct, &|r| json!(r.diverged_at_step)))
+        .with("diverged_at_step", per(correct, &|r| json!(r.diverged_at_step)))
     };
     let margin_reason = format!(
         "gate margin {LEARNED_MARGIN} nats is ours: an LM at the unigram plateau sits at the entropy; 0.1 nats below means it uses context"
@@ -345,20 +236,20 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
                 cfg.c
             ))
             .threshold(Threshold::as_before())
-            .measured("share_hard_or_averaging", per(&correct, &|r| json!(hard_or_averaging_share(&r.stats))))
+            .measured("share_hard_or_averaging", per(correct, &|r| json!(hard_or_averaging_share(&r.stats))))
             .measured(
                 "share_count_le_2_or_full_prefix",
-                per(&correct, &|r| {
+                per(correct, &|r| {
                     let n = r.stats.iter().filter(|h| h.mean_count <= 2.0 || h.prefix_fraction >= 0.9);
                     json!(n.count() as f64 / r.stats.len().max(1) as f64)
                 }),
             )
-            .measured("classes", per(&correct, &|r| class_json(&r.stats)))
+            .measured("classes", per(correct, &|r| class_json(&r.stats)))
             .measured("gate_margin", json!(margin_reason))
             .gate(learned())
             .evidence(Evidence::new(
                 "smallest share of hard + averaging heads among the seed's LMs (one per scheme)",
-                &ctx.seeds,
+                seeds,
                 per_seed(&|r| hard_or_averaging_share(&r.stats)),
                 Rule::Above(0.7),
             )),
@@ -373,14 +264,14 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
             .source("Merrill et al. 2021, §5; PAPERS.md §6 target 12")
             .expected("per seed, the smallest over its LMs of min(#hard heads, #averaging heads); the 95 % t interval of its mean over seeds > 0.5 (every LM has at least one head of each mode)")
             .threshold(Threshold::as_before())
-            .measured("hard", per(&correct, &|r| json!(class_count(&r.stats, HeadClass::Hard))))
-            .measured("averaging", per(&correct, &|r| json!(class_count(&r.stats, HeadClass::Averaging))))
-            .measured("mean_count", per(&correct, &|r| json!(r.stats.iter().map(|h| h.mean_count).collect::<Vec<_>>())))
+            .measured("hard", per(correct, &|r| json!(class_count(&r.stats, HeadClass::Hard))))
+            .measured("averaging", per(correct, &|r| json!(class_count(&r.stats, HeadClass::Averaging))))
+            .measured("mean_count", per(correct, &|r| json!(r.stats.iter().map(|h| h.mean_count).collect::<Vec<_>>())))
             .measured("mean_prefix", json!(correct.first().and_then(|r| r.stats.first()).map(|h| h.mean_prefix)))
             .gate(learned())
             .evidence(Evidence::new(
                 "min(#hard, #averaging heads), smallest among the seed's LMs (one per scheme)",
-                &ctx.seeds,
+                seeds,
                 per_seed(&rarer_mode),
                 Rule::Above(0.5),
             )),
@@ -396,18 +287,20 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
         };
         // paired on (scheme, seed): the zero-mask LM's looks-averaging heads minus the −∞-mask
         // LM's; per seed the smallest over schemes
-        let paired: Vec<f64> = ctx
-            .seeds
+        let paired: Vec<f64> = seeds
             .iter()
             .map(|&seed| {
-                worst(correct.iter().filter(|r| r.seed == seed).map(|neg_inf| {
-                    reference
-                        .iter()
-                        .find(|z| z.seed == seed && z.scheme == neg_inf.scheme)
-                        .map_or(f64::NAN, |zero| {
-                            looking(zero).len() as f64 - looking(neg_inf).len() as f64
-                        })
-                }))
+                worst(
+                    correct.iter().filter(|r| r.seed == seed).map(|neg_inf| {
+                        reference
+                            .iter()
+                            .find(|z| z.seed == seed && z.scheme == neg_inf.scheme)
+                            .map_or(f64::NAN, |zero| {
+                                looking(zero).len() as f64 - looking(neg_inf).len() as f64
+                            })
+                    }),
+                    Worst::Min,
+                )
             })
             .collect();
         claims.push(
@@ -416,41 +309,29 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
                 .source("ours: PAPERS.md §1.4 quirk 2 (scores = mask * scores) against §6 target 12 and the reference's `# positions attended` histograms")
                 .expected("paired on scheme and seed: (#heads of the zero-mask LM whose count over all positions is ≥ 0.9·(T + 1)/2, what the reference histogram calls averaging) − (the same for the −∞-mask LM); per seed the smallest over schemes; the 95 % t interval of its mean > 0.5 (before: every zero-mask LM has such a head and no −∞-mask LM has one); such heads' counts sit at (T − 1)/2, the mean number of future keys")
                 .threshold(Threshold::ours("our claim about the reference code: 0.9·(T + 1)/2 is HEAD_THRESHOLDS' averaging fraction on the reference histogram's scale (the mean causal prefix); > 0.5 in the paired count is at least one more such head with the zero mask"))
-                .measured("looks_averaging_with_zero_mask", per(&reference, &|r| json!(looking(r))))
-                .measured("looks_averaging_with_neg_inf_mask", per(&correct, &|r| json!(looking(r))))
+                .measured("looks_averaging_with_zero_mask", per(reference, &|r| json!(looking(r))))
+                .measured("looks_averaging_with_neg_inf_mask", per(correct, &|r| json!(looking(r))))
                 .measured("mean_future_keys", json!((t - 1.0) / 2.0))
                 .measured("mean_causal_prefix", json!((t + 1.0) / 2.0))
-                .measured("classes_with_zero_mask", per(&reference, &|r| class_json(&r.stats)))
+                .measured("classes_with_zero_mask", per(reference, &|r| class_json(&r.stats)))
                 // below the −∞-mask loss when the LM learns to read the next character
-                .measured("valid_loss_with_zero_mask", per(&reference, &|r| json!(r.final_loss)))
-                .measured("valid_loss_with_neg_inf_mask", per(&correct, &|r| json!(r.final_loss)))
+                .measured("valid_loss_with_zero_mask", per(reference, &|r| json!(r.final_loss)))
+                .measured("valid_loss_with_neg_inf_mask", per(correct, &|r| json!(r.final_loss)))
                 .gate(learned())
                 .gate(Gate::learned(
                     "every zero-mask LM (each scheme and seed)",
-                    &losses(&reference),
+                    &losses(reference),
                     "unigram_entropy",
                     unigram_entropy,
                     LEARNED_MARGIN,
                 ))
                 .evidence(Evidence::new(
                     "paired difference of looks-averaging heads, zero mask − −∞ mask, smallest over schemes",
-                    &ctx.seeds,
+                    seeds,
                     paired,
                     Rule::Above(0.5),
                 )),
         );
     }
-    Ok(claims)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_worst_value_propagates_undefined_ones() {
-        assert_eq!(worst([0.8, 0.6, 0.9]), 0.6);
-        assert!(worst([0.8, f64::NAN, 0.9]).is_nan());
-        assert!(worst(std::iter::empty()).is_nan());
-    }
+    claims
 }

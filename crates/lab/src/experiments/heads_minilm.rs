@@ -35,14 +35,16 @@ use saturn_tensor::ndarray::{Array2, s};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::ExperimentCtx;
-use super::heads::{class_count, class_json, draw_class_map, write_head_table};
+use super::{ExperimentConfig, ExperimentCtx};
 use crate::cells::Cell;
 use crate::claim::{Claim, ClaimBuilder, Evidence, Rule, Threshold};
-use crate::config::{Preset, resolve};
+use crate::config::Preset;
 use crate::error::{LabError, Result};
-use crate::plot::{Chart, HeatMap, Palette, heat_map, histogram};
+use crate::plot::{Chart, HeatMap, Palette, heat_map};
 use crate::summary::Claims;
+use crate::tasks::head_report::{
+    class_count, class_json, draw_class_map, draw_positions_attended, write_head_table,
+};
 
 /// The config of `heads-minilm`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -67,10 +69,10 @@ pub struct HeadsMinilmConfig {
     pub data_dir: Option<PathBuf>,
 }
 
-impl HeadsMinilmConfig {
+impl ExperimentConfig for HeadsMinilmConfig {
     /// quick: 100 sentences in 5 chunks; full: all 1,014 in 10 chunks. Class table at c = 1,
     /// 10, 100, 1000.
-    pub fn preset(preset: Preset) -> Self {
+    fn preset(preset: Preset) -> Self {
         let (sentences, chunks) = match preset {
             Preset::Quick => (100, 5),
             Preset::Full => (0, 10),
@@ -237,62 +239,17 @@ impl Minilm {
 
 /// Runs the analysis (or records that the data is missing).
 pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
-    let cfg = resolve(HeadsMinilmConfig::preset(ctx.preset), ctx.config_file.as_deref())?;
-    ctx.write_config(&cfg)?;
+    let cfg: HeadsMinilmConfig = ctx.open()?;
     let located = locate(cfg.data_dir.as_deref()).map(|(dir, mut sentences)| {
         if cfg.sentences > 0 {
             sentences.truncate(cfg.sentences);
         }
         (dir, sentences)
     });
-    // the cells: every sentence at each scale of the table (and the claim's), then the chunks;
-    // none without the data. A pass costs about 1 s per 100 sentences, loading the model 2 s.
-    let mut cells = Vec::new();
-    if let Ok((_, sentences)) = &located {
-        let minutes = |n: usize| (2.0 + n as f64 / 100.0) / 60.0;
-        let mut scales: Vec<f64> = Vec::new();
-        for &c in cfg.cs.iter().chain([&cfg.c]) {
-            if !scales.contains(&c) {
-                scales.push(c);
-            }
-        }
-        for c in scales {
-            let cell = Cell::new(0, format!("all-c{c}"), Part::Scale(c));
-            cells.push(cell.minutes(minutes(sentences.len())));
-        }
-        for (i, chunk) in split(sentences, cfg.chunks).iter().enumerate() {
-            cells.push(
-                Cell::new(0, format!("chunk{i}"), Part::Chunk(i)).minutes(minutes(chunk.len())),
-            );
-        }
-    }
+    let cells = plan(&cfg, &located);
     // a cell does not depend on the other scales of the table, nor on where the data is
     let key = HeadsMinilmConfig { cs: Vec::new(), data_dir: None, ..cfg.clone() };
-    let analysed = ctx.cells(&key, cells, |cell, _| {
-        let Ok((dir, sentences)) = &located else {
-            return Err(LabError::Run("heads-minilm: a cell without the data".into()));
-        };
-        let minilm = Minilm::load(dir)?;
-        let (c, part) = match cell.spec {
-            Part::Scale(c) => (c, sentences.as_slice()),
-            Part::Chunk(i) => (cfg.c, split(sentences, cfg.chunks)[i]),
-        };
-        let batches = token_batches(&minilm.tok, part, cfg.batch_size)?;
-        eprintln!(
-            "heads-minilm: {}: {} sentences in {} batches",
-            cell.label,
-            part.len(),
-            batches.len()
-        );
-        let stats = analyze_heads(&minilm.model, &batches, c, &HEAD_THRESHOLDS)?;
-        let examples = match cell.spec {
-            Part::Scale(c) if c == cfg.c => {
-                Some(example_maps(&cfg, &minilm.model, &minilm.tok, &sentences[0], &stats)?)
-            }
-            _ => None,
-        };
-        Ok(Analysed { sentences: part.len(), stats, examples })
-    })?;
+    let analysed = ctx.cells(&key, cells, |cell, _| analyse(&cfg, &located, cell))?;
 
     let mut claims = Claims::default();
     let statistic = format!(
@@ -312,38 +269,9 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
             return Ok(claims);
         }
     };
-    let at_scale = |c: f64| -> Result<&Analysed> {
-        analysed
-            .iter()
-            .find_map(|(cell, a)| matches!(cell.spec, Part::Scale(s) if s == c).then_some(a))
-            .ok_or_else(|| LabError::Run(format!("heads-minilm: no cell at c = {c}")))
-    };
-    let all = at_scale(cfg.c)?;
+    let all = at_scale(&analysed, cfg.c)?;
     let stats = &all.stats;
-    write_head_table(&ctx.dir, "heads.csv", &[("minilm".to_string(), stats.clone())])?;
-    let title = format!("all-MiniLM-L6-v2 heads under saturation (c = {})", cfg.c);
-    draw_class_map(&ctx.dir, "classes", &title, stats)?;
-    let max_prefix = stats.iter().map(|h| h.mean_prefix).fold(1.0, f64::max);
-    let edges: Vec<f64> =
-        (0..=((max_prefix / 2.0).ceil() as usize + 1)).map(|i| 2.0 * i as f64 + 0.5).collect();
-    let chart_title = format!("all-MiniLM-L6-v2: positions attended at {}θ", cfg.c);
-    let chart = Chart {
-        title: &chart_title,
-        x_label: "mean number of keys attended (weight > 1e-5)",
-        y_label: "heads",
-        log_x: false,
-        log_y: false,
-    };
-    histogram(
-        &ctx.dir,
-        "positions_attended",
-        &chart,
-        &edges,
-        &[("minilm".to_string(), stats.iter().map(|h| h.mean_count).collect())],
-    )?;
-    if let Some(examples) = &all.examples {
-        draw_examples(ctx, examples)?;
-    }
+    draw_figures(ctx, &cfg, all)?;
 
     // the evidence: one value per disjoint chunk of sentences, in chunk order
     let mut shares = Vec::new();
@@ -359,21 +287,7 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     let chunk_ids: Vec<u64> = (0..shares.len() as u64).collect();
 
     // the head-class table against c, on every sentence
-    let mut by_c = Vec::with_capacity(cfg.cs.len());
-    let mut rows = Vec::with_capacity(cfg.cs.len());
-    for &c in &cfg.cs {
-        let s = &at_scale(c)?.stats;
-        let counts = class_counts(s);
-        rows.push(
-            std::iter::once(c.to_string())
-                .chain(counts.iter().map(|(_, n)| n.to_string()))
-                .collect::<Vec<_>>(),
-        );
-        by_c.push(json!({"c": c, "classes": class_json(s), "hard_share": hard_share(s)}));
-    }
-    let header: Vec<&str> =
-        std::iter::once("c").chain(HeadClass::ALL.iter().map(|c| c.name())).collect();
-    ctx.dir.write_csv("classes_by_c.csv", &header, &rows)?;
+    let by_c = write_classes_by_c(ctx, &cfg, &analysed)?;
 
     claims.push(
         claim(&cfg)
@@ -388,6 +302,113 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
             .evidence(Evidence::new(statistic, &chunk_ids, shares, Rule::Above(HARD_SHARE))),
     );
     Ok(claims)
+}
+
+/// The data's directory and sentences, or why they are not there.
+type Located = std::result::Result<(PathBuf, Vec<String>), String>;
+
+/// The cells: every sentence at each scale of the table (and the claim's), then the chunks;
+/// none without the data. A pass costs about 1 s per 100 sentences, loading the model 2 s.
+fn plan(cfg: &HeadsMinilmConfig, located: &Located) -> Vec<Cell<Part>> {
+    let mut cells = Vec::new();
+    if let Ok((_, sentences)) = located {
+        let minutes = |n: usize| (2.0 + n as f64 / 100.0) / 60.0;
+        let mut scales: Vec<f64> = Vec::new();
+        for &c in cfg.cs.iter().chain([&cfg.c]) {
+            if !scales.contains(&c) {
+                scales.push(c);
+            }
+        }
+        for c in scales {
+            let cell = Cell::new(0, format!("all-c{c}"), Part::Scale(c));
+            cells.push(cell.minutes(minutes(sentences.len())));
+        }
+        for (i, chunk) in split(sentences, cfg.chunks).iter().enumerate() {
+            cells.push(
+                Cell::new(0, format!("chunk{i}"), Part::Chunk(i)).minutes(minutes(chunk.len())),
+            );
+        }
+    }
+    cells
+}
+
+/// Runs one cell: the model on its sentences at its scale, the heads classified (and, at the
+/// claim's scale, the example maps drawn from the first sentence).
+fn analyse(cfg: &HeadsMinilmConfig, located: &Located, cell: &Cell<Part>) -> Result<Analysed> {
+    let Ok((dir, sentences)) = &located else {
+        return Err(LabError::Run("heads-minilm: a cell without the data".into()));
+    };
+    let minilm = Minilm::load(dir)?;
+    let (c, part) = match cell.spec {
+        Part::Scale(c) => (c, sentences.as_slice()),
+        Part::Chunk(i) => (cfg.c, split(sentences, cfg.chunks)[i]),
+    };
+    let batches = token_batches(&minilm.tok, part, cfg.batch_size)?;
+    eprintln!(
+        "heads-minilm: {}: {} sentences in {} batches",
+        cell.label,
+        part.len(),
+        batches.len()
+    );
+    let stats = analyze_heads(&minilm.model, &batches, c, &HEAD_THRESHOLDS)?;
+    let examples = match cell.spec {
+        Part::Scale(c) if c == cfg.c => {
+            Some(example_maps(cfg, &minilm.model, &minilm.tok, &sentences[0], &stats)?)
+        }
+        _ => None,
+    };
+    Ok(Analysed { sentences: part.len(), stats, examples })
+}
+
+/// The analysis of every sentence at scale `c`.
+fn at_scale(analysed: &[(Cell<Part>, Analysed)], c: f64) -> Result<&Analysed> {
+    analysed
+        .iter()
+        .find_map(|(cell, a)| matches!(cell.spec, Part::Scale(s) if s == c).then_some(a))
+        .ok_or_else(|| LabError::Run(format!("heads-minilm: no cell at c = {c}")))
+}
+
+/// `heads.csv`, the class map, the histogram of positions attended and the example maps, at
+/// the claim's scale on every sentence.
+fn draw_figures(ctx: &ExperimentCtx, cfg: &HeadsMinilmConfig, all: &Analysed) -> Result<()> {
+    let stats = &all.stats;
+    write_head_table(&ctx.dir, "heads.csv", &[("minilm".to_string(), stats.clone())])?;
+    let title = format!("all-MiniLM-L6-v2 heads under saturation (c = {})", cfg.c);
+    draw_class_map(&ctx.dir, "classes", &title, stats)?;
+    let max_prefix = stats.iter().map(|h| h.mean_prefix).fold(1.0, f64::max);
+    let chart_title = format!("all-MiniLM-L6-v2: positions attended at {}θ", cfg.c);
+    let chart = Chart::new(&chart_title).x("mean number of keys attended (weight > 1e-5)");
+    let bins = (max_prefix / 2.0).ceil() as usize + 1;
+    draw_positions_attended(&ctx.dir, &chart, bins, &[("minilm".to_string(), stats.clone())])?;
+    if let Some(examples) = &all.examples {
+        draw_examples(ctx, examples)?;
+    }
+    Ok(())
+}
+
+/// `classes_by_c.csv`: the class counts at each c of the table, on every sentence; returns
+/// them as the claim records them.
+fn write_classes_by_c(
+    ctx: &ExperimentCtx,
+    cfg: &HeadsMinilmConfig,
+    analysed: &[(Cell<Part>, Analysed)],
+) -> Result<Vec<serde_json::Value>> {
+    let mut by_c = Vec::with_capacity(cfg.cs.len());
+    let mut rows = Vec::with_capacity(cfg.cs.len());
+    for &c in &cfg.cs {
+        let s = &at_scale(analysed, c)?.stats;
+        let counts = class_counts(s);
+        rows.push(
+            std::iter::once(c.to_string())
+                .chain(counts.iter().map(|(_, n)| n.to_string()))
+                .collect::<Vec<_>>(),
+        );
+        by_c.push(json!({"c": c, "classes": class_json(s), "hard_share": hard_share(s)}));
+    }
+    let header: Vec<&str> =
+        std::iter::once("c").chain(HeadClass::ALL.iter().map(|c| c.name())).collect();
+    ctx.dir.write_csv("classes_by_c.csv", &header, &rows)?;
+    Ok(by_c)
 }
 
 fn mean_by_layer(stats: &[HeadStats], f: impl Fn(&HeadStats) -> f64) -> serde_json::Value {

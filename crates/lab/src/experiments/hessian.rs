@@ -45,17 +45,19 @@ use saturn_tensor::io::{read_safetensors, write_safetensors};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::ExperimentCtx;
-use super::schemes::{label, mean};
-use super::translation::{PairSource, Seq2SeqShape, TranslationData};
+use super::{ExperimentConfig, ExperimentCtx};
 use crate::cells;
 use crate::claim::{Claim, Evidence, Rule, Threshold};
-use crate::config::{Preset, resolve};
+use crate::config::Preset;
 use crate::error::{LabError, Result};
 use crate::plot::{Chart, Series, line_chart};
 use crate::progress::Progress;
 use crate::run_dir::RunDir;
 use crate::summary::Claims;
+use crate::tasks::aggregate::mean;
+use crate::tasks::scheme_label::label;
+use crate::tasks::translation::Seq2SeqShape;
+use crate::tasks::translation_data::{PairSource, TranslationData};
 use crate::train::derive_seed;
 
 /// The config of `hessian`.
@@ -93,13 +95,13 @@ pub struct HessianConfig {
     pub max_len: usize,
 }
 
-impl HessianConfig {
+impl ExperimentConfig for HessianConfig {
     /// quick: 2-2 layers, d = 32, 32 pairs (64 before the quick preset ran 3 seeds: halved
     /// to keep it near its old wall time), few products (an exact Hessian-vector product costs
     /// about a quarter of a second here); full: the reproduction's 6-6 layers on 1,000 pairs, d = 64,
     /// PyHessian's 100 Lanczos steps and iteration limits (about an hour per scheme and seed on
     /// one core). The seeds are the runner's: 3 at quick, 5 at full.
-    pub fn preset(preset: Preset) -> Self {
+    fn preset(preset: Preset) -> Self {
         match preset {
             Preset::Quick => HessianConfig {
                 model: Seq2SeqShape::of_width(32),
@@ -138,6 +140,21 @@ impl HessianConfig {
                 max_len: 64,
             },
         }
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.pairs == 0
+            || self.batch_size == 0
+            || self.power_iterations == 0
+            || self.trace_probes == 0
+            || self.lanczos_steps == 0
+            || self.lanczos_runs == 0
+        {
+            return Err(LabError::Config(
+                "pairs, batch sizes and iteration counts must be positive".into(),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -381,19 +398,7 @@ impl<O: LinearOperator> LinearOperator for Reported<'_, O> {
 
 /// Measures each scheme × seed and checks the claims.
 pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
-    let cfg = resolve(HessianConfig::preset(ctx.preset), ctx.config_file.as_deref())?;
-    if cfg.pairs == 0
-        || cfg.batch_size == 0
-        || cfg.power_iterations == 0
-        || cfg.trace_probes == 0
-        || cfg.lanczos_steps == 0
-        || cfg.lanczos_runs == 0
-    {
-        return Err(LabError::Config(
-            "pairs, batch sizes and iteration counts must be positive".into(),
-        ));
-    }
-    ctx.write_config(&cfg)?;
+    let cfg: HessianConfig = ctx.open()?;
     let data = TranslationData::load(cfg.vocab, cfg.max_len)?;
     let batches = data.valid_batches(cfg.pairs, cfg.batch_size)?;
     let tokens: Vec<f64> = batches.iter().map(|b| b.target_tokens() as f64).collect();
@@ -421,15 +426,25 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
         .collect();
     write_tables(ctx, &cfg, &spectra)?;
     plot_density(ctx, &cfg, &spectra)?;
+    Ok(claims(&cfg, &data, &spectra, &ctx.seeds))
+}
 
+/// The three claims, each on one paired value per seed: arm a's spectrum against arm b's
+/// (same init draw and data).
+fn claims(
+    cfg: &HessianConfig,
+    data: &TranslationData,
+    spectra: &[Spectrum],
+    seeds: &[u64],
+) -> Claims {
     let mut claims = Claims::default();
     let [a, b] = cfg.arms;
     if !(cfg.schemes.contains(&a) && cfg.schemes.contains(&b)) {
-        return Ok(claims);
+        return claims;
     }
     // (seed, arm a's value, arm b's value) for every seed, NaN where a model is missing
     let pairs = |f: &dyn Fn(&Spectrum) -> f64| -> Vec<(u64, f64, f64)> {
-        ctx.seeds
+        seeds
             .iter()
             .map(|&seed| {
                 let get = |s| {
@@ -475,7 +490,7 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
             .measured("largest_ritz_value", rows(&ritz_max))
             .evidence(Evidence::new(
                 format!("ln(λ_max({la}) / λ_max({lb})), same seed: the same init draw and data"),
-                &ctx.seeds,
+                seeds,
                 log_ratios(&top),
                 Rule::Above(0.0),
             )),
@@ -496,7 +511,7 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
             .measured("trace_std_error", rows(&trace_se))
             .evidence(Evidence::new(
                 format!("(tr H({la}) − tr H({lb})) / √(SE²({la}) + SE²({lb})), same seed"),
-                &ctx.seeds,
+                seeds,
                 trace_z,
                 Rule::Above(TRACE_Z),
             )),
@@ -511,12 +526,12 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
             .measured("spectral_width", rows(&width))
             .evidence(Evidence::new(
                 format!("ln(width({la}) / width({lb})), same seed"),
-                &ctx.seeds,
+                seeds,
                 log_ratios(&width),
                 Rule::Above(0.0),
             )),
     );
-    Ok(claims)
+    claims
 }
 
 /// A model's cost in core-minutes: its Hessian-vector products (the SLQ steps, the trace
@@ -656,13 +671,7 @@ fn plot_density(ctx: &ExperimentCtx, cfg: &HessianConfig, spectra: &[Spectrum]) 
     line_chart(
         &ctx.dir,
         "density",
-        &Chart {
-            title: &title,
-            x_label: "eigenvalue λ",
-            y_label: "density (unit area, log scale)",
-            log_x: false,
-            log_y: true,
-        },
+        &Chart::new(&title).x("eigenvalue λ").y("density (unit area, log scale)").log_y(),
         &series,
     )
 }

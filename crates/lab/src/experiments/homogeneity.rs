@@ -34,14 +34,15 @@ use saturn_saturation::{SATURATION_SCALE, TokenBatch, distance_to_saturated, hom
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::ExperimentCtx;
+use super::{ExperimentConfig, ExperimentCtx};
 use crate::cells::Cell;
 use crate::claim::{Claim, Evidence, Rule, Threshold};
-use crate::config::{Preset, resolve};
+use crate::config::Preset;
 use crate::error::Result;
 use crate::plot::{Chart, Series, line_chart};
 use crate::stats::slope;
 use crate::summary::Claims;
+use crate::tasks::aggregate::{Worst, worst_per_seed};
 use crate::train::derive_seed;
 
 /// The config of `homogeneity`.
@@ -78,10 +79,10 @@ pub struct HomogeneityConfig {
     pub init: InitScheme,
 }
 
-impl HomogeneityConfig {
+impl ExperimentConfig for HomogeneityConfig {
     /// full: the reference's LM (d 768, d_ff 512, 12 heads, 12 layers, vocab 10, 10 sentences of
     /// 10 tokens); quick: d 256, 8 heads, 6 layers. c = linspace(1, 10, 19).
-    pub fn preset(preset: Preset) -> Self {
+    fn preset(preset: Preset) -> Self {
         let (d, heads, layers) = match preset {
             Preset::Quick => (256, 8, 6),
             Preset::Full => (768, 12, 12),
@@ -144,8 +145,7 @@ fn lm_config(cfg: &HomogeneityConfig, scheme: ResidualScheme, bias: bool) -> LmC
 
 /// Random-init models, curves and claims.
 pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
-    let cfg = resolve(HomogeneityConfig::preset(ctx.preset), ctx.config_file.as_deref())?;
-    ctx.write_config(&cfg)?;
+    let cfg: HomogeneityConfig = ctx.open()?;
     let limit: Vec<f64> = cfg.cs.iter().chain(&cfg.limit_cs).copied().collect();
     // one cell per model: seed × scheme × bias setting; its cost grows with the weights per
     // layer (d² + d·d_ff), the depth and the number of scales (full: ≈ 18 s a model; quick ≈ 3 s)
@@ -168,34 +168,49 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     // a model's curves do not depend on which other schemes and bias settings run
     let key = HomogeneityConfig { schemes: Vec::new(), biases: Vec::new(), ..cfg.clone() };
     let curves: Vec<Curve> = ctx
-        .cells(&key, cells, |cell, _| {
-            let (scheme, bias) = cell.spec;
-            let seed = cell.seed;
-            let batch = random_batch(&cfg, seed);
-            let model = DecoderLm::<f64>::new(lm_config(&cfg, scheme, bias), seed)?;
-            let cos = homogeneity_curve(&model, &batch, &cfg.cs, cfg.c_ref)?;
-            let to_sat = distance_to_saturated(&model, &batch, &limit, cfg.tie_tol)?;
-            eprintln!(
-                "homogeneity: {}: cos at c = 1: {:.3}, at c = {}: {:.3}",
-                cell.label,
-                cos[0],
-                cfg.cs[cfg.cs.len() - 1],
-                cos[cos.len() - 1]
-            );
-            Ok(Curve {
-                label: cell.label.clone(),
-                scheme,
-                bias,
-                seed,
-                cos,
-                to_saturated: limit.iter().zip(&to_sat).map(|(c, l)| (*c, l.output)).collect(),
-            })
-        })?
+        .cells(&key, cells, |cell, _| measure(&cfg, &limit, cell))?
         .into_iter()
         .map(|(_, curve)| curve)
         .collect();
+    write_table(ctx, &cfg, &curves)?;
+    draw_curves(ctx, &cfg, &curves)?;
+    Ok(claims(&cfg, &curves, &ctx.seeds))
+}
+
+/// One model at init: its homogeneity curve over `cfg.cs` and its distance to the saturated
+/// network at each scale of `limit`.
+fn measure(
+    cfg: &HomogeneityConfig,
+    limit: &[f64],
+    cell: &Cell<(ResidualScheme, bool)>,
+) -> Result<Curve> {
+    let (scheme, bias) = cell.spec;
+    let seed = cell.seed;
+    let batch = random_batch(cfg, seed);
+    let model = DecoderLm::<f64>::new(lm_config(cfg, scheme, bias), seed)?;
+    let cos = homogeneity_curve(&model, &batch, &cfg.cs, cfg.c_ref)?;
+    let to_sat = distance_to_saturated(&model, &batch, limit, cfg.tie_tol)?;
+    eprintln!(
+        "homogeneity: {}: cos at c = 1: {:.3}, at c = {}: {:.3}",
+        cell.label,
+        cos[0],
+        cfg.cs[cfg.cs.len() - 1],
+        cos[cos.len() - 1]
+    );
+    Ok(Curve {
+        label: cell.label.clone(),
+        scheme,
+        bias,
+        seed,
+        cos,
+        to_saturated: limit.iter().zip(&to_sat).map(|(c, l)| (*c, l.output)).collect(),
+    })
+}
+
+/// `homogeneity.csv`: both curves of every model.
+fn write_table(ctx: &ExperimentCtx, cfg: &HomogeneityConfig, curves: &[Curve]) -> Result<()> {
     let mut rows = Vec::new();
-    for cv in &curves {
+    for cv in curves {
         for (c, v) in cfg.cs.iter().zip(&cv.cos) {
             rows.push(vec![cv.label.clone(), c.to_string(), v.to_string(), String::new()]);
         }
@@ -207,7 +222,11 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
         "homogeneity.csv",
         &["variant", "c", "cos_to_c_ref", "cos_to_saturated"],
         &rows,
-    )?;
+    )
+}
+
+/// `homogeneity` and `distance_to_saturated` (log c): one line per model.
+fn draw_curves(ctx: &ExperimentCtx, cfg: &HomogeneityConfig, curves: &[Curve]) -> Result<()> {
     let series: Vec<Series> = curves
         .iter()
         .map(|cv| {
@@ -218,46 +237,17 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
         })
         .collect();
     let title = format!("homogeneity at init: cos(f(x; cθ), f(x; {}θ))", cfg.c_ref);
-    line_chart(
-        &ctx.dir,
-        "homogeneity",
-        &Chart { title: &title, x_label: "c", y_label: "cosine", log_x: false, log_y: false },
-        &series,
-    )?;
+    line_chart(&ctx.dir, "homogeneity", &Chart::new(&title).x("c").y("cosine"), &series)?;
     let series: Vec<Series> =
         curves.iter().map(|cv| Series::new(cv.label.clone(), cv.to_saturated.clone())).collect();
-    let chart = Chart {
-        title: "distance to the saturated network: mean token cos(f(x; cθ), sf(x; θ))",
-        x_label: "c",
-        y_label: "cosine",
-        log_x: true,
-        log_y: false,
-    };
-    line_chart(&ctx.dir, "distance_to_saturated", &chart, &series)?;
-    Ok(claims(&cfg, &curves, &ctx.seeds))
+    let chart = Chart::new("distance to the saturated network: mean token cos(f(x; cθ), sf(x; θ))")
+        .x("c")
+        .y("cosine")
+        .log_x();
+    line_chart(&ctx.dir, "distance_to_saturated", &chart, &series)
 }
 
-/// One value per seed of `seeds`: the smallest of `value` over that seed's items (NaN when a
-/// seed has none or any value is undefined: never a passing default).
-fn smallest_per_seed<T>(
-    items: &[T],
-    seeds: &[u64],
-    seed_of: impl Fn(&T) -> u64,
-    value: impl Fn(&T) -> f64,
-) -> Vec<f64> {
-    seeds
-        .iter()
-        .map(|&seed| {
-            let vs: Vec<f64> = items.iter().filter(|i| seed_of(i) == seed).map(&value).collect();
-            if vs.is_empty() || vs.iter().any(|v| !v.is_finite()) {
-                f64::NAN
-            } else {
-                vs.iter().copied().fold(f64::INFINITY, f64::min)
-            }
-        })
-        .collect()
-}
-
+/// The claims on the curves, each seed counted by its worst variant.
 fn claims(cfg: &HomogeneityConfig, curves: &[Curve], seeds: &[u64]) -> Claims {
     let mut claims = Claims::default();
     let per = |f: &dyn Fn(&Curve) -> serde_json::Value| {
@@ -288,7 +278,7 @@ fn claims(cfg: &HomogeneityConfig, curves: &[Curve], seeds: &[u64]) -> Claims {
             .evidence(Evidence::new(
                 "smallest over variants of the slope of cos(f(x; cθ), f(x; c_ref θ)) on c",
                 seeds,
-                smallest_per_seed(curves, seeds, |c| c.seed, slope_of),
+                worst_per_seed(curves, seeds, |c| c.seed, slope_of, Worst::Min),
                 Rule::Above(0.0),
             )),
     );
@@ -322,7 +312,7 @@ fn claims(cfg: &HomogeneityConfig, curves: &[Curve], seeds: &[u64]) -> Claims {
             .evidence(Evidence::new(
                 "smallest over bias settings of min over c of cos_branch(c) − cos_post(c)",
                 seeds,
-                smallest_per_seed(&pairs, seeds, |p| p.1, |p| p.2),
+                worst_per_seed(&pairs, seeds, |p| p.1, |p| p.2, Worst::Min),
                 Rule::Above(0.0),
             )),
     );
@@ -363,13 +353,5 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn the_worst_seed_value_is_undefined_when_any_value_is() {
-        let items = [(0, 1.0), (0, 2.0), (1, f64::NAN), (1, 3.0)];
-        let v = smallest_per_seed(&items, &[0, 1, 2], |i| i.0, |i| i.1);
-        assert_eq!(v[0], 1.0);
-        assert!(v[1].is_nan() && v[2].is_nan());
     }
 }

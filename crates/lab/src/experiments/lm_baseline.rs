@@ -10,36 +10,23 @@
 //!
 //! Cells: one per LM (scheme × seed), each training in its own directory with its checkpoints.
 
-use saturn_layers::{Activation, DecoderLm, InitScheme, LmConfig, ResidualScheme};
+use saturn_layers::{Activation, DecoderLm, LmConfig, ResidualScheme};
 use saturn_optim::{AdamConfig, Decay, OptimizerConfig, Schedule};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::ExperimentCtx;
-use super::char_lm::training_minutes;
-use super::data::CharCorpus;
+use super::{ExperimentConfig, ExperimentCtx};
 use crate::cells::Cell;
 use crate::claim::{Claim, Evidence, Rule, Threshold};
-use crate::config::{Preset, resolve};
+use crate::config::Preset;
 use crate::error::Result;
 use crate::plot::{Chart, Series, line_chart};
+use crate::run_dir::RunDir;
 use crate::summary::Claims;
+use crate::tasks::aggregate::{Worst, worst_per_seed};
+use crate::tasks::char_corpus::CharCorpus;
+use crate::tasks::char_lm::{ModelShape, lm_config, training_minutes};
 use crate::train::{LmTask, TrainConfig, train};
-
-/// The model's shape (the vocabulary and length come from the data).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ModelShape {
-    pub d_model: usize,
-    pub n_heads: usize,
-    pub d_ff: usize,
-    pub n_layers: usize,
-    pub act: Activation,
-    /// How parameters are drawn (fairseq's Xavier-uniform unless set; `torch_default` is what
-    /// the norm-growth reference code's modules use).
-    #[serde(default)]
-    pub init: InitScheme,
-}
 
 /// The config of `lm-baseline`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -53,10 +40,10 @@ pub struct LmBaselineConfig {
     pub train: TrainConfig,
 }
 
-impl LmBaselineConfig {
+impl ExperimentConfig for LmBaselineConfig {
     /// The preset sizes: quick trains a small model for a few hundred steps (about a minute on
     /// 2 cores); full trains a larger one for 5,000 steps.
-    pub fn preset(preset: Preset) -> Self {
+    fn preset(preset: Preset) -> Self {
         let (d, ff, steps, batch, seq) = match preset {
             Preset::Quick => (64, 256, 300, 16, 64),
             Preset::Full => (128, 512, 5000, 32, 128),
@@ -90,15 +77,16 @@ impl LmBaselineConfig {
         }
     }
 
+    fn validate(&self) -> Result<()> {
+        self.train.validate()?;
+        Ok(())
+    }
+}
+
+impl LmBaselineConfig {
     /// The LM config of one scheme.
     pub fn lm(&self, scheme: ResidualScheme, vocab: usize) -> LmConfig {
-        let m = &self.model;
-        LmConfig {
-            residual: scheme,
-            act: m.act,
-            init: m.init,
-            ..LmConfig::new(vocab, m.d_model, m.n_heads, m.d_ff, m.n_layers, self.seq_len)
-        }
+        lm_config(&self.model, scheme, vocab, self.seq_len)
     }
 }
 
@@ -116,9 +104,7 @@ struct LmRun {
 
 /// Trains each scheme with each seed and checks the claim.
 pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
-    let cfg = resolve(LmBaselineConfig::preset(ctx.preset), ctx.config_file.as_deref())?;
-    cfg.train.validate()?;
-    ctx.write_config(&cfg)?;
+    let cfg: LmBaselineConfig = ctx.open()?;
     let corpus = CharCorpus::tiny_shakespeare()?;
     let entropy = corpus.unigram_entropy();
     // one cell per LM: scheme × seed
@@ -133,39 +119,48 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     // an LM does not depend on which other schemes run
     let key = LmBaselineConfig { schemes: Vec::new(), ..cfg.clone() };
     let runs: Vec<LmRun> = ctx
-        .cells(&key, cells, |cell, dir| {
-            let seed = cell.seed;
-            let model = DecoderLm::<f32>::new(cfg.lm(cell.spec, corpus.vocab), seed)?;
-            let task = LmTask {
-                train: &corpus.train,
-                valid: &corpus.valid,
-                vocab: corpus.vocab,
-                batch_size: cfg.batch_size,
-                seq_len: cfg.seq_len,
-                eval_batches: cfg.eval_batches,
-                seed,
-            };
-            let out =
-                train(&model, &task, &cfg.train, dir, ctx.resume, &cell.label, &mut |_, _| {
-                    Ok(Vec::new())
-                })?;
-            Ok(LmRun {
-                label: cell.label.clone(),
-                seed,
-                valid_loss: out.metrics.series("valid_loss"),
-                final_valid_loss: out.final_valid_loss.unwrap_or(f64::NAN),
-                diverged_at_step: out.diverged_at_step,
-            })
-        })?
+        .cells(&key, cells, |cell, dir| train_lm(ctx, &cfg, &corpus, cell, dir))?
         .into_iter()
         .map(|(_, run)| run)
         .collect();
+    draw_valid_loss(ctx, &runs, entropy)?;
+    Ok(claims(&runs, entropy, &ctx.seeds))
+}
+
+/// Trains one scheme's LM with one seed in its cell directory `dir`.
+fn train_lm(
+    ctx: &ExperimentCtx,
+    cfg: &LmBaselineConfig,
+    corpus: &CharCorpus,
+    cell: &Cell<ResidualScheme>,
+    dir: &RunDir,
+) -> Result<LmRun> {
+    let seed = cell.seed;
+    let model = DecoderLm::<f32>::new(cfg.lm(cell.spec, corpus.vocab), seed)?;
+    let task = LmTask {
+        train: &corpus.train,
+        valid: &corpus.valid,
+        vocab: corpus.vocab,
+        batch_size: cfg.batch_size,
+        seq_len: cfg.seq_len,
+        eval_batches: cfg.eval_batches,
+        seed,
+    };
+    let out =
+        train(&model, &task, &cfg.train, dir, ctx.resume, &cell.label, &mut |_, _| Ok(Vec::new()))?;
+    Ok(LmRun {
+        label: cell.label.clone(),
+        seed,
+        valid_loss: out.metrics.series("valid_loss"),
+        final_valid_loss: out.final_valid_loss.unwrap_or(f64::NAN),
+        diverged_at_step: out.diverged_at_step,
+    })
+}
+
+/// `valid_loss`: every LM's validation loss beside the unigram entropy.
+fn draw_valid_loss(ctx: &ExperimentCtx, runs: &[LmRun], entropy: f64) -> Result<()> {
     let curves: Vec<Series> =
         runs.iter().map(|r| Series::new(r.label.clone(), r.valid_loss.clone())).collect();
-    let finals: Vec<(String, u64, f64, Option<usize>)> = runs
-        .iter()
-        .map(|r| (r.label.clone(), r.seed, r.final_valid_loss, r.diverged_at_step))
-        .collect();
     let mut with_entropy = curves.clone();
     if let (Some(first), Some(last)) = (
         curves.iter().flat_map(|c| c.points.first()).next(),
@@ -174,35 +169,29 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
         with_entropy
             .push(Series::new("unigram entropy", vec![(first.0, entropy), (last.0, entropy)]));
     }
-    let chart = Chart {
-        title: "lm-baseline: validation loss",
-        x_label: "step",
-        y_label: "loss (nats / char)",
-        log_x: false,
-        log_y: false,
-    };
-    line_chart(&ctx.dir, "valid_loss", &chart, &with_entropy)?;
+    let chart = Chart::new("lm-baseline: validation loss").x("step").y("loss (nats / char)");
+    line_chart(&ctx.dir, "valid_loss", &chart, &with_entropy)
+}
 
+/// `below-unigram-entropy`: per seed, the worst scheme's excess over the entropy < 0.
+fn claims(runs: &[LmRun], entropy: f64, seeds: &[u64]) -> Claims {
     let mut claims = Claims::default();
-    let per_run: serde_json::Map<String, serde_json::Value> = finals
+    let per_run: serde_json::Map<String, serde_json::Value> = runs
         .iter()
-        .map(|(l, _, v, d)| {
-            (l.clone(), json!({"valid_loss": v, "perplexity": v.exp(), "diverged_at_step": d}))
+        .map(|r| {
+            let (v, d) = (r.final_valid_loss, r.diverged_at_step);
+            (
+                r.label.clone(),
+                json!({"valid_loss": v, "perplexity": v.exp(), "diverged_at_step": d}),
+            )
         })
         .collect();
     // per seed, the worst scheme: the largest final loss's excess over the entropy
-    let excess: Vec<f64> = ctx
-        .seeds
-        .iter()
-        .map(|&seed| {
-            let ls: Vec<f64> = finals.iter().filter(|f| f.1 == seed).map(|f| f.2).collect();
-            if ls.is_empty() || ls.iter().any(|l| !l.is_finite()) {
-                f64::NAN
-            } else {
-                ls.iter().copied().fold(f64::NEG_INFINITY, f64::max) - entropy
-            }
-        })
-        .collect();
+    let excess: Vec<f64> =
+        worst_per_seed(runs, seeds, |r| r.seed, |r| r.final_valid_loss, Worst::Max)
+            .into_iter()
+            .map(|worst| worst - entropy)
+            .collect();
     claims.push(
         Claim::builder("below-unigram-entropy")
             .statement("A 2-layer character LM learns context: its validation loss falls below the corpus's unigram entropy, for every scheme and seed")
@@ -213,10 +202,10 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
             .measured("runs", serde_json::Value::Object(per_run))
             .evidence(Evidence::new(
                 "largest over schemes of final validation loss − unigram entropy (nats)",
-                &ctx.seeds,
+                seeds,
                 excess,
                 Rule::Below(0.0),
             )),
     );
-    Ok(claims)
+    claims
 }

@@ -1,18 +1,20 @@
-//! The experiments: each turns a published claim into one command with a computed verdict.
+//! The experiments: each turns a published claim into one command with a computed verdict. What
+//! they share lives in [`crate::tasks`].
 
 use std::path::PathBuf;
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
 use crate::cells::CellState;
-use crate::config::Preset;
+use crate::config::{Preset, resolve};
 use crate::error::{LabError, Result};
 use crate::run_dir::RunDir;
 use crate::summary::Claims;
 
 pub mod admin_profile;
 pub mod amplification;
-pub mod char_lm;
 pub mod counting;
-pub mod data;
 pub mod dependency;
 pub mod depth_stability;
 pub mod grad_norms;
@@ -23,8 +25,6 @@ pub mod homogeneity;
 pub mod lm_baseline;
 pub mod norm_growth;
 pub mod saturation_training;
-pub mod schemes;
-pub mod translation;
 pub mod warmup;
 
 /// What an experiment is given.
@@ -38,6 +38,30 @@ pub struct ExperimentCtx {
     pub resume: bool,
     /// Which cells this run computes, loads or lists (see [`crate::cells`]).
     pub cell_state: CellState,
+}
+
+/// An experiment's config: a `quick` and a `full` preset, and the checks a resolved config must
+/// pass before anything runs.
+pub trait ExperimentConfig: Serialize + DeserializeOwned {
+    /// The config of `preset`.
+    fn preset(preset: Preset) -> Self;
+
+    /// Refuses a config the experiment cannot run, naming what is wrong.
+    fn validate(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl ExperimentCtx {
+    /// An experiment's opening: its preset with the `--config` file laid over it, validated, and
+    /// written as `config.toml` (by the runs that write results: see
+    /// [`ExperimentCtx::write_config`]).
+    pub fn open<C: ExperimentConfig>(&self) -> Result<C> {
+        let cfg = resolve(C::preset(self.preset), self.config_file.as_deref())?;
+        cfg.validate()?;
+        self.write_config(&cfg)?;
+        Ok(cfg)
+    }
 }
 
 /// How many seeds an experiment's presets run (every one counted).

@@ -44,19 +44,20 @@ use saturn_saturation::{Fit, GrowthExponent, NormTracker, Regressor, fit_all, gr
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::ExperimentCtx;
-use super::char_lm::{LmData, adamw, constant_lr, lm_task, new_lm, training_minutes};
-use super::data::CharCorpus;
-use super::lm_baseline::ModelShape;
+use super::{ExperimentConfig, ExperimentCtx};
 use crate::cells::Cell;
 use crate::claim::LEARNED_MARGIN;
 use crate::claim::{Claim, Evidence, Gate, Rule, Threshold};
-use crate::config::{Preset, resolve};
+use crate::config::Preset;
 use crate::error::{LabError, Result, io_err};
 use crate::plot::{Chart, Series, line_chart};
 use crate::run_dir::RunDir;
 use crate::stats::log_log_slope;
 use crate::summary::Claims;
+use crate::tasks::aggregate::{Worst, worst_per_seed};
+use crate::tasks::char_corpus::CharCorpus;
+use crate::tasks::char_lm::ModelShape;
+use crate::tasks::char_lm::{LmData, adamw, constant_lr, lm_task, new_lm, training_minutes};
 use crate::train::train;
 
 /// The config of `norm-growth`.
@@ -82,24 +83,17 @@ pub struct NormGrowthConfig {
     pub monotone_from: usize,
 }
 
-impl NormGrowthConfig {
+impl ExperimentConfig for NormGrowthConfig {
     /// quick: d = 64, 2 layers, 600 steps of 8 × 64 characters; full: the same model for 10,000
     /// steps of 16 × 64 (≈ 10 epochs, about 25 minutes on 2 cores). lr 1e-2 as the reference
     /// LMs.
-    pub fn preset(preset: Preset) -> Self {
+    fn preset(preset: Preset) -> Self {
         let (d, layers, steps, batch, seq, from) = match preset {
             Preset::Quick => (64, 2, 600, 8, 64, 150),
             Preset::Full => (64, 2, 10_000, 16, 64, 500),
         };
         NormGrowthConfig {
-            model: ModelShape {
-                d_model: d,
-                n_heads: 4,
-                d_ff: 4 * d,
-                n_layers: layers,
-                act: saturn_layers::Activation::Relu,
-                init: Default::default(),
-            },
+            model: ModelShape::of_width(d, 4, layers),
             data: LmData { batch_size: batch, seq_len: seq, eval_batches: 4 },
             steps,
             schemes: vec![ResidualScheme::PostLn, ResidualScheme::PreLn, ResidualScheme::BranchLn],
@@ -208,9 +202,7 @@ fn arms(cfg: &NormGrowthConfig) -> Vec<Arm> {
 
 /// Trains every run and checks the claims.
 pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
-    let cfg = resolve(NormGrowthConfig::preset(ctx.preset), ctx.config_file.as_deref())?;
-    cfg.validate()?;
-    ctx.write_config(&cfg)?;
+    let cfg: NormGrowthConfig = ctx.open()?;
     let corpus = CharCorpus::tiny_shakespeare()?;
     // one cell per run: arm × seed; the tracker's snapshot of every step costs about 40 % more
     // than the training (the recorded full run: 470 s a run)
@@ -413,8 +405,7 @@ fn measure(
 }
 
 fn figures(ctx: &ExperimentCtx, cfg: &NormGrowthConfig, results: &[RunResult]) -> Result<()> {
-    let chart =
-        |title, y_label| Chart { title, x_label: "step", y_label, log_x: false, log_y: false };
+    let chart = |title, y_label| Chart::new(title).x("step").y(y_label);
     let norms: Vec<Series> =
         results.iter().map(|r| Series::new(r.label.clone(), r.norms.clone())).collect();
     line_chart(&ctx.dir, "norm", &chart("norm-growth: parameter norm", "‖θ_t‖₂"), &norms)?;
@@ -467,19 +458,6 @@ fn figures(ctx: &ExperimentCtx, cfg: &NormGrowthConfig, results: &[RunResult]) -
     )
 }
 
-/// How one seed's value is taken from the runs of a claim's arm on that seed (one per scheme):
-/// the claim covers every scheme, so a seed counts by its worst one.
-#[derive(Debug, Clone, Copy)]
-enum Worst {
-    /// The smallest value (for a `> t` rule).
-    Min,
-    /// The largest value (for a `< t` rule).
-    Max,
-    /// The value farthest from inside `[low, high]`, each side measured in units of its
-    /// distance from the window's middle (for an `in [low, high]` rule).
-    Window(f64, f64),
-}
-
 /// One value per seed of `seeds`: the worst (`how`) over the runs of `kind` on that seed of
 /// `value`. NaN when a run's value is undefined or a seed has no run (never a passing default).
 fn per_seed(
@@ -489,32 +467,8 @@ fn per_seed(
     value: impl Fn(&RunResult) -> f64,
     how: Worst,
 ) -> Vec<f64> {
-    seeds
-        .iter()
-        .map(|&seed| {
-            let vs: Vec<f64> =
-                results.iter().filter(|r| r.kind == kind && r.seed == seed).map(&value).collect();
-            worst(&vs, how)
-        })
-        .collect()
-}
-
-/// The worst of `vs` by `how`; NaN for no value or any undefined one.
-fn worst(vs: &[f64], how: Worst) -> f64 {
-    if vs.is_empty() || vs.iter().any(|v| !v.is_finite()) {
-        return f64::NAN;
-    }
-    let excursion = |v: f64| match how {
-        Worst::Min => -v,
-        Worst::Max => v,
-        Worst::Window(low, high) => {
-            let mid = (low + high) / 2.0;
-            if v >= mid { (v - mid) / (high - mid) } else { (mid - v) / (mid - low) }
-        }
-    };
-    vs.iter()
-        .copied()
-        .fold(f64::NAN, |w, v| if w.is_nan() || excursion(v) > excursion(w) { v } else { w })
+    let runs: Vec<&RunResult> = results.iter().filter(|r| r.kind == kind).collect();
+    worst_per_seed(&runs, seeds, |r| r.seed, |r| value(r), how)
 }
 
 /// AdamW's exponent window: closer to ½ than to t^¼ (SGD's law; the midpoint 0.375 as the SGD
@@ -747,16 +701,5 @@ mod tests {
         assert_eq!(metrics(&cut_dir), metrics(&whole_dir));
         assert!(!cut_dir.file(SNAPSHOTS).exists(), "the snapshots go once the run is measured");
         let _ = std::fs::remove_dir_all(&root);
-    }
-
-    #[test]
-    fn a_seed_counts_by_its_worst_scheme_and_undefined_stays_undefined() {
-        assert_eq!(worst(&[0.3, 0.1, 0.2], Worst::Min), 0.1);
-        assert_eq!(worst(&[0.3, 0.1, 0.2], Worst::Max), 0.3);
-        // half-windows past the middle 0.5625: 0.74 is 0.95 of one, 0.4 only 0.87
-        assert_eq!(worst(&[0.5, 0.74, 0.4], Worst::Window(0.375, 0.75)), 0.74);
-        assert_eq!(worst(&[0.5, 0.6, 0.38], Worst::Window(0.375, 0.75)), 0.38);
-        assert!(worst(&[0.5, f64::NAN], Worst::Min).is_nan());
-        assert!(worst(&[], Worst::Max).is_nan());
     }
 }

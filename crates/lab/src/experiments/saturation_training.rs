@@ -21,21 +21,22 @@ use saturn_saturation::{SATURATION_SCALE, copy_parameters, saturation_similarity
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::ExperimentCtx;
-use super::char_lm::{
-    LmData, adamw, constant_lr, epoch_steps, lm_task, new_lm, probe_batch, run_label,
-    training_minutes,
-};
-use super::data::CharCorpus;
-use super::lm_baseline::ModelShape;
+use super::{ExperimentConfig, ExperimentCtx};
 use crate::cells::Cell;
 use crate::claim::LEARNED_MARGIN;
 use crate::claim::{Claim, Evidence, Gate, Rule, Threshold};
-use crate::config::{Preset, resolve};
+use crate::config::Preset;
 use crate::error::Result;
 use crate::plot::{Chart, Series, line_chart};
 use crate::run_dir::RunDir;
 use crate::summary::Claims;
+use crate::tasks::aggregate::{Worst, worst_per_seed};
+use crate::tasks::char_corpus::CharCorpus;
+use crate::tasks::char_lm::ModelShape;
+use crate::tasks::char_lm::{
+    LmData, adamw, constant_lr, epoch_steps, lm_task, new_lm, probe_batch, run_label,
+    training_minutes,
+};
 use crate::train::train;
 
 /// The config of `saturation-training`.
@@ -56,10 +57,10 @@ pub struct SaturationTrainingConfig {
     pub c: f64,
 }
 
-impl SaturationTrainingConfig {
+impl ExperimentConfig for SaturationTrainingConfig {
     /// quick: d 64, 2 layers, 600 steps of 8 × 64 characters (≈ 0.3 epoch); full: d 128,
     /// 4 layers, one epoch of 16 × 128.
-    pub fn preset(preset: Preset) -> Self {
+    fn preset(preset: Preset) -> Self {
         let (d, layers, batch, seq) = match preset {
             Preset::Quick => (64, 2, 8, 64),
             Preset::Full => (128, 4, 16, 128),
@@ -69,14 +70,7 @@ impl SaturationTrainingConfig {
             Preset::Full => epoch_steps(batch, seq),
         };
         SaturationTrainingConfig {
-            model: ModelShape {
-                d_model: d,
-                n_heads: 4,
-                d_ff: 4 * d,
-                n_layers: layers,
-                act: saturn_layers::Activation::Relu,
-                init: Default::default(),
-            },
+            model: ModelShape::of_width(d, 4, layers),
             data: LmData { batch_size: batch, seq_len: seq, eval_batches: 4 },
             steps,
             schemes: vec![ResidualScheme::PostLn, ResidualScheme::BranchLn],
@@ -146,8 +140,7 @@ fn train_and_probe(
 
 /// Trains each scheme and seed, probing sat along the way.
 pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
-    let cfg = resolve(SaturationTrainingConfig::preset(ctx.preset), ctx.config_file.as_deref())?;
-    ctx.write_config(&cfg)?;
+    let cfg: SaturationTrainingConfig = ctx.open()?;
     let corpus = CharCorpus::tiny_shakespeare()?;
     // one cell per LM: scheme × seed; the probes (f64, 21 of them) add about a tenth
     let minutes =
@@ -167,55 +160,53 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
         .into_iter()
         .map(|(_, r)| r)
         .collect();
+    draw_saturation(ctx, &cfg, &results)?;
+    Ok(claims(&cfg, &results, corpus.unigram_entropy(), &ctx.seeds))
+}
+
+/// `saturation` (sat along training, every LM) and `saturation_by_layer` (each layer's sat at
+/// init and at the end).
+fn draw_saturation(
+    ctx: &ExperimentCtx,
+    cfg: &SaturationTrainingConfig,
+    results: &[RunResult],
+) -> Result<()> {
     let series: Vec<Series> =
         results.iter().map(|r| Series::new(r.label.clone(), r.sat.clone())).collect();
     let title = format!("saturation along training: cos(f(x; θ), f(x; {}θ))", cfg.c);
     line_chart(
         &ctx.dir,
         "saturation",
-        &Chart {
-            title: &title,
-            x_label: "step",
-            y_label: "mean token cosine",
-            log_x: false,
-            log_y: false,
-        },
+        &Chart::new(&title).x("step").y("mean token cosine"),
         &series,
     )?;
     let mut per_layer = Vec::new();
-    for r in &results {
+    for r in results {
         let pts = |v: &[f64]| v.iter().enumerate().map(|(i, c)| (i as f64, *c)).collect();
         per_layer.push(Series::new(format!("{} init", r.label), pts(&r.layers_init)));
         per_layer.push(Series::new(format!("{} end", r.label), pts(&r.layers_end)));
     }
-    let chart = Chart {
-        title: "saturation by layer (h_ℓ: input of layer ℓ; last: final layer output)",
-        x_label: "representation h_ℓ",
-        y_label: "mean token cosine",
-        log_x: false,
-        log_y: false,
-    };
-    line_chart(&ctx.dir, "saturation_by_layer", &chart, &per_layer)?;
+    let chart = Chart::new("saturation by layer (h_ℓ: input of layer ℓ; last: final layer output)")
+        .x("representation h_ℓ")
+        .y("mean token cosine");
+    line_chart(&ctx.dir, "saturation_by_layer", &chart, &per_layer)
+}
 
+/// `saturation-rises-during-training`, gated on every LM starting away from saturation and
+/// learning (its loss below the unigram `entropy`).
+fn claims(
+    cfg: &SaturationTrainingConfig,
+    results: &[RunResult],
+    entropy: f64,
+    seeds: &[u64],
+) -> Claims {
     let first = |r: &RunResult| r.sat.first().map_or(f64::NAN, |x| x.1);
     let last = |r: &RunResult| r.sat.last().map_or(f64::NAN, |x| x.1);
     let per = |f: &dyn Fn(&RunResult) -> serde_json::Value| {
         serde_json::Value::Object(results.iter().map(|r| (r.label.clone(), f(r))).collect())
     };
     // per seed, the worst scheme: the smallest final sat (undefined when any is)
-    let sat_end: Vec<f64> = ctx
-        .seeds
-        .iter()
-        .map(|&seed| {
-            let vs: Vec<f64> = results.iter().filter(|r| r.seed == seed).map(last).collect();
-            if vs.is_empty() || vs.iter().any(|v| !v.is_finite()) {
-                f64::NAN
-            } else {
-                vs.iter().copied().fold(f64::INFINITY, f64::min)
-            }
-        })
-        .collect();
-    let entropy = corpus.unigram_entropy();
+    let sat_end = worst_per_seed(results, seeds, |r| r.seed, last, Worst::Min);
     let losses: Vec<f64> = results.iter().map(|r| r.final_valid_loss).collect();
     let starts_low = !results.is_empty() && results.iter().all(|r| first(r) < 0.6);
     let mut claims = Claims::default();
@@ -244,10 +235,10 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
             .gate(Gate::learned("every LM", &losses, "unigram_entropy", entropy, LEARNED_MARGIN))
             .evidence(Evidence::new(
                 "smallest over schemes of sat at the end of training",
-                &ctx.seeds,
+                seeds,
                 sat_end,
                 Rule::Above(0.95),
             )),
     );
-    Ok(claims)
+    claims
 }

@@ -22,33 +22,20 @@ use saturn_optim::{AdamConfig, Decay, OptimizerConfig, Schedule};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::ExperimentCtx;
-use super::schemes::{label, mean, mean_curve};
-use super::translation::{Seq2SeqShape, TranslationData, TranslationTask};
+use super::{ExperimentConfig, ExperimentCtx};
 use crate::cells::Cell;
 use crate::claim::{Claim, Evidence, Gate, LEARNED_MARGIN, LEARNED_MARGIN_REASON, Rule, Threshold};
-use crate::config::{Preset, resolve};
+use crate::config::Preset;
 use crate::error::{LabError, Result};
 use crate::plot::{Chart, Series, line_chart};
+use crate::run_dir::RunDir;
 use crate::summary::Claims;
+use crate::tasks::aggregate::{mean, mean_curve};
+use crate::tasks::scheme_label::label;
+use crate::tasks::scored_loss::{SCORE, scored_loss};
+use crate::tasks::translation::{Seq2SeqShape, TranslationTask};
+use crate::tasks::translation_data::TranslationData;
 use crate::train::{TrainConfig, train};
-
-/// What one run contributes to the per-seed statistics, in words.
-pub const SCORE: &str = "final validation loss (a diverged run, or one whose loss became \
-                     non-finite, scored as ln V: the loss of the uniform prediction)";
-
-/// A run's score: its final validation loss, or ln V (`uniform`) when it diverged — a diverged
-/// model is scored as knowing nothing rather than as +∞ (a ratio of two infinities is
-/// undefined, and an infinite mean hides how many seeds diverged); NaN (undefined, never a
-/// pass) when it has no validation loss at all.
-pub fn scored_loss(final_loss: Option<f64>, diverged_at: Option<usize>, uniform: f64) -> f64 {
-    match (final_loss, diverged_at) {
-        (_, Some(_)) => uniform,
-        (Some(v), None) if v.is_finite() => v,
-        (Some(_), None) => uniform,
-        (None, None) => f64::NAN,
-    }
-}
 
 /// The config of `warmup`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -71,11 +58,11 @@ pub struct WarmupConfig {
     pub max_len: usize,
 }
 
-impl WarmupConfig {
+impl ExperimentConfig for WarmupConfig {
     /// quick: a 6-6 model (Xiong's depth) at d = 32, 200 steps of 16 pairs with a 20-step
     /// warmup (10 %, within the 4–13 % of the paper's runs; about a minute); full: d = 64,
     /// 12,000 steps of 32 pairs with the paper's 4,000-step warmup (hours).
-    pub fn preset(preset: Preset) -> Self {
+    fn preset(preset: Preset) -> Self {
         let (d, steps, warmup, batch, eval_every, valid) = match preset {
             Preset::Quick => (32, 200, 20, 16, 50, 128),
             Preset::Full => (64, 12_000, 4_000, 32, 500, 512),
@@ -96,6 +83,15 @@ impl WarmupConfig {
         }
     }
 
+    fn validate(&self) -> Result<()> {
+        if self.layers == 0 || self.warmup_steps == 0 || self.warmup_steps as usize >= self.steps {
+            return Err(LabError::Config("need layers and 0 < warmup_steps < steps".into()));
+        }
+        Ok(())
+    }
+}
+
+impl WarmupConfig {
     fn train(&self, warmup_steps: u64) -> Result<TrainConfig> {
         let optimizer =
             OptimizerConfig::Adam(AdamConfig { betas: self.betas, ..AdamConfig::default() });
@@ -136,94 +132,114 @@ struct Run {
     valid_loss: Vec<(f64, f64)>,
 }
 
-/// Trains every arm × seed and checks the claims.
+/// Trains every arm × seed, draws the mean validation curves, checks the claims.
 pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
-    let cfg = resolve(WarmupConfig::preset(ctx.preset), ctx.config_file.as_deref())?;
-    if cfg.layers == 0 || cfg.warmup_steps == 0 || cfg.warmup_steps as usize >= cfg.steps {
-        return Err(LabError::Config("need layers and 0 < warmup_steps < steps".into()));
-    }
-    ctx.write_config(&cfg)?;
+    let cfg: WarmupConfig = ctx.open()?;
     let data = TranslationData::load(cfg.vocab, cfg.max_len)?;
     // one cell per training run: arm × seed, checkpointed in its cell
-    let mut cells = Vec::new();
-    for &seed in &ctx.seeds {
-        for arm in ARMS {
-            let minutes = cfg.model.training_minutes(cfg.layers, cfg.steps, cfg.batch_size);
-            cells.push(Cell::new(seed, format!("{}-seed{seed}", arm.0), arm).minutes(minutes));
-        }
-    }
-    let runs = ctx.cells(&cfg, cells, |cell, dir| {
-        let (_, scheme, warm) = cell.spec;
-        let task = TranslationTask::new(&data, cfg.batch_size, cfg.valid_pairs, cell.seed)?;
-        let shape = cfg.model.config(scheme, cfg.layers, cfg.layers, &data);
-        let model = Seq2Seq::<f32>::new(shape, cell.seed)?;
-        let tc = cfg.train(if warm { cfg.warmup_steps } else { 0 })?;
-        let out =
-            train(&model, &task, &tc, dir, ctx.resume, &cell.label, &mut |_, _| Ok(Vec::new()))?;
-        Ok(Run {
-            parameters: model.num_parameters(),
-            final_valid_loss: out.final_valid_loss,
-            diverged_at_step: out.diverged_at_step,
-            valid_loss: out.metrics.series("valid_loss"),
+    let minutes = cfg.model.training_minutes(cfg.layers, cfg.steps, cfg.batch_size);
+    let cells = ctx
+        .seeds
+        .iter()
+        .flat_map(|&seed| ARMS.map(|arm| Cell::new(seed, format!("{}-seed{seed}", arm.0), arm)))
+        .map(|cell| cell.minutes(minutes))
+        .collect();
+    let runs = ctx.cells(&cfg, cells, |cell, dir| train_arm(ctx, &cfg, &data, cell, dir))?;
+    write_final_table(ctx, &runs)?;
+    draw_valid_loss(ctx, &cfg, &runs)?;
+    Ok(claims(&data, &runs, &ctx.seeds))
+}
+
+/// Trains one arm with one seed in its cell directory `dir`.
+fn train_arm(
+    ctx: &ExperimentCtx,
+    cfg: &WarmupConfig,
+    data: &TranslationData,
+    cell: &Cell<Arm>,
+    dir: &RunDir,
+) -> Result<Run> {
+    let (_, scheme, warm) = cell.spec;
+    let task = TranslationTask::new(data, cfg.batch_size, cfg.valid_pairs, cell.seed)?;
+    let shape = cfg.model.config(scheme, cfg.layers, cfg.layers, data);
+    let model = Seq2Seq::<f32>::new(shape, cell.seed)?;
+    let tc = cfg.train(if warm { cfg.warmup_steps } else { 0 })?;
+    let out = train(&model, &task, &tc, dir, ctx.resume, &cell.label, &mut |_, _| Ok(Vec::new()))?;
+    Ok(Run {
+        parameters: model.num_parameters(),
+        final_valid_loss: out.final_valid_loss,
+        diverged_at_step: out.diverged_at_step,
+        valid_loss: out.metrics.series("valid_loss"),
+    })
+}
+
+/// `final.csv`: one row per run.
+fn write_final_table(ctx: &ExperimentCtx, runs: &[(Cell<Arm>, Run)]) -> Result<()> {
+    let table: Vec<Vec<String>> = runs
+        .iter()
+        .map(|(cell, run)| {
+            vec![
+                cell.spec.0.to_string(),
+                cell.seed.to_string(),
+                run.parameters.to_string(),
+                run.final_valid_loss.map_or(String::new(), |v| v.to_string()),
+                run.diverged_at_step.map_or(String::new(), |s| s.to_string()),
+            ]
         })
-    })?;
-    let mut curves = Vec::new();
-    let mut finals: Vec<(&str, u64, Option<f64>, Option<usize>)> = Vec::new();
-    let mut table = Vec::new();
-    for (cell, run) in runs {
-        let (arm, seed) = (cell.spec.0, cell.seed);
-        table.push(vec![
-            arm.to_string(),
-            seed.to_string(),
-            run.parameters.to_string(),
-            run.final_valid_loss.map_or(String::new(), |v| v.to_string()),
-            run.diverged_at_step.map_or(String::new(), |s| s.to_string()),
-        ]);
-        finals.push((arm, seed, run.final_valid_loss, run.diverged_at_step));
-        curves.push((arm, run.valid_loss));
-    }
+        .collect();
     ctx.dir.write_csv(
         "final.csv",
         &["arm", "seed", "parameters", "final_valid_loss", "diverged_at_step"],
         &table,
-    )?;
+    )
+}
+
+/// `valid_loss`: each arm's validation loss, the mean over its seeds.
+fn draw_valid_loss(
+    ctx: &ExperimentCtx,
+    cfg: &WarmupConfig,
+    runs: &[(Cell<Arm>, Run)],
+) -> Result<()> {
     let series: Vec<Series> = ARMS
         .iter()
         .map(|&(arm, scheme, warm)| {
-            let runs: Vec<Vec<(f64, f64)>> =
-                curves.iter().filter(|c| c.0 == arm).map(|c| c.1.clone()).collect();
+            let curves: Vec<Vec<(f64, f64)>> = runs
+                .iter()
+                .filter(|(cell, _)| cell.spec.0 == arm)
+                .map(|(_, run)| run.valid_loss.clone())
+                .collect();
             let legend = format!(
                 "{} {} (mean of {} seeds)",
                 label(scheme),
                 if warm { format!("warmup {}", cfg.warmup_steps) } else { "no warmup".into() },
-                runs.len()
+                curves.len()
             );
-            Series::new(legend, mean_curve(&runs))
+            Series::new(legend, mean_curve(&curves))
         })
         .collect();
     line_chart(
         &ctx.dir,
         "valid_loss",
-        &Chart {
-            title: "warmup: validation loss, Adam at peak lr 1e-3",
-            x_label: "step",
-            y_label: "validation loss (nats / token)",
-            log_x: false,
-            log_y: false,
-        },
+        &Chart::new("warmup: validation loss, Adam at peak lr 1e-3")
+            .x("step")
+            .y("validation loss (nats / token)"),
         &series,
-    )?;
+    )
+}
 
+/// The two claims, on per-seed ratios of scored losses ([`scored_loss`]), gated on the
+/// comparison arm (Post-LN with warmup) having learned.
+fn claims(data: &TranslationData, runs: &[(Cell<Arm>, Run)], seeds: &[u64]) -> Claims {
     let ln_v = (data.vocab as f64).ln();
     let unigram = data.tgt_unigram_entropy;
     let scored = |arm: &str| -> Vec<f64> {
-        ctx.seeds
+        seeds
             .iter()
             .map(|&seed| {
-                finals
-                    .iter()
-                    .find(|f| f.0 == arm && f.1 == seed)
-                    .map_or(f64::NAN, |f| scored_loss(f.2, f.3, ln_v))
+                runs.iter()
+                    .find(|(cell, _)| cell.spec.0 == arm && cell.seed == seed)
+                    .map_or(f64::NAN, |(_, r)| {
+                        scored_loss(r.final_valid_loss, r.diverged_at_step, ln_v)
+                    })
             })
             .collect()
     };
@@ -231,10 +247,16 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
         (scored("post-warmup"), scored("post-no-warmup"), scored("pre-no-warmup"));
     let ratios =
         |a: &[f64], b: &[f64]| -> Vec<f64> { a.iter().zip(b).map(|(x, y)| x / y).collect() };
-    let runs = json!(finals
-        .iter()
-        .map(|f| json!({"arm": f.0, "seed": f.1, "final_valid_loss": f.2, "diverged_at_step": f.3}))
-        .collect::<Vec<_>>());
+    let runs = json!(
+        runs.iter()
+            .map(|(cell, r)| json!({
+                "arm": cell.spec.0,
+                "seed": cell.seed,
+                "final_valid_loss": r.final_valid_loss,
+                "diverged_at_step": r.diverged_at_step,
+            }))
+            .collect::<Vec<_>>()
+    );
     let learned = || {
         Gate::learned(
             "Post-LN with warmup (the comparison arm)",
@@ -259,7 +281,7 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
             .gate(learned())
             .evidence(Evidence::new(
                 format!("{SCORE}: Post-LN without warmup / Post-LN with warmup, paired by seed"),
-                &ctx.seeds,
+                seeds,
                 ratios(&without, &with),
                 Rule::Above(1.10),
             )),
@@ -277,25 +299,10 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
             .gate(learned())
             .evidence(Evidence::new(
                 format!("{SCORE}: Pre-LN without warmup / Post-LN with warmup, paired by seed"),
-                &ctx.seeds,
+                seeds,
                 ratios(&pre, &with),
                 Rule::Below(1.02),
             )),
     );
-    Ok(claims)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_diverged_run_scores_the_uniform_loss_and_a_missing_one_is_undefined() {
-        let ln_v = 2000f64.ln();
-        assert_eq!(scored_loss(Some(4.2), None, ln_v), 4.2);
-        assert_eq!(scored_loss(Some(9.9), Some(120), ln_v), ln_v);
-        assert_eq!(scored_loss(Some(f64::NAN), Some(3), ln_v), ln_v);
-        assert_eq!(scored_loss(None, Some(0), ln_v), ln_v);
-        assert!(scored_loss(None, None, ln_v).is_nan());
-    }
+    claims
 }

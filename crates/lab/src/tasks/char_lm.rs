@@ -3,15 +3,44 @@
 //! constant lr 1e-2 with no weight decay (the reference code's defaults, PAPERS.md §1.3) — on
 //! the shipped tiny-shakespeare, and the fixed validation windows that probes read.
 
-use saturn_layers::{DecoderLm, LmConfig, ResidualScheme};
+use saturn_layers::{Activation, DecoderLm, InitScheme, LmConfig, ResidualScheme};
 use saturn_optim::{AdamConfig, OptimizerConfig, Schedule};
 use saturn_saturation::TokenBatch;
 use serde::{Deserialize, Serialize};
 
-use super::data::CharCorpus;
-use super::lm_baseline::ModelShape;
+use super::char_corpus::CharCorpus;
 use crate::error::Result;
 use crate::train::{LmTask, TrainConfig};
+
+/// The model's shape (the vocabulary and length come from the data).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelShape {
+    pub d_model: usize,
+    pub n_heads: usize,
+    pub d_ff: usize,
+    pub n_layers: usize,
+    pub act: Activation,
+    /// How parameters are drawn (fairseq's Xavier-uniform unless set; `torch_default` is what
+    /// the norm-growth reference code's modules use).
+    #[serde(default)]
+    pub init: InitScheme,
+}
+
+impl ModelShape {
+    /// Width `d`, `n_heads` heads, `n_layers` layers, d_ff = 4d, ReLU and the default init: the
+    /// shape the norm-growth LMs start from.
+    pub fn of_width(d: usize, n_heads: usize, n_layers: usize) -> Self {
+        ModelShape {
+            d_model: d,
+            n_heads,
+            d_ff: 4 * d,
+            n_layers,
+            act: Activation::Relu,
+            init: InitScheme::default(),
+        }
+    }
+}
 
 /// Batch shape and length of a char-LM run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
