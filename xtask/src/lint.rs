@@ -5,7 +5,8 @@
 //!    the root Cargo.toml adds `unsafe_op_in_unsafe_fn` and `undocumented_unsafe_blocks`);
 //! 3. `cargo doc --workspace --no-deps` with `RUSTDOCFLAGS="-D warnings"`;
 //! 4. the tidy check of docs/ARCHITECTURE.md ([`missing_from_architecture`]): every `.rs` file of
-//!    every package is listed in its package's section, so the map a newcomer reads stays true.
+//!    every package is listed in its package's section, and every `.rs` path the map names
+//!    exists, so the map a newcomer reads stays true.
 //!
 //! All four run even when one fails, so one CI run names every problem.
 
@@ -83,7 +84,8 @@ struct Package {
 /// workspace) has a section whose `## ` heading contains the package name as a word, and in
 /// that section every `.rs` file of the package appears as its path relative to the package
 /// directory (`src/ops/linear.rs`, `tests/cells_merge.rs`, `build.rs`), standing alone — between
-/// backticks, spaces or line ends; a glob such as `src/ops/*.rs` lists nothing.
+/// backticks, spaces or line ends; a glob such as `src/ops/*.rs` lists nothing. Conversely every
+/// `.rs` path a section names must be a file (of the package, or from the workspace root).
 pub fn missing_from_architecture(root: &Path, architecture: &str) -> Result<Vec<String>, String> {
     let sections = sections(architecture);
     let mut problems = Vec::new();
@@ -97,6 +99,15 @@ pub fn missing_from_architecture(root: &Path, architecture: &str) -> Result<Vec<
             ));
             continue;
         };
+        for listed in listed_paths(body) {
+            if !package.dir.join(&listed).is_file() && !root.join(&listed).is_file() {
+                problems.push(format!(
+                    "`{listed}` is in the map under `## {}` but is no file of {rel_dir}/ (moved \
+                     or deleted?): update or remove its line",
+                    package.name
+                ));
+            }
+        }
         for file in rust_files(&package.dir)? {
             let rel = file.strip_prefix(&package.dir).unwrap_or(&file);
             let rel = rel.to_string_lossy().replace('\\', "/");
@@ -110,6 +121,21 @@ pub fn missing_from_architecture(root: &Path, architecture: &str) -> Result<Vec<
         }
     }
     Ok(problems)
+}
+
+/// The `.rs` paths a section names: words with a `/` that end in `.rs` (globs and brace
+/// lists left out), read relative to the package or, failing that, to the workspace root.
+fn listed_paths(body: &str) -> Vec<String> {
+    let mut out: Vec<String> = body
+        .split(|c: char| c.is_whitespace() || matches!(c, '`' | '(' | ')' | '[' | ']' | ','))
+        .map(|w| w.trim_end_matches([':', ';', '.']))
+        .filter(|w| w.ends_with(".rs") && w.contains('/') && !w.contains(['*', '{', '}']))
+        .filter(|w| !w.starts_with("http") && !w.starts_with("../"))
+        .map(str::to_string)
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// The `## ` sections of a Markdown text: (heading, body up to the next `## `).
@@ -252,5 +278,15 @@ mod tests {
         assert_eq!(missing_from_architecture(&root, map).unwrap().len(), 2);
         let no_section = missing_from_architecture(&root, "## saturn-ab\nsrc/lib.rs\n").unwrap();
         assert!(no_section[0].contains("has no section"), "{no_section:?}");
+    }
+
+    #[test]
+    fn a_listed_file_that_is_gone_is_named() {
+        let root = workspace("stale");
+        let map =
+            "## saturn-a\n```\nsrc/lib.rs  root\nsrc/ops/add.rs  add\nsrc/ops/mul.rs  gone\n```\n";
+        let problems = missing_from_architecture(&root, map).unwrap();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("`src/ops/mul.rs`"), "{}", problems[0]);
     }
 }
