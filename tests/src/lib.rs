@@ -2,7 +2,7 @@
 //!
 //! The theorem suite: property tests, on random instances, of the theorems and lemmas of the
 //! papers Saturn reproduces (Merrill et al. 2021; Liu et al. 2020; Xiong et al. 2020; see
-//! `../shared/PAPERS.md`). Each file under `tests/` states one result, cites it, and checks it;
+//! `docs/REFERENCES.md`). Each file under `tests/` states one result, cites it, and checks it;
 //! `tests/README.md` maps every file to its theorem.
 //!
 //! This library holds what the test files share:

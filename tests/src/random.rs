@@ -87,8 +87,8 @@ pub fn attention_scores(
     s
 }
 
-/// Xiong et al.'s (2020, §3.2; PAPERS.md §3.2) Transformer at initialization, as their lemma
-/// and Theorem 1 assume it:
+/// Xiong et al.'s (2020, §3.2; docs/REFERENCES.md#xiong-theorem) Transformer at initialization, as
+/// their lemma and Theorem 1 assume it:
 ///
 /// - d_model = d_ffn = d; every weight matrix (W^Q, W^K, W^V, W^O, W^1, W^2) i.i.d. N(0, 1/d),
 ///   which is Xavier-Gaussian N(0, 2/(fan_in + fan_out)) for d×d matrices;

@@ -1,5 +1,7 @@
 //! Admin (Liu et al. 2020, "Understanding the Difficulty of Training Transformers", §4 (Admin)
-//! and §3 (the dependency β); PAPERS.md §2.1, §2.2, §2.4; the admin-torch closed form).
+//! and §3 (the dependency β); docs/REFERENCES.md#liu-architectures,
+//! docs/REFERENCES.md#liu-dependency, docs/REFERENCES.md#admin-closed-form; the admin-torch closed
+//! form).
 //!
 //! Admin computes x_i = LN(x_{i−1} ⊙ ω_i + f_i(x_{i−1})).
 //!
@@ -10,7 +12,7 @@
 //! - admin-torch's closed form ω = √((n+1)/ln(n+1) − 1) (O(log n) output change) gives
 //!   ω² + 1 = (n+1)/ln(n+1), hence (n+1)/(ω²+1) = ln(n+1) exactly and
 //!   Σ β_{i,i}² = n/(ω²+1) = ln(n+1)·n/(n+1): ln(n+1) up to the factor n/(n+1) ∈ [1/2, 1),
-//!   i.e. Θ(log n). (PAPERS.md §2.4 and the doc of `admin_omega_closed_form` state
+//!   i.e. Θ(log n). (docs/REFERENCES.md#admin-closed-form; an earlier digest stated
 //!   n/(ω²+1) = ln(n+1); that equality is off by exactly n/(n+1), so this file checks the
 //!   exact identities instead.)
 
@@ -33,9 +35,9 @@ fn activation() -> impl Strategy<Value = Activation> {
 proptest! {
     #![proptest_config(proptest_config(24))]
 
-    /// Liu et al. 2020, §4 (Admin; PAPERS.md §2.1): Admin with ω ≡ 1 is Post-LN,
-    /// LN(x ⊙ 1 + f(x)) = LN(x + f(x)). Random decoder LMs built from the same seed under both
-    /// schemes give bit-identical logits and losses, and equal gradients for every shared
+    /// Liu et al. 2020, §4 (Admin; docs/REFERENCES.md#liu-architectures): Admin with ω ≡ 1 is
+    /// Post-LN, LN(x ⊙ 1 + f(x)) = LN(x + f(x)). Random decoder LMs built from the same seed under
+    /// both schemes give bit-identical logits and losses, and equal gradients for every shared
     /// parameter (to 1e-10 of the largest gradient entry: the backward passes sum the same
     /// contributions in a different order). d ≥ 3: over 2 features LN is locally constant and
     /// the gradients through it are pure rounding noise.
@@ -91,7 +93,7 @@ proptest! {
     }
 }
 
-/// admin-torch's O(log n) closed form (Liu et al. 2020, §4; PAPERS.md §2.4):
+/// admin-torch's O(log n) closed form (Liu et al. 2020, §4; docs/REFERENCES.md#admin-closed-form):
 /// ω = √((n+1)/ln(n+1) − 1) makes (n+1)/(ω²+1) = ln(n+1), so the dependency sum of n sublayers
 /// with constant ω and independent unit-variance branches, Σ β_{i,i}² = n/(ω²+1), equals
 /// ln(n+1)·n/(n+1) and lies in [ln(n+1)/2, ln(n+1)): logarithmic in n, against n/2 for Post-LN.
@@ -163,8 +165,8 @@ fn dependency_sums(
         .collect()
 }
 
-/// Liu et al. 2020, §3–4 (PAPERS.md §2.2): under the independence assumption, a stack of n
-/// sublayers with constant ω has Σ_i β_{i,i}² = n/(ω²+1): n/2 for Post-LN (ω = 1) and
+/// Liu et al. 2020, §3–4 (docs/REFERENCES.md#liu-dependency): under the independence assumption, a
+/// stack of n sublayers with constant ω has Σ_i β_{i,i}² = n/(ω²+1): n/2 for Post-LN (ω = 1) and
 /// ln(n+1)·n/(n+1) for admin-torch's closed-form ω.
 ///
 /// Statistical check on random stacks built to satisfy the assumption (linear branches with

@@ -1,6 +1,7 @@
 //! Structural properties of attention (Vaswani et al. 2017, §3.2.3 (masked self-attention in the
 //! decoder) and §3.5 (positions are the only source of order); DESIGN.md: a −∞ causal mask,
-//! never a multiplicative 0 mask — contrast PAPERS.md §1.4, quirk 2 of the norm-growth code).
+//! never a multiplicative 0 mask — contrast docs/REFERENCES.md#merrill-quirks, quirk 2 of the
+//! norm-growth code).
 //!
 //! - Causal masking: with scores of keys u > t set to −∞, position t's attention weights on
 //!   later keys are exactly 0, so every output at position t is a function of tokens 0..=t only.

@@ -1,5 +1,6 @@
 //! The forward-norm lemma (Xiong et al. 2020, "On Layer Normalization in the Transformer
-//! Architecture", §3.2, the lemma on E‖x_{l,i}‖² used for Theorem 1; PAPERS.md §3.2).
+//! Architecture", §3.2, the lemma on E‖x_{l,i}‖² used for Theorem 1;
+//! docs/REFERENCES.md#xiong-theorem).
 //!
 //! In Xiong et al.'s setting at initialization ([`XiongStack`]: d_model = d_ffn = d, weights
 //! N(0, 1/d), zero biases, ReLU FFN, LN without affine terms; inputs with E‖x_{0,i}‖² = d):
@@ -15,8 +16,9 @@
 //! between d/2 and 3d/2. With one token, attention is the identity combination and each layer
 //! adds exactly 3d/2: E‖x_l‖² = (1 + 3l/2)·d, the upper bound.
 //!
-//! Indexing: PAPERS.md writes the bounds for "x_{l,i}" (marked [paper], to be checked against
-//! the PDF); the inequality holds for the stream after l layers, which is what is checked here.
+//! Indexing: docs/REFERENCES.md#xiong-theorem writes the bounds for "x_{l,i}" (marked [paper], to
+//! be checked against the PDF); the inequality holds for the stream after l layers, which is what
+//! is checked here.
 //!
 //! Statistical checks: one number per seed (the mean over the seed's tokens of ‖x_{l,i}‖²/d),
 //! seeds 0..K fixed (K given per test, ten times more with --full); the mean over seeds must not

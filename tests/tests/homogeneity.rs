@@ -1,5 +1,6 @@
 //! Homogeneity (Merrill et al. 2021, "Effects of Parameter Norm Growth During Transformer
-//! Training", §3 (homogeneity and approximate homogeneity); PAPERS.md §1.1).
+//! Training", §3 (homogeneity and approximate homogeneity);
+//! docs/REFERENCES.md#merrill-definitions).
 //!
 //! f is k-homogeneous in θ when f(cθ) = c^k·f(θ) for all c > 0; differentiating in c at c = 1
 //! gives Euler's identity θ·∇_θ f = k·f.

@@ -1,6 +1,6 @@
 //! Lanczos: the extreme eigenvalues of the tridiagonal converge to the matrix's (Lanczos 1950;
 //! Paige 1971; Golub & Van Loan, *Matrix Computations*, §10.1; the method behind PyHessian's
-//! spectral density, PAPERS.md §3.4).
+//! spectral density, docs/REFERENCES.md#hessian).
 //!
 //! For a symmetric A ∈ ℝⁿˣⁿ and a start vector v with a component along every eigenvector, m
 //! steps of Lanczos give an orthonormal basis Q_m of the Krylov space K_m(A, v) and the

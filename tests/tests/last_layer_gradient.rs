@@ -1,5 +1,5 @@
 //! The last layer's gradient against depth (Xiong et al. 2020, "On Layer Normalization in the
-//! Transformer Architecture", §3.2, Theorem 1; PAPERS.md §3.2).
+//! Transformer Architecture", §3.2, Theorem 1; docs/REFERENCES.md#xiong-theorem).
 //!
 //! Theorem 1: at initialization, in their setting, with probability ≥ 0.99 − δ − ε/(0.9 + ε),
 //! the gradient of the second FFN matrix of the last layer, W^{2,L}, satisfies

@@ -1,6 +1,6 @@
 //! Optimizer invariants (Kingma & Ba 2015, Algorithm 1 (Adam); Loshchilov & Hutter 2019,
 //! Algorithm 2 (AdamW); Merrill et al. 2021, §4 on why Adam-type steps make norms grow like √t;
-//! PAPERS.md §1.2).
+//! docs/REFERENCES.md#merrill-norm-growth).
 //!
 //! - Adam's step γ·m̂/(√v̂ + ε) with ε = 0 is invariant to multiplying every gradient by the same
 //!   c > 0: m scales by c, √v by c. So the whole trajectory is the same for gradients g_t and

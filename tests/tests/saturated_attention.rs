@@ -1,5 +1,6 @@
 //! Saturated attention (Merrill et al. 2021, "Effects of Parameter Norm Growth During
-//! Transformer Training", §3, the definition of saturated attention; PAPERS.md §1.1).
+//! Transformer Training", §3, the definition of saturated attention;
+//! docs/REFERENCES.md#merrill-definitions).
 //!
 //! For scores s ∈ ℝⁿ with tie set M = argmax_j s_j and gap = s_max − max_{j∉M} s_j,
 //!

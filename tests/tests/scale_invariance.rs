@@ -1,5 +1,5 @@
 //! Scale invariance ⇒ orthogonal gradients ⇒ norm growth (Merrill et al. 2021, §4; the
-//! Arora-style argument of PAPERS.md §1.2).
+//! Arora-style argument of docs/REFERENCES.md#merrill-norm-growth).
 //!
 //! LayerNorm without ε is scale-invariant: LN(c·x) = LN(x) for c > 0. So if a weight W reaches
 //! the loss only through a LayerNorm and the map W ↦ (LN input) is positively homogeneous, the
@@ -84,10 +84,10 @@ proptest! {
         );
     }
 
-    /// Merrill et al. 2021, §4 / PAPERS.md §1.2: for a weight W reached only through a LayerNorm,
-    /// the loss is 0-homogeneous in W, so L(cW) = L(W), ⟨∇_W L, W⟩ = 0 (Euler's identity with
-    /// k = 0), and ∇L(cW) = ∇L(W)/c. Checked for every W_V, W_O, W_1, W_2 of random bias-free
-    /// branch-LN ReLU language models, to 1e-9 relative.
+    /// Merrill et al. 2021, §4 / docs/REFERENCES.md#merrill-norm-growth: for a weight W reached
+    /// only through a LayerNorm, the loss is 0-homogeneous in W, so L(cW) = L(W), ⟨∇_W L, W⟩ = 0
+    /// (Euler's identity with k = 0), and ∇L(cW) = ∇L(W)/c. Checked for every W_V, W_O, W_1, W_2 of
+    /// random bias-free branch-LN ReLU language models, to 1e-9 relative.
     #[test]
     fn gradients_of_scale_invariant_weights_are_orthogonal_to_them(
         d_per_head in 3usize..5,
@@ -131,10 +131,11 @@ proptest! {
         }
     }
 
-    /// Merrill et al. 2021, §4 / PAPERS.md §1.2 (norm growth): since ⟨g, W⟩ = 0 for a
-    /// scale-invariant weight, one plain SGD step W' = W − η·g raises the squared norm by exactly
-    /// η²‖g‖²: ‖W'‖² = ‖W‖² + η²‖g‖². Checked with saturn-optim's SGD on every scale-invariant
-    /// weight of random models, with steps η‖g‖ from 0.3% to 30% of ‖W‖, to 1e-8 relative.
+    /// Merrill et al. 2021, §4 / docs/REFERENCES.md#merrill-norm-growth (norm growth): since ⟨g, W⟩
+    /// = 0 for a scale-invariant weight, one plain SGD step W' = W − η·g raises the squared norm by
+    /// exactly η²‖g‖²: ‖W'‖² = ‖W‖² + η²‖g‖². Checked with saturn-optim's SGD on every
+    /// scale-invariant weight of random models, with steps η‖g‖ from 0.3% to 30% of ‖W‖, to 1e-8
+    /// relative.
     #[test]
     fn an_sgd_step_raises_the_squared_norm_of_a_scale_invariant_weight_by_eta_squared_g_squared(
         d_per_head in 3usize..5,

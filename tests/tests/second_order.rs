@@ -1,5 +1,5 @@
 //! Second order: Hessian-vector products (Pearlmutter 1994; PyHessian, the method of
-//! PAPERS.md §3.4).
+//! docs/REFERENCES.md#hessian).
 //!
 //! For a twice continuously differentiable loss L(θ), the Hessian H = ∇²L is a symmetric linear
 //! map (Schwarz), so for any directions u, v and scalars α, β:

@@ -1,6 +1,6 @@
 //! Reading Admin's profiled ω (Liu et al. 2020, §4.2; admin-torch `profile.ratio.init`;
-//! PAPERS.md §2.4). The profiling itself is `saturn_layers::admin_profile`: r = 1, and at
-//! sublayer i, ω_i ← r, then r ← √(Var(x_{i−1} ⊙ ω_i) + Var(f_i(x_{i−1}))).
+//! docs/REFERENCES.md#admin-profiling). The profiling itself is `saturn_layers::admin_profile`: r =
+//! 1, and at sublayer i, ω_i ← r, then r ← √(Var(x_{i−1} ⊙ ω_i) + Var(f_i(x_{i−1}))).
 //!
 //! Since x_{i−1} is an LN output with unit variance (except x₀, the embedding),
 //! ω²_{i+1} ≈ ω²_i + Var(f_i): the squared increments are the branch variances, about constant

@@ -1,6 +1,6 @@
 //! The amplification effect (Liu et al. 2020, §4.1, Theorem 2 and Fig. 4; Transformer-Clinic
-//! `--plot_stability`; PAPERS.md §2.3): how much a model's output moves when every weight moves
-//! a little,
+//! `--plot_stability`; docs/REFERENCES.md#liu-amplification): how much a model's output moves when
+//! every weight moves a little,
 //!
 //! Δ = ‖F(x, W) − F(x, W + δ)‖²,   δ = η·sign(ξ), ξ ~ N(0, I)   (or δ = −η·sign(∇_W L)),
 //!

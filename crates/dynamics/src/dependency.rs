@@ -1,5 +1,5 @@
 //! Residual dependency β_{i,j} (Liu et al. 2020, §3 and Fig. 5; Transformer-Clinic
-//! `--plot_variance`; PAPERS.md §2.2).
+//! `--plot_variance`; docs/REFERENCES.md#liu-dependency).
 //!
 //! Write the output of sublayer i as a sum of components, x_i = Σ_{j≤i} c_{i,j}: c_{i,0} comes
 //! from the embedding x₀ and c_{i,j} from the branch output a_j = f_j(x_{j−1}), each carried

@@ -1,5 +1,6 @@
 //! Gradient-norm profiles (Xiong et al. 2020, Theorem 1 and Fig. 3; Liu et al. 2020, Fig. 3;
-//! PAPERS.md §3.2–3.3): ‖∂L/∂W‖_F for every parameter, averaged over batches.
+//! docs/REFERENCES.md#xiong-theorem, docs/REFERENCES.md#xiong-experiments): ‖∂L/∂W‖_F for every
+//! parameter, averaged over batches.
 //!
 //! Xiong et al.'s Theorem 1 bounds the gradient of W^{2,L} (the second FFN matrix of the last
 //! layer) at init by O(d·√(ln d)) for Post-LN, independent of depth L, and by O(d·√(ln d / L))

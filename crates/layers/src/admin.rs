@@ -1,8 +1,9 @@
-//! Admin initialization by profiling (Liu et al. 2020; the Transformer-Clinic code, PAPERS.md
-//! §2.4): one forward pass on a given batch with a running r = 1 per stack (encoder and decoder
-//! separately); at each Admin sublayer, in forward order, ω_i ← r (every entry), then
-//! r ← √(Var[x_{i−1} ⊙ ω_i] + Var[f_i(x_{i−1})]), population variances over all elements.
-//! The pass runs in the context's mode (the reference code profiles in train mode, dropout on).
+//! Admin initialization by profiling (Liu et al. 2020; the Transformer-Clinic code,
+//! docs/REFERENCES.md#admin-profiling): one forward pass on a given batch with a running r = 1 per
+//! stack (encoder and decoder separately); at each Admin sublayer, in forward order, ω_i ← r (every
+//! entry), then r ← √(Var[x_{i−1} ⊙ ω_i] + Var[f_i(x_{i−1})]), population variances over all
+//! elements. The pass runs in the context's mode (the reference code profiles in train mode,
+//! dropout on).
 
 use saturn_tensor::{Float, Tensor};
 

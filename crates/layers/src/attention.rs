@@ -5,9 +5,9 @@
 //! - `Softmax`: softmax(s);
 //! - `Scaled { c }`: softmax(c·s), the attention of the network at cθ along the score direction;
 //! - `Saturated { tie_tol }`: lim_{c→∞} softmax(c·s), uniform over the argmax tie set
-//!   M = { j : s_max − s_j ≤ tie_tol·|s_max| } (Merrill et al. 2021, §3; PAPERS.md §1.1). Its
-//!   derivative with respect to the scores is zero almost everywhere, so it is a constant of
-//!   the graph; gradients still flow through the values.
+//!   M = { j : s_max − s_j ≤ tie_tol·|s_max| } (Merrill et al. 2021, §3;
+//!   docs/REFERENCES.md#merrill-definitions). Its derivative with respect to the scores is zero
+//!   almost everywhere, so it is a constant of the graph; gradients still flow through the values.
 //!
 //! Head h uses features [h·d_h, (h+1)·d_h) of q, k and v (torch_io's layout).
 
@@ -21,7 +21,7 @@ use crate::init::Initializer;
 use crate::linear::Linear;
 use crate::module::{Module, join};
 
-/// The default relative tie tolerance of saturated attention (PAPERS.md §5).
+/// The default relative tie tolerance of saturated attention (docs/REFERENCES.md#our-choices).
 pub const DEFAULT_TIE_TOL: f64 = 1e-6;
 
 /// How attention scores become probabilities.
@@ -70,10 +70,10 @@ pub enum MaskFill {
     /// −∞: blocked keys get weight exactly 0 (the correct mask).
     #[default]
     NegInfinity,
-    /// 0: the norm-growth reference code's `scores = mask * scores` (PAPERS.md §1.4, quirk 2).
-    /// Blocked keys keep the weight e⁰ / Z — a causal LM sees the future — and under saturation
-    /// they are tied at score 0 and win every row whose visible scores are all negative. Only
-    /// for comparing with that code.
+    /// 0: the norm-growth reference code's `scores = mask * scores`
+    /// (docs/REFERENCES.md#merrill-quirks, quirk 2). Blocked keys keep the weight e⁰ / Z — a causal
+    /// LM sees the future — and under saturation they are tied at score 0 and win every row whose
+    /// visible scores are all negative. Only for comparing with that code.
     Zero,
 }
 

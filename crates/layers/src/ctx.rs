@@ -88,8 +88,8 @@ pub struct AttentionTrace<T: Float> {
     pub probs: Tensor<T>,
 }
 
-/// Running state of Admin profiling (Liu et al. 2020, §2.4 of PAPERS.md): the running r and the
-/// ω values set so far, by sublayer name.
+/// Running state of Admin profiling (Liu et al. 2020, docs/REFERENCES.md#admin-profiling): the
+/// running r and the ω values set so far, by sublayer name.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct AdminProfile {
     pub r: f64,

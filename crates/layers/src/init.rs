@@ -149,7 +149,7 @@ pub enum DeepNormArch {
     Seq2SeqDecoder { enc_layers: usize, dec_layers: usize },
 }
 
-/// DeepNorm's (α, β) (Wang et al. 2022, Table 1; PAPERS.md §4):
+/// DeepNorm's (α, β) (Wang et al. 2022, Table 1; docs/REFERENCES.md#deepnet):
 /// encoder-only (2N)^¼, (8N)^−¼; decoder-only (2M)^¼, (8M)^−¼; encoder–decoder:
 /// encoder 0.81·(N⁴M)^(1/16), 0.87·(N⁴M)^(−1/16); decoder (3M)^¼, (12M)^−¼.
 pub fn deepnorm_constants(arch: DeepNormArch) -> (f64, f64) {
@@ -170,8 +170,8 @@ pub fn deepnorm_constants(arch: DeepNormArch) -> (f64, f64) {
 /// Admin's closed-form ω for n residual sublayers (admin-torch, O(log n) variant):
 /// ω = √((n+1)/ln(n+1) − 1). It solves (n+1)/(ω²+1) = ln(n+1), so the sum of squared
 /// dependencies with a constant ω, Σᵢ β²ᵢ,ᵢ = n/(ω²+1) = ln(n+1)·n/(n+1), grows like ln n
-/// (PAPERS.md §2.4 writes n/(ω²+1) = ln(n+1), which is off by the factor n/(n+1); see the
-/// Admin theorem test).
+/// (docs/REFERENCES.md#admin-closed-form; an earlier digest wrote n/(ω²+1) = ln(n+1),
+/// which is off by the factor n/(n+1); see the Admin theorem test).
 pub fn admin_omega_closed_form(n: usize) -> f64 {
     let m = n as f64 + 1.0;
     (m / m.ln() - 1.0).max(0.0).sqrt()

@@ -112,7 +112,7 @@ impl<T: Float> Sublayer<T> {
         f: impl FnOnce(&Tensor<T>, &mut ForwardCtx<T>) -> Result<Tensor<T>>,
     ) -> Result<Tensor<T>> {
         if let (ResidualScheme::Admin, Some(profile)) = (self.scheme, ctx.admin_profile.as_mut()) {
-            // PAPERS.md §2.4: ω_i ← r before the sublayer runs
+            // docs/REFERENCES.md#admin-profiling: ω_i ← r before the sublayer runs
             let omega = self.omega.as_ref().expect("Admin sublayers have ω");
             omega.set_data(Tensor::<T>::full(&omega.shape(), T::cast(profile.r)).data())?;
             profile.omegas.push((self.name.clone(), profile.r));

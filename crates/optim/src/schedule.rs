@@ -14,7 +14,7 @@
 //!   cosine:           lr = η_f + (η − η_f)·½(1 + cos(π(s − W)/(T − W))),  η_f once s ≥ T
 //! ```
 //!
-//! Settings used by the papers reproduced here (see PAPERS.md):
+//! Settings used by the papers reproduced here (see docs/REFERENCES.md):
 //! - Xiong et al. 2020 (§3.3), Post-LN on IWSLT'14: Adam β = (0.9, 0.98), η = 5e-4, W = 4000,
 //!   inverse-sqrt decay;
 //! - Liu et al. 2020 (Admin): RAdam, inverse_sqrt with η₀ = 1e-7, W = 6000 (IWSLT'14, η = 7e-4)

@@ -1,5 +1,5 @@
 //! Growth laws of the parameter norm ρ(t) (the norm-growth code's `t5_norm_regression.py`;
-//! PAPERS.md §1.1 "Curve fit", §1.2).
+//! docs/REFERENCES.md#merrill-norms, docs/REFERENCES.md#merrill-norm-growth).
 //!
 //! - [`fit`]: ordinary least squares ρ(t) ≈ a + b·g(t) for g ∈ {t, √t, t^¼, exp(−t/t_max)}
 //!   ([`Regressor`]), solved by LAPACK's SVD least squares (`ndarray-linalg`, `gelsd`), with

@@ -1,5 +1,5 @@
 //! Attention heads under saturation (Merrill et al. 2021, §5 and the norm-growth code's
-//! top-level `saturate.py`; PAPERS.md §1.1 "Head classification", §6 target 12).
+//! top-level `saturate.py`; docs/REFERENCES.md#merrill-heads, docs/REFERENCES.md#target-12).
 //!
 //! For each head, from its attention probabilities p[b, h, q, k] in the network at cθ (c = 1000,
 //! "under saturation") and, optionally, at θ:
@@ -18,7 +18,8 @@
 //! The class, with every threshold in [`HEAD_THRESHOLDS`], tested in this order:
 //! **averaging** if the prefix fraction is ≥ 0.9; **sink** if the first-token mass is ≥ 0.9;
 //! **hard** (argmax) if the mean count is ≤ 2; **mixed** otherwise. The paper classifies by the
-//! histogram alone; these cut-offs are ours (PAPERS.md §1.1 \[ours\] with target 12's "≤ 2").
+//! histogram alone; these cut-offs are ours (docs/REFERENCES.md#merrill-definitions \[ours\] with
+//! target 12's "≤ 2").
 
 use saturn_layers::AttentionMode;
 use saturn_tensor::ndarray::{ArrayView2, Ix4};

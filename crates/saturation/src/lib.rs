@@ -1,9 +1,9 @@
 //! # saturn-saturation
 //!
 //! Norm growth and saturation (Merrill, Ramanujan, Goldberg, Schwartz & Smith, "Effects of
-//! Parameter Norm Growth During Transformer Training", EMNLP 2021; PAPERS.md §1): as training
-//! grows ‖θ‖, a transformer approaches its *saturated* network sf(x; θ) = lim_{c→∞} f(x; cθ),
-//! whose attention heads are hard (argmax) or averaging.
+//! Parameter Norm Growth During Transformer Training", EMNLP 2021; docs/REFERENCES.md#merrill): as
+//! training grows ‖θ‖, a transformer approaches its *saturated* network sf(x; θ) = lim_{c→∞} f(x;
+//! cθ), whose attention heads are hard (argmax) or averaging.
 //!
 //! - [`norms`]: total, per-layer and per-parameter norms of the non-scalar parameters, the
 //!   direction cosine cos(θ_t, θ_{t+Δ}), the update alignment cos(θ_{t−1}, δ_t), and a

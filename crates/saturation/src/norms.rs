@@ -1,5 +1,5 @@
 //! Parameter norms and directions along training (Merrill et al. 2021, §4–5; the norm-growth
-//! code's `get_norm` and T5 analysis; PAPERS.md §1.1 "Norm measurement").
+//! code's `get_norm` and T5 analysis; docs/REFERENCES.md#merrill-norms).
 //!
 //! A [`Snapshot`] copies the non-scalar parameters of a model (in `f64`, by name). From one or
 //! two snapshots:
@@ -11,8 +11,9 @@
 //!   to 1 when the direction θ/‖θ‖ converges;
 //! - update alignment cos(θ_{t−1}, δ_t) with δ_t = θ_t − θ_{t−1}, i.e.
 //!   (θ_t·θ_{t−1} − ‖θ_{t−1}‖²)/(‖δ_t‖·‖θ_{t−1}‖). Near 0 means the update is orthogonal to the
-//!   parameters, and then ‖θ_t‖² ≈ ‖θ_0‖² + Σ‖δ_s‖² (PAPERS.md §1.2): √t growth when ‖δ‖ is
-//!   about constant (Adam), t^¼ when ‖δ‖ ∝ 1/‖θ‖ (SGD on a scale-invariant loss).
+//!   parameters, and then ‖θ_t‖² ≈ ‖θ_0‖² + Σ‖δ_s‖² (docs/REFERENCES.md#merrill-norm-growth): √t
+//!   growth when ‖δ‖ is about constant (Adam), t^¼ when ‖δ‖ ∝ 1/‖θ‖ (SGD on a scale-invariant
+//!   loss).
 //!
 //! "Non-scalar" means more than one element: a lone learned scalar is left out, as in the
 //! reference code (it would dominate nothing but is not a direction). [`NormTracker`] records

@@ -1,5 +1,5 @@
 //! The scaling θ → cθ behind the saturated network (Merrill et al. 2021, §3–4; the norm-growth
-//! code's `src/saturate.py`; PAPERS.md §1.1).
+//! code's `src/saturate.py`; docs/REFERENCES.md#merrill-definitions).
 //!
 //! - [`with_scaled_parameters`]: every parameter θ_p ← c·θ_p (embeddings, positions, LN gains
 //!   and biases, Linear biases, the output layer: all of them, as `saturate(model, c)` does),

@@ -2,8 +2,9 @@
 //!
 //! Unique-hard attention recognizes only AC⁰ languages (Hahn 2020; Hao et al. 2022), while
 //! saturated (averaging) attention reaches TC⁰ and can count: MAJORITY is outside AC⁰ yet a
-//! saturated transformer recognizes it (Merrill, Sabharwal & Smith, TACL 2022; PAPERS.md §4).
-//! PARITY is the classic hard case for attention (Hahn 2020). The generators:
+//! saturated transformer recognizes it (Merrill, Sabharwal & Smith, TACL 2022;
+//! docs/REFERENCES.md#merrill-tc0). PARITY is the classic hard case for attention (Hahn 2020). The
+//! generators:
 //!
 //! | task | input | target |
 //! |---|---|---|

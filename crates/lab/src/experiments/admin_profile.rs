@@ -1,7 +1,7 @@
 //! `admin-profile` (Liu et al. 2020, §4.2; Transformer-Clinic `--init-type adaptive-profiling`;
-//! admin-torch `example/profile.ratio.init`; PAPERS.md §2.4, §6 target 3): Admin's ω from one
-//! profiling pass over a fixed batch, for a deep encoder–decoder at init, and the admin-torch
-//! closed form.
+//! admin-torch `example/profile.ratio.init`; docs/REFERENCES.md#admin-profiling,
+//! docs/REFERENCES.md#target-3): Admin's ω from one profiling pass over a fixed batch, for a deep
+//! encoder–decoder at init, and the admin-torch closed form.
 //!
 //! Claims on the encoder's profile, each judged on one value per seed (an init draw) by the
 //! 95 % t interval of their mean ([`crate::claim`]); thresholds as before, no gates (nothing
@@ -312,8 +312,8 @@ fn claims(cfg: &AdminProfileConfig, profiled: &[Profiled], seeds: &[u64]) -> Cla
         Claim::builder("omega-squared-linear")
             .statement("ω² grows linearly with the sublayer index")
             .source(
-                "Liu et al. 2020, §4.2 (ω_i² = Σ_{j<i} Var[f_j]); admin-torch profile; PAPERS.md \
-                 §6 target 3",
+                "Liu et al. 2020, §4.2 (ω_i² = Σ_{j<i} Var[f_j]); admin-torch profile; \
+                 docs/REFERENCES.md#target-3",
             )
             .expected(
                 "per seed, R² of the line ω_i² ~ i over the encoder's sublayers > 0.95 \
@@ -351,7 +351,7 @@ fn claims(cfg: &AdminProfileConfig, profiled: &[Profiled], seeds: &[u64]) -> Cla
             .statement("FFN sublayers raise ω² more than attention sublayers do")
             .source(
                 "admin-torch profile.ratio.init (≈0.4 per FFN vs ≈0.2 per attention sublayer at \
-                 d = 512); PAPERS.md §6 target 3",
+                 d = 512); docs/REFERENCES.md#target-3",
             )
             .expected(
                 "per seed, mean ω² increment over FFN sublayers − over attention sublayers > 0 \

@@ -1,8 +1,8 @@
 //! `amplification` (Liu et al. 2020, §4.1, Theorem 2 and Fig. 4; README `output_change.png`;
-//! PAPERS.md §2.3, §6 target 1): perturb every weight matrix of an encoder by η·sign(N(0, 1))
-//! and measure the change of its output, ‖F(x, W) − F(x, W + δ)‖² summed over the real tokens of
-//! one fixed batch, in eval mode, averaged over δ seeds, for N sublayers and each residual
-//! scheme at init (Admin with ω profiled on the same batch).
+//! docs/REFERENCES.md#liu-amplification, docs/REFERENCES.md#target-1): perturb every weight matrix
+//! of an encoder by η·sign(N(0, 1)) and measure the change of its output, ‖F(x, W) − F(x, W + δ)‖²
+//! summed over the real tokens of one fixed batch, in eval mode, averaged over δ seeds, for N
+//! sublayers and each residual scheme at init (Admin with ω profiled on the same batch).
 //!
 //! Claims, each judged on one value per seed (the seeds are init draws; the δ seeds and the fixed
 //! batch are shared across arms, so Post-LN and Pre-LN of one seed form a pair), by the 95 % t
@@ -244,7 +244,7 @@ fn claims(cfg: &AmplificationConfig, rows: &[Row], seeds: &[u64]) -> Claims {
                 .statement("Post-LN's output change grows linearly with the number of sublayers N")
                 .source(
                     "Liu et al. 2020, Theorem 2 (Post-LN: O(N)) and README output_change.png; \
-                     PAPERS.md §6 target 1",
+                     docs/REFERENCES.md#target-1",
                 )
                 .expected(
                     "per seed, R² of the least-squares line through (N, change) > 0.95 \
@@ -280,8 +280,8 @@ fn claims(cfg: &AmplificationConfig, rows: &[Row], seeds: &[u64]) -> Claims {
             Claim::builder("pre-ln-admin-sublinear")
                 .statement("Pre-LN's and Admin's output change grow sublinearly in N")
                 .source(
-                    "Liu et al. 2020, Theorem 2 (Pre-LN and Admin at init: O(log N)); PAPERS.md \
-                     §6 target 1",
+                    "Liu et al. 2020, Theorem 2 (Pre-LN and Admin at init: O(log N)); \
+                     docs/REFERENCES.md#target-1",
                 )
                 .expected(
                     "per seed, the larger of Pre-LN's and Admin's log-log slopes of change \
@@ -319,7 +319,7 @@ fn claims(cfg: &AmplificationConfig, rows: &[Row], seeds: &[u64]) -> Claims {
         claims.push(
             Claim::builder("post-pre-ratio-increases")
                 .statement("The Post-LN / Pre-LN output-change ratio increases with N")
-                .source("Liu et al. 2020, Fig. 4 / README output_change.png; PAPERS.md §6 target 1")
+                .source("Liu et al. 2020, Fig. 4 / README output_change.png; docs/REFERENCES.md#target-1")
                 .expected(
                     "per seed, the log-log slope of the paired ratio change(Post-LN) / \
                      change(Pre-LN) against N > 0 (undefined when a change is 0)",

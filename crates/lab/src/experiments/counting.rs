@@ -1,8 +1,8 @@
 //! `counting` (Merrill, Sabharwal & Smith, TACL 2022 "Saturated transformers are constant-depth
-//! threshold circuits"; Merrill et al. 2021, §6; PAPERS.md §1.1 "mean heads can compute
-//! proportions, which is counting"): a 2-layer transformer classifies MAJORITY and aⁿbⁿ strings,
-//! which need counting. The input is `[BOS] x₁ … x_n [=]`; the class is read at `[=]` from the
-//! LM head (two class tokens), trained with cross-entropy on that position only (causal, so the
+//! threshold circuits"; Merrill et al. 2021, §6; docs/REFERENCES.md#merrill-definitions "mean heads
+//! can compute proportions, which is counting"): a 2-layer transformer classifies MAJORITY and aⁿbⁿ
+//! strings, which need counting. The input is `[BOS] x₁ … x_n [=]`; the class is read at `[=]` from
+//! the LM head (two class tokens), trained with cross-entropy on that position only (causal, so the
 //! right padding is never seen).
 //!
 //! After training: accuracy at the trained lengths with softmax attention and with exactly
@@ -391,7 +391,7 @@ fn claims(cfg: &CountingConfig, results: &[RunResult], seeds: &[u64]) -> Claims 
     claims.push(
         Claim::builder("learns-counting-tasks")
             .statement("A 2-layer transformer learns MAJORITY and aⁿbⁿ at the trained lengths")
-            .source("Merrill, Sabharwal & Smith 2022 (saturated transformers count); PAPERS.md §1.1, §4")
+            .source("Merrill, Sabharwal & Smith 2022 (saturated transformers count); docs/REFERENCES.md#merrill-definitions, docs/REFERENCES.md#merrill-tc0")
             .expected(format!(
                 "per seed, the lowest accuracy over the tasks on {} fresh strings of lengths {}..={}; the 95 % t interval of its mean over seeds > 0.95",
                 cfg.test_samples, cfg.min_len, cfg.max_len
@@ -410,7 +410,7 @@ fn claims(cfg: &CountingConfig, results: &[RunResult], seeds: &[u64]) -> Claims 
     claims.push(
         Claim::builder("an-averaging-head")
             .statement("The trained counter uses an averaging head: under saturation at least one head averages over the prefix")
-            .source("Merrill et al. 2021, §5–6; PAPERS.md §1.1")
+            .source("Merrill et al. 2021, §5–6; docs/REFERENCES.md#merrill-definitions")
             .expected(format!(
                 "per seed, the fewest averaging heads over the tasks (count ≥ 0.9 of the prefix at the [=] queries, c = {}); the 95 % t interval of its mean over seeds > 0.5 (every model has one)",
                 cfg.c
@@ -431,7 +431,7 @@ fn claims(cfg: &CountingConfig, results: &[RunResult], seeds: &[u64]) -> Claims 
     claims.push(
         Claim::builder("saturated-model-still-counts")
             .statement("The exactly saturated model keeps its accuracy: averaging heads implement counting")
-            .source("Merrill, Sabharwal & Smith 2022; PAPERS.md §1.1")
+            .source("Merrill, Sabharwal & Smith 2022; docs/REFERENCES.md#merrill-definitions")
             .expected("per seed, the lowest accuracy over the tasks with every attention exactly saturated (same θ); the 95 % t interval of its mean over seeds > 0.90")
             .threshold(Threshold::as_before())
             .measured("saturated_accuracy", per(&|r| json!(r.saturated_accuracy)))

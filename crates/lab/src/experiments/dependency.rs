@@ -1,7 +1,7 @@
-//! `dependency` (Liu et al. 2020, §3, Fig. 5; README `6_layer_dependency.png`; PAPERS.md §2.2,
-//! §6 target 2): the residual dependency β_{i,j} of a 6-layer encoder (12 sublayers) at init,
-//! from one traced forward pass on a fixed batch, for Post-LN, Pre-LN and Admin (ω profiled on
-//! the same batch).
+//! `dependency` (Liu et al. 2020, §3, Fig. 5; README `6_layer_dependency.png`;
+//! docs/REFERENCES.md#liu-dependency, docs/REFERENCES.md#target-2): the residual dependency β_{i,j}
+//! of a 6-layer encoder (12 sublayers) at init, from one traced forward pass on a fixed batch, for
+//! Post-LN, Pre-LN and Admin (ω profiled on the same batch).
 //!
 //! Claims, each judged on one value per seed (an init draw; the batch is shared, so the arms of
 //! one seed form a pair) by the 95 % t interval of their mean ([`crate::claim`]); thresholds as
@@ -233,7 +233,7 @@ fn claims(cfg: &DependencyConfig, results: &[Traced], seeds: &[u64]) -> Claims {
         claims.push(
             Claim::builder("post-ln-diagonal-range")
                 .statement("At init, every Post-LN sublayer depends on its own branch with β_ii ≈ 1/√2")
-                .source("Liu et al. 2020, Fig. 5 / README 6_layer_dependency.png; PAPERS.md §6 target 2")
+                .source("Liu et al. 2020, Fig. 5 / README 6_layer_dependency.png; docs/REFERENCES.md#target-2")
                 .expected(
                     "per seed, max_i |β_ii − 0.6| < 0.15, i.e. every β_ii in [0.45, 0.75] \
                      (theory 1/√2 ≈ 0.707)",
@@ -259,8 +259,8 @@ fn claims(cfg: &DependencyConfig, results: &[Traced], seeds: &[u64]) -> Claims {
             Claim::builder("pre-ln-diagonal-decays")
                 .statement("At init, Pre-LN's β_ii falls roughly as 1/√(i+1)")
                 .source(
-                    "Liu et al. 2020, §3 (Pre-LN: β²_ii ≈ 1/(i+1)) and Fig. 5; PAPERS.md §6 \
-                     target 2",
+                    "Liu et al. 2020, §3 (Pre-LN: β²_ii ≈ 1/(i+1)) and Fig. 5; \
+                     docs/REFERENCES.md#target-2",
                 )
                 .expected(
                     "per seed, the slope of ln β_ii against ln(i+1) in [−0.75, −0.25] (theory \
@@ -282,7 +282,7 @@ fn claims(cfg: &DependencyConfig, results: &[Traced], seeds: &[u64]) -> Claims {
                 .statement("At init, Pre-LN's last sublayer depends little on its own branch")
                 .source(
                     "Liu et al. 2020, §3 (Pre-LN: β²_NN ≈ 1/(N+1), 1/√13 ≈ 0.28 at N = 12) and \
-                     Fig. 5; PAPERS.md §6 target 2",
+                     Fig. 5; docs/REFERENCES.md#target-2",
                 )
                 .expected(format!("per seed, β_NN < 0.35 (N = {n})"))
                 .threshold(Threshold::as_before())
@@ -307,8 +307,8 @@ fn claims(cfg: &DependencyConfig, results: &[Traced], seeds: &[u64]) -> Claims {
             Claim::builder("admin-tracks-pre-ln")
                 .statement("At init, Admin's dependency looks like Pre-LN's")
                 .source(
-                    "Liu et al. 2020, §4.2 and README 18_layer_dependency.png; PAPERS.md §6 \
-                     target 2",
+                    "Liu et al. 2020, §4.2 and README 18_layer_dependency.png; \
+                     docs/REFERENCES.md#target-2",
                 )
                 .expected("per seed, max_i |β_ii(Admin) − β_ii(Pre-LN)| < 0.1 (paired by seed)")
                 .threshold(Threshold::as_before())

@@ -1,16 +1,16 @@
-//! `depth-stability` (the analogue of Liu et al. 2020, Table 1; PAPERS.md §2.6, §6 target 4):
-//! translation (Multi30k De→En when the data directory has it, the shipped corpus otherwise)
-//! with Post-LN, Pre-LN, Admin (ω profiled on the first training batch) and DeepNorm, at a
-//! shallow and a deep depth, for every seed of the run (1 at quick, 3 at full: the runner's
-//! seed plan), all with the same optimizer: Adam β = (0.9, 0.98), peak lr 10⁻³, a short linear
-//! warmup from 10⁻⁷ and inverse-√ decay (fairseq's schedule), no gradient clipping. The runs of
-//! one seed share the init seed and the batches.
+//! `depth-stability` (the analogue of Liu et al. 2020, Table 1; docs/REFERENCES.md#liu-experiments,
+//! docs/REFERENCES.md#target-4): translation (Multi30k De→En when the data directory has it, the
+//! shipped corpus otherwise) with Post-LN, Pre-LN, Admin (ω profiled on the first training batch)
+//! and DeepNorm, at a shallow and a deep depth, for every seed of the run (1 at quick, 3 at full:
+//! the runner's seed plan), all with the same optimizer: Adam β = (0.9, 0.98), peak lr 10⁻³, a
+//! short linear warmup from 10⁻⁷ and inverse-√ decay (fairseq's schedule), no gradient clipping.
+//! The runs of one seed share the init seed and the batches.
 //!
 //! A run *fails* if it diverges (a non-finite loss, or a validation loss above ln V and its
-//! step-0 loss from half-way on: the training loop's rule, PAPERS.md's "NaN or stuck at ln |V|")
-//! or stalls (its validation loss improves by less than 1 % over the second half of training:
-//! stopped learning, e.g. on the unigram plateau). Whether the final loss is below the target
-//! unigram entropy (the best context-free prediction) is recorded too.
+//! step-0 loss from half-way on: the training loop's rule, docs/REFERENCES.md#target-4: "NaN or
+//! stuck at ln |V|") or stalls (its validation loss improves by less than 1 % over the second half
+//! of training: stopped learning, e.g. on the unigram plateau). Whether the final loss is below the
+//! target unigram entropy (the best context-free prediction) is recorded too.
 //!
 //! Claims, judged by the 95 % t interval of the mean of per-seed values (one seed: the point
 //! value):
@@ -327,7 +327,7 @@ fn claims(
                 names.join(", "),
                 n = cfg.deep
             ))
-            .source("Liu et al. 2020, Table 1 (deep Post-LN diverges); Wang et al. 2022 (DeepNorm); PAPERS.md §6 target 4")
+            .source("Liu et al. 2020, Table 1 (deep Post-LN diverges); Wang et al. 2022 (DeepNorm); docs/REFERENCES.md#target-4")
             .expected("per seed: 1 if the deep Post-LN run fails (diverged: non-finite, or above ln V and its step-0 loss from half-way; or stalled: < 1 % improvement over the second half), else 0; the mean over seeds > 0, its interval wholly above 0 (every seed fails: holds; none: fails)")
             .threshold(Threshold::as_before())
             .measured("target_unigram_entropy", json!(unigram))
@@ -358,7 +358,7 @@ fn claims(
                     "At {n}-{n} layers, Post-LN trains and ends no worse than Pre-LN",
                     n = cfg.shallow
                 ))
-                .source("Liu et al. 2020, Table 1 (6L: Post-LN ≥ Pre-LN in BLEU); PAPERS.md §6 target 4")
+                .source("Liu et al. 2020, Table 1 (6L: Post-LN ≥ Pre-LN in BLEU); docs/REFERENCES.md#target-4")
                 .expected("per seed (same init seed, same batches): final validation loss of shallow Post-LN / Pre-LN < 1.01 (a diverged run scored ln V)")
                 .threshold(Threshold::as_before())
                 .measured("post_ln", summary(ResidualScheme::PostLn, cfg.shallow))

@@ -1,6 +1,7 @@
-//! `grad-norms` (Xiong et al. 2020, Theorem 1 and Fig. 3; PAPERS.md §3.2–3.3, §6 targets 5–6):
-//! gradient norms of the FFN's second weight matrix W^{2,l} at Xavier init, averaged over
-//! training batches, for encoder–decoders (L encoder and L decoder layers) in eval mode.
+//! `grad-norms` (Xiong et al. 2020, Theorem 1 and Fig. 3; docs/REFERENCES.md#xiong-theorem,
+//! docs/REFERENCES.md#xiong-experiments, docs/REFERENCES.md#target-5, docs/REFERENCES.md#target-6):
+//! gradient norms of the FFN's second weight matrix W^{2,l} at Xavier init, averaged over training
+//! batches, for encoder–decoders (L encoder and L decoder layers) in eval mode.
 //!
 //! - Depth sweep: ‖∂L/∂W^{2,L}‖_F of the last decoder layer (the FFN next to the output) for
 //!   L ∈ {2, 4, 8, 16}. Theorem 1: independent of L for Post-LN, ∝ 1/√L for Pre-LN.
@@ -399,8 +400,8 @@ fn claims(
             Claim::builder("post-ln-last-layer-depth-independent")
                 .statement("At init, Post-LN's gradient of W^{2,L} does not depend on the depth L")
                 .source(
-                    "Xiong et al. 2020, Theorem 1 (Post-LN: O(d√(ln d))) and Fig. 3d; PAPERS.md \
-                     §6 target 5",
+                    "Xiong et al. 2020, Theorem 1 (Post-LN: O(d√(ln d))) and Fig. 3d; \
+                     docs/REFERENCES.md#target-5",
                 )
                 .expected(format!(
                     "per seed, the log-log slope of ‖∂L/∂W^{{2,L}}‖_F against L in [−{w}, {w}] \
@@ -442,7 +443,7 @@ fn claims(
                 .statement("At init, Pre-LN's gradient of W^{2,L} falls like 1/√L")
                 .source(
                     "Xiong et al. 2020, Theorem 1 (Pre-LN: O(d√(ln d / L))) and Fig. 3d; \
-                     PAPERS.md §6 target 5",
+                     docs/REFERENCES.md#target-5",
                 )
                 .expected(format!(
                     "per seed, the log-log slope of ‖∂L/∂W^{{2,L}}‖_F against L in [{}, {}] \
@@ -492,8 +493,8 @@ fn claims(
                          {name}'s layers"
                     ))
                     .source(
-                        "Xiong et al. 2020, Fig. 3a and §3 (largest near the output); PAPERS.md \
-                         §6 target 6",
+                        "Xiong et al. 2020, Fig. 3a and §3 (largest near the output); \
+                         docs/REFERENCES.md#target-6",
                     )
                     .expected(format!(
                         "per seed, layer {n} / layer 1 > 2 in the {n}-layer {name}",
@@ -518,7 +519,7 @@ fn claims(
                     .statement(format!(
                         "At init, Pre-LN's W² gradient is about the same in every {name} layer"
                     ))
-                    .source("Xiong et al. 2020, Fig. 3c; PAPERS.md §6 target 6")
+                    .source("Xiong et al. 2020, Fig. 3c; docs/REFERENCES.md#target-6")
                     .expected(
                         "per seed, the largest |layer / mean of the layers − 1| < 0.3 (every \
                          layer within ±30 % of the mean)",

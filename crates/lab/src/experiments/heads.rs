@@ -1,8 +1,9 @@
 //! `heads` (Merrill et al. 2021, §5 and the top-level `saturate.py`,
-//! `attn/*/# positions attended.pdf`; PAPERS.md §1.1, §6 target 12): after training, run a
-//! char LM at 1000θ and count, for every head and query, the keys with weight > 1e-5; classify
-//! each head (hard, averaging, sink, mixed: `saturn_saturation::HEAD_THRESHOLDS`) and draw the
-//! histogram of the per-head mean number of positions attended.
+//! `attn/*/# positions attended.pdf`; docs/REFERENCES.md#merrill-heads,
+//! docs/REFERENCES.md#target-12): after training, run a char LM at 1000θ and count, for every head
+//! and query, the keys with weight > 1e-5; classify each head (hard, averaging, sink, mixed:
+//! `saturn_saturation::HEAD_THRESHOLDS`) and draw the histogram of the per-head mean number of
+//! positions attended.
 //!
 //! Claims (one value per seed: the worst of the seed's LMs, one per scheme, as the claims are
 //! about every LM; the verdict from the 95 % t interval of the mean over seeds, the point
@@ -69,8 +70,8 @@ pub struct HeadsConfig {
     /// The scale of "under saturation".
     pub c: f64,
     /// Also train each scheme with the norm-growth reference code's multiplicative causal mask
-    /// (future scores 0, not −∞; PAPERS.md §1.4 quirk 2), to see where its averaging heads come
-    /// from. These runs are reported apart and never enter the paper's claims.
+    /// (future scores 0, not −∞; docs/REFERENCES.md#merrill-quirks, quirk 2), to see where its
+    /// averaging heads come from. These runs are reported apart and never enter the paper's claims.
     #[serde(default)]
     pub reference_mask_runs: bool,
 }
@@ -230,7 +231,7 @@ fn claims(
     claims.push(
         Claim::builder("heads-are-hard-or-averaging")
             .statement("Under saturation most heads of a trained LM are hard (argmax) or averaging (mean over the prefix)")
-            .source("Merrill et al. 2021, §5 (bimodal histograms); PAPERS.md §6 target 12")
+            .source("Merrill et al. 2021, §5 (bimodal histograms); docs/REFERENCES.md#target-12")
             .expected(format!(
                 "per seed, the smallest over its LMs (one per scheme) of (hard + averaging heads) / heads; the 95 % t interval of its mean over seeds > 0.7 (classes by HEAD_THRESHOLDS at c = {}: hard = mean count ≤ 2, averaging = count ≥ 0.9 of the prefix, sink and mixed otherwise)",
                 cfg.c
@@ -261,7 +262,7 @@ fn claims(
     claims.push(
         Claim::builder("both-modes-present")
             .statement("Both modes occur: some heads are hard and some are averaging")
-            .source("Merrill et al. 2021, §5; PAPERS.md §6 target 12")
+            .source("Merrill et al. 2021, §5; docs/REFERENCES.md#target-12")
             .expected("per seed, the smallest over its LMs of min(#hard heads, #averaging heads); the 95 % t interval of its mean over seeds > 0.5 (every LM has at least one head of each mode)")
             .threshold(Threshold::as_before())
             .measured("hard", per(correct, &|r| json!(class_count(&r.stats, HeadClass::Hard))))
@@ -306,7 +307,7 @@ fn claims(
         claims.push(
             Claim::builder("reference-mask-makes-future-averaging-heads")
                 .statement("The norm-growth reference code's mean heads can come from its multiplicative causal mask: future scores are 0, tied under saturation, so a head attends uniformly to the (T − 1)/2 future keys on average, which its histogram shows as a mean over the prefix")
-                .source("ours: PAPERS.md §1.4 quirk 2 (scores = mask * scores) against §6 target 12 and the reference's `# positions attended` histograms")
+                .source("ours: docs/REFERENCES.md#merrill-quirks, quirk 2 (scores = mask * scores) against docs/REFERENCES.md#target-12 and the reference's `# positions attended` histograms")
                 .expected("paired on scheme and seed: (#heads of the zero-mask LM whose count over all positions is ≥ 0.9·(T + 1)/2, what the reference histogram calls averaging) − (the same for the −∞-mask LM); per seed the smallest over schemes; the 95 % t interval of its mean > 0.5 (before: every zero-mask LM has such a head and no −∞-mask LM has one); such heads' counts sit at (T − 1)/2, the mean number of future keys")
                 .threshold(Threshold::ours("our claim about the reference code: 0.9·(T + 1)/2 is HEAD_THRESHOLDS' averaging fraction on the reference histogram's scale (the mean causal prefix); > 0.5 in the paired count is at least one more such head with the zero mask"))
                 .measured("looks_averaging_with_zero_mask", per(reference, &|r| json!(looking(r))))

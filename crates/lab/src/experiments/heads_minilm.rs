@@ -1,8 +1,9 @@
-//! `heads-minilm` (Merrill et al. 2021, §5 on pretrained models; PAPERS.md §1.3): the real
-//! all-MiniLM-L6-v2 (a 6-layer, 12-head Post-LN BERT) on the English side of Multi30k val, in
-//! f64. Every head is classified under saturation (the network at 1000θ, weights > 1e-5;
-//! `saturn_saturation::HEAD_THRESHOLDS`), with a class table per layer and head, the histogram
-//! of positions attended and example attention maps (soft at θ, saturated at 1000θ).
+//! `heads-minilm` (Merrill et al. 2021, §5 on pretrained models;
+//! docs/REFERENCES.md#merrill-experiments): the real all-MiniLM-L6-v2 (a 6-layer, 12-head Post-LN
+//! BERT) on the English side of Multi30k val, in f64. Every head is classified under saturation
+//! (the network at 1000θ, weights > 1e-5; `saturn_saturation::HEAD_THRESHOLDS`), with a class table
+//! per layer and head, the histogram of positions attended and example attention maps (soft at θ,
+//! saturated at 1000θ).
 //!
 //! Claim (`most-heads-are-hard-under-saturation`): under saturation most of this model's heads
 //! are hard (argmax). The model is pretrained, so there is no seed to vary: the interval
@@ -99,7 +100,7 @@ const HARD_SHARE: f64 = 0.7;
 fn claim(cfg: &HeadsMinilmConfig) -> ClaimBuilder {
     Claim::builder(CLAIM_ID)
         .statement("Under saturation most heads of the pretrained all-MiniLM-L6-v2 are hard (argmax) heads")
-        .source("Merrill et al. 2021, §5 (the heads of saturated pretrained transformers are argmax or mean heads); PAPERS.md §1.1, §1.3")
+        .source("Merrill et al. 2021, §5 (the heads of saturated pretrained transformers are argmax or mean heads); docs/REFERENCES.md#merrill-heads, docs/REFERENCES.md#merrill-experiments")
         .expected(format!(
             "per chunk of the validation sentences ({} disjoint contiguous chunks; the chunk index stands where a seed would), the share of heads classified hard at c = {} (mean count ≤ 2, HEAD_THRESHOLDS); the 95 % t interval of its mean over chunks > {HARD_SHARE}",
             cfg.chunks, cfg.c

@@ -1,7 +1,8 @@
-//! `hessian` (the student reproduction of Xiong et al. 2020 in PAPERS.md §3.4, method from
-//! PyHessian, Yao et al. 2020; §6 target 8): the loss Hessian of encoder–decoders at Xavier
-//! init on Multi30k validation pairs (the shipped corpus without the data directory), Post-LN
-//! vs Pre-LN, with exact Hessian-vector products (double backward), in eval mode:
+//! `hessian` (the student reproduction of Xiong et al. 2020 in docs/REFERENCES.md#hessian, method
+//! from PyHessian, Yao et al. 2020; docs/REFERENCES.md#target-8): the loss Hessian of
+//! encoder–decoders at Xavier init on Multi30k validation pairs (the shipped corpus without the
+//! data directory), Post-LN vs Pre-LN, with exact Hessian-vector products (double backward), in
+//! eval mode:
 //!
 //! - the top eigenvalue λ_max by power iteration (PyHessian's tol 10⁻³). At init the Hessian
 //!   is indefinite and its largest-|λ| eigenvalue (what PyHessian's power iteration returns) can
@@ -481,7 +482,7 @@ fn claims(
     claims.push(
         Claim::builder("post-ln-larger-top-eigenvalue")
             .statement(format!("At Xavier init, {la}'s loss Hessian has a larger top eigenvalue than {lb}'s"))
-            .source("student reproduction of Xiong et al. 2020 (PAPERS.md §3.4), PyHessian method; PAPERS.md §6 target 8")
+            .source("student reproduction of Xiong et al. 2020 (docs/REFERENCES.md#hessian), PyHessian method; docs/REFERENCES.md#target-8")
             .expected(format!("per seed: ln(λ_max({la}) / λ_max({lb})) > 0, i.e. λ_max({la}) > λ_max({lb}) (power iteration, the top of the spectrum; undefined unless both are positive; the largest-|λ| eigenvalue and the largest Ritz value are shown beside it)"))
             .threshold(Threshold::as_before())
             .measured("data", json!(data_note))
@@ -503,7 +504,7 @@ fn claims(
     claims.push(
         Claim::builder("post-ln-larger-trace")
             .statement(format!("At Xavier init, {la}'s loss Hessian has a larger trace than {lb}'s"))
-            .source("PAPERS.md §6 target 8 (the Hutchinson trace should also be larger for Post-LN)")
+            .source("docs/REFERENCES.md#target-8 (the Hutchinson trace should also be larger for Post-LN)")
             .expected(format!("per seed: (tr H({la}) − tr H({lb})) / √(SE²({la}) + SE²({lb})) > {TRACE_Z} (the difference in units of Hutchinson's combined standard error: a difference within the estimator's noise does not count)"))
             .threshold(Threshold::as_before())
             .measured("data", json!(data_note))
@@ -519,7 +520,7 @@ fn claims(
     claims.push(
         Claim::builder("post-ln-wider-spectrum")
             .statement(format!("At Xavier init, {la}'s Hessian spectrum is wider than {lb}'s"))
-            .source("student reproduction of Xiong et al. 2020 (PAPERS.md §3.4); PAPERS.md §6 target 8")
+            .source("student reproduction of Xiong et al. 2020 (docs/REFERENCES.md#hessian); docs/REFERENCES.md#target-8")
             .expected(format!("per seed: ln(width({la}) / width({lb})) > 0, width = largest minus smallest Ritz value of the SLQ runs (mean over runs)"))
             .threshold(Threshold::as_before())
             .measured("data", json!(data_note))

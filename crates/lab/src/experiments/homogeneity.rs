@@ -1,8 +1,9 @@
 //! `homogeneity` (Merrill et al. 2021, §4 and `plot_trans_scale.py` / `trans-scale/scales.pdf`;
-//! PAPERS.md §1.3, §6 target 10): at random initialization, how close is f(x; cθ) to the
-//! network's scaling limit? For Post-LN, Pre-LN and branch-LN LMs, with and without biases,
-//! cos(vec f(x; cθ), vec f(x; 1000θ)) for c ∈ [1, 10] (every parameter scaled, f64), and the
-//! per-token cosine between f(x; cθ) and the exactly saturated network sf(x; θ) as c grows.
+//! docs/REFERENCES.md#merrill-experiments, docs/REFERENCES.md#target-10): at random initialization,
+//! how close is f(x; cθ) to the network's scaling limit? For Post-LN, Pre-LN and branch-LN LMs,
+//! with and without biases, cos(vec f(x; cθ), vec f(x; 1000θ)) for c ∈ [1, 10] (every parameter
+//! scaled, f64), and the per-token cosine between f(x; cθ) and the exactly saturated network sf(x;
+//! θ) as c grows.
 //!
 //! Init-time, so 3 seeds at quick and 5 at full (each seed draws its own tokens and models);
 //! every claim is judged on one value per seed by its 95 % t interval over seeds:
@@ -70,7 +71,7 @@ pub struct HomogeneityConfig {
     /// Relative tie tolerance of the exactly saturated attention.
     pub tie_tol: f64,
     /// The causal mask's fill: −∞ (correct), or `zero` for the reference code's `mask * scores`
-    /// (PAPERS.md §1.4 quirk 2), to compare with its curves.
+    /// (docs/REFERENCES.md#merrill-quirks, quirk 2), to compare with its curves.
     #[serde(default)]
     pub mask_fill: MaskFill,
     /// How parameters are drawn; `torch_default` is the reference code's (it keeps PyTorch's
@@ -258,7 +259,7 @@ fn claims(cfg: &HomogeneityConfig, curves: &[Curve], seeds: &[u64]) -> Claims {
     claims.push(
         Claim::builder("monotone-in-c")
             .statement("At random init, cos(f(x; cθ), f(x; 1000θ)) rises with c for every variant")
-            .source("Merrill et al. 2021, §4, plot_trans_scale.py (scales.pdf); PAPERS.md §6 target 10")
+            .source("Merrill et al. 2021, §4, plot_trans_scale.py (scales.pdf); docs/REFERENCES.md#target-10")
             .expected(format!(
                 "per seed, the smallest over the variants (scheme × bias) of the least-squares slope of the cosine on c over c = {}…{} ({} scales) > 0",
                 cfg.cs.first().copied().unwrap_or(f64::NAN),
@@ -300,7 +301,7 @@ fn claims(cfg: &HomogeneityConfig, curves: &[Curve], seeds: &[u64]) -> Claims {
     claims.push(
         Claim::builder("branch-ln-above-post-ln")
             .statement("Branch-LN (the reference's \"pre_norm\") is closer to its scaling limit than Post-LN at every c")
-            .source("Merrill et al. 2021, scales.pdf; PAPERS.md §1.5, §6 target 10")
+            .source("Merrill et al. 2021, scales.pdf; docs/REFERENCES.md#merrill-small-scale, docs/REFERENCES.md#target-10")
             .expected("per seed, the smallest over the bias settings of the paired margin min over c of cos_branch(c) − cos_post(c) (same seed, bias setting and tokens) > 0")
             .threshold(Threshold::as_before())
             .measured(

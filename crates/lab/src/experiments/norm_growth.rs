@@ -1,6 +1,7 @@
-//! `norm-growth` (Merrill et al. 2021, §4–5, Fig. 1 and the LM figures; PAPERS.md §1.2, §6
-//! target 9): a char LM on tiny-shakespeare trained with AdamW at a constant lr and no weight
-//! decay under Post-LN, Pre-LN and branch-LN, plus plain SGD and AdamW with weight decay λ ≫ η.
+//! `norm-growth` (Merrill et al. 2021, §4–5, Fig. 1 and the LM figures;
+//! docs/REFERENCES.md#merrill-norm-growth, docs/REFERENCES.md#target-9): a char LM on
+//! tiny-shakespeare trained with AdamW at a constant lr and no weight decay under Post-LN, Pre-LN
+//! and branch-LN, plus plain SGD and AdamW with weight decay λ ≫ η.
 //!
 //! Every step records ‖θ_t‖ (all non-scalar parameters) and the update alignment
 //! cos(θ_{t−1}, δ_t); a snapshot every 2.5 % of training gives the direction cosine
@@ -507,7 +508,7 @@ fn claims(cfg: &NormGrowthConfig, results: &[RunResult], seeds: &[u64], entropy:
     claims.push(
         Claim::builder("norm-rises-monotonically")
             .statement("With AdamW, wd = 0 and a constant lr, the parameter norm keeps rising after the first steps, under Post-LN, Pre-LN and branch-LN")
-            .source("Merrill et al. 2021, §5 and LM figures; PAPERS.md §6 target 9")
+            .source("Merrill et al. 2021, §5 and LM figures; docs/REFERENCES.md#target-9")
             .expected(format!(
                 "per seed, the smallest over the schemes of the least-squares slope of ln ‖θ_t‖ on ln t over the second half of training (steps ≥ {half}) > 0; {margin_note}"
             ))
@@ -532,7 +533,7 @@ fn claims(cfg: &NormGrowthConfig, results: &[RunResult], seeds: &[u64], entropy:
     claims.push(
         Claim::builder("norm-grows-as-sqrt-t")
             .statement("The norm grows like √t: the fitted growth exponent is about ½, and the √t law describes the curve")
-            .source("Merrill et al. 2021, Fig. 1 (T5: r² ≈ 1.00); t5_norm_regression.py; PAPERS.md §6 target 9")
+            .source("Merrill et al. 2021, Fig. 1 (T5: r² ≈ 1.00); t5_norm_regression.py; docs/REFERENCES.md#target-9")
             .expected(format!(
                 "per seed, the exponent p of ρ^(1/p) = a + b·t (steps ≥ {}) of the scheme farthest from the window lies in [{low}, {high}] (closer to ½ than to ¼ or to 1; an exponent at an end of the fitting grid is undefined); gates: R²(√t) ≥ 0.95 for every run, and {margin_note}",
                 cfg.monotone_from
@@ -563,7 +564,7 @@ fn claims(cfg: &NormGrowthConfig, results: &[RunResult], seeds: &[u64], entropy:
     claims.push(
         Claim::builder("direction-converges")
             .statement("The direction θ/‖θ‖ converges: the cosine between checkpoints 5 % of training apart rises to ≥ 0.99 late in training")
-            .source("Merrill et al. 2021, §5 (T5 cos(θ_t, θ_t+1) → 1); PAPERS.md §6 target 9")
+            .source("Merrill et al. 2021, §5 (T5 cos(θ_t, θ_t+1) → 1); docs/REFERENCES.md#target-9")
             .expected(format!("per seed, the smallest over the schemes of cos(θ_t, θ_t+Δ) for the last pair (t = 95 % of training) > 0.99; gates: the direction moved early (the first pair's cosine < 0.99 in every run), and {margin_note}"))
             .threshold(Threshold::as_before())
             .measured("first", map(&|r| json!(first(r)), &adam))
@@ -584,7 +585,7 @@ fn claims(cfg: &NormGrowthConfig, results: &[RunResult], seeds: &[u64], entropy:
     claims.push(
         Claim::builder("updates-are-orthogonal")
             .statement("Updates are nearly orthogonal to the parameters: |cos(θ_t−1, δ_t)| < 0.1")
-            .source("Merrill et al. 2021, §4 (scale invariance ⇒ ⟨θ, ∇L⟩ ≈ 0); PAPERS.md §1.2, §6 target 9")
+            .source("Merrill et al. 2021, §4 (scale invariance ⇒ ⟨θ, ∇L⟩ ≈ 0); docs/REFERENCES.md#merrill-norm-growth, docs/REFERENCES.md#target-9")
             .expected(format!("per seed, the largest over the schemes of the mean over steps > {} of |cos(θ_t−1, δ_t)| (one optimizer step) < 0.1; {margin_note}", cfg.monotone_from))
             .threshold(Threshold::as_before())
             .measured("mean_abs_alignment", map(&|r| json!(r.mean_abs_alignment), &adam))
@@ -601,7 +602,7 @@ fn claims(cfg: &NormGrowthConfig, results: &[RunResult], seeds: &[u64], entropy:
     claims.push(
         Claim::builder("sgd-grows-as-t-quarter")
             .statement("Plain SGD grows the norm more slowly, as t^¼ for a scale-invariant loss (‖θ‖⁴ ∝ t)")
-            .source("Merrill et al. 2021, §4; PAPERS.md §1.2")
+            .source("Merrill et al. 2021, §4; docs/REFERENCES.md#merrill-norm-growth")
             .expected(format!(
                 "SGD (lr {}), per seed: the fitted exponent p of ρ^(1/p) = a + b·t (steps ≥ {}) is closer to ¼ than to ½: p < 0.375 (an exponent at an end of the grid [0.05, 2] is undefined); gates: the SGD norm grew (final > initial), and the SGD LM's final validation loss ≤ unigram entropy − {LEARNED_MARGIN} nats",
                 cfg.sgd_lr, cfg.monotone_from

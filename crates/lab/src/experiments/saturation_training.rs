@@ -1,7 +1,7 @@
 //! `saturation-training` (Merrill et al. 2021, §5 and `finetune_trans.get_saturation`,
-//! `sat.pdf`; PAPERS.md §1.3, §6 target 11): as training grows the norm, the network
-//! approaches its saturated version. Along the training of char LMs (Post-LN and branch-LN,
-//! AdamW lr 1e-2, wd 0, constant), the saturation similarity
+//! `sat.pdf`; docs/REFERENCES.md#merrill-experiments, docs/REFERENCES.md#target-11): as training
+//! grows the norm, the network approaches its saturated version. Along the training of char LMs
+//! (Post-LN and branch-LN, AdamW lr 1e-2, wd 0, constant), the saturation similarity
 //! sat = mean over tokens of cos(f(x; θ)_t, f(x; 1000θ)_t) of the final representation (and of
 //! every layer) on fixed validation windows, in f64.
 //!
@@ -213,7 +213,7 @@ fn claims(
     claims.push(
         Claim::builder("saturation-rises-during-training")
             .statement("Training drives the LM towards its saturated network: cos(f(x; θ), f(x; 1000θ)) rises from < 0.6 at init to ≥ 0.95")
-            .source("Merrill et al. 2021, §5 (sat.pdf: ≈ 1.0 after one epoch); PAPERS.md §6 target 11")
+            .source("Merrill et al. 2021, §5 (sat.pdf: ≈ 1.0 after one epoch); docs/REFERENCES.md#target-11")
             .expected(format!(
                 "per seed, the smallest over the schemes of sat after {} steps > 0.95; gates: sat at step 0 < 0.6 in every run (it starts away from saturation), and every LM learned (final validation loss ≤ unigram entropy − {LEARNED_MARGIN} nats: a collapsed LM is trivially its own saturated version)",
                 cfg.steps

@@ -1,7 +1,7 @@
-//! `warmup` (Xiong et al. 2020, §3.3 and Fig. 2; PAPERS.md §3.3, §6 target 7): translation
-//! with Adam (β = (0.9, 0.98)) at a peak learning rate of 10⁻³ — Post-LN with a linear warmup,
-//! Post-LN without, and Pre-LN without — all else equal (same steps, same constant rate after
-//! the warmup, same batches).
+//! `warmup` (Xiong et al. 2020, §3.3 and Fig. 2; docs/REFERENCES.md#xiong-experiments,
+//! docs/REFERENCES.md#target-7): translation with Adam (β = (0.9, 0.98)) at a peak learning rate of
+//! 10⁻³ — Post-LN with a linear warmup, Post-LN without, and Pre-LN without — all else equal (same
+//! steps, same constant rate after the warmup, same batches).
 //!
 //! Claims, each on per-seed paired ratios (the three arms of a seed share the init seed and the
 //! batches), judged by the 95 % t interval of their mean (one seed at quick: the point value):
@@ -271,7 +271,7 @@ fn claims(data: &TranslationData, runs: &[(Cell<Arm>, Run)], seeds: &[u64]) -> C
     claims.push(
         Claim::builder("post-ln-needs-warmup")
             .statement("Post-LN trained with Adam at lr 1e-3 ends clearly worse without a learning-rate warmup")
-            .source("Xiong et al. 2020, §3.3 and Fig. 2; PAPERS.md §6 target 7")
+            .source("Xiong et al. 2020, §3.3 and Fig. 2; docs/REFERENCES.md#target-7")
             .expected("per seed (same init, same batches): final validation loss of Post-LN without warmup / with warmup > 1.10 (a diverged run scored ln V)")
             .threshold(Threshold::as_before())
             .measured("post_ln_warmup_mean", json!(mean(&with)))
@@ -289,7 +289,7 @@ fn claims(data: &TranslationData, runs: &[(Cell<Arm>, Run)], seeds: &[u64]) -> C
     claims.push(
         Claim::builder("pre-ln-needs-no-warmup")
             .statement("Pre-LN without warmup does as well as Post-LN with warmup")
-            .source("Xiong et al. 2020, §3.3 (Pre-LN trained without warmup reaches comparable results); PAPERS.md §6 target 7")
+            .source("Xiong et al. 2020, §3.3 (Pre-LN trained without warmup reaches comparable results); docs/REFERENCES.md#target-7")
             .expected("per seed (same batches): final validation loss of Pre-LN without warmup / Post-LN with warmup < 1.02 (a diverged run scored ln V)")
             .threshold(Threshold::as_before())
             .measured("post_ln_warmup_mean", json!(mean(&with)))

@@ -1,7 +1,8 @@
 //! The character-level LM setup of the norm-growth experiments (`norm-growth`,
 //! `saturation-training`, `heads`): Merrill et al.'s LM recipe at CPU scale — AdamW at a
-//! constant lr 1e-2 with no weight decay (the reference code's defaults, PAPERS.md §1.3) — on
-//! the shipped tiny-shakespeare, and the fixed validation windows that probes read.
+//! constant lr 1e-2 with no weight decay (the reference code's defaults,
+//! docs/REFERENCES.md#merrill-experiments) — on the shipped tiny-shakespeare, and the fixed
+//! validation windows that probes read.
 
 use saturn_layers::{Activation, DecoderLm, InitScheme, LmConfig, ResidualScheme};
 use saturn_optim::{AdamConfig, OptimizerConfig, Schedule};

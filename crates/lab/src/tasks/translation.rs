@@ -2,8 +2,9 @@
 //! ([`Seq2SeqShape`]), Admin's initialization, and translation as a training [`Task`] over
 //! [`TranslationData`].
 //!
-//! Models follow fairseq's `transformer` (Liu et al. 2020's setting, PAPERS.md §2.1): ReLU FFN,
-//! sinusoidal positions, embeddings scaled by √d, Xavier-uniform weights, zero biases.
+//! Models follow fairseq's `transformer` (Liu et al. 2020's setting,
+//! docs/REFERENCES.md#liu-architectures): ReLU FFN, sinusoidal positions, embeddings scaled by √d,
+//! Xavier-uniform weights, zero biases.
 
 use std::cell::RefCell;
 
@@ -93,9 +94,9 @@ impl Seq2SeqShape {
     }
 }
 
-/// Admin's initialization (PAPERS.md §2.4): under the Admin scheme, profile ω on `batch`
-/// (one forward pass, eval mode: our models have no dropout at profiling time) and leave the
-/// model's ω there; other schemes are untouched. Returns the ω per sublayer.
+/// Admin's initialization (docs/REFERENCES.md#admin-profiling): under the Admin scheme, profile ω
+/// on `batch` (one forward pass, eval mode: our models have no dropout at profiling time) and leave
+/// the model's ω there; other schemes are untouched. Returns the ω per sublayer.
 pub fn init_admin<T: saturn_tensor::Float>(
     model: &Seq2Seq<T>,
     batch: &SeqBatch,
