@@ -163,7 +163,7 @@ impl Evidence {
 
     /// The mean of the values (NaN when any is undefined).
     pub fn mean(&self) -> f64 {
-        self.values.iter().sum::<f64>() / self.values.len() as f64
+        saturn_tensor::flat::mean(&self.values)
     }
 
     /// The verdict of the values alone, and why.

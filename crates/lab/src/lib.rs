@@ -8,7 +8,7 @@
 //! - [`train`]: the shared training loop (checkpoints, bit-identical resume, divergence);
 //! - [`claim`], [`stats`]: claims with per-seed evidence, intervals, gates and three-valued
 //!   verdicts;
-//! - [`summary`], [`metadata`], [`metrics`], [`plot`], [`report`]: results;
+//! - [`summary`], [`metadata`], [`metrics`], [`plot`], [`report`](mod@report): results;
 //! - [`cells`]: an experiment's work as numbered, independent cells (`--cell`, `--merge-only`,
 //!   `saturn cells`, `saturn sweep`);
 //! - [`experiments`]: the registry, and each experiment's method;

@@ -35,7 +35,7 @@ pub fn t_interval(values: &[f64], level: f64) -> Option<Interval> {
     if n < 2 || values.iter().any(|v| !v.is_finite()) || !(0.0..1.0).contains(&level) {
         return None;
     }
-    let mean = values.iter().sum::<f64>() / n as f64;
+    let mean = saturn_tensor::flat::mean(values);
     let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
     let t = t_quantile((1.0 + level) / 2.0, (n - 1) as f64);
     let half = t * (var / n as f64).sqrt();

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use saturn_lab::LabError;
-use saturn_lab::experiments::data::CharCorpus;
 use saturn_lab::metrics::Metrics;
 use saturn_lab::run_dir::RunDir;
+use saturn_lab::tasks::char_corpus::CharCorpus;
 use saturn_lab::tensorboard::{Event, EventKind, FILE_VERSION, event_files, read_event_file};
 use saturn_lab::train::{LmTask, TrainConfig, train};
 use saturn_layers::{DecoderLm, LmConfig, ResidualScheme};

@@ -12,7 +12,7 @@
 //!   of the attention sublayers (first increment excluded) > 0.
 //!
 //! Not claims, because they are true by construction, but unit tests: ω₁ = 1 and ω strictly
-//! increasing (profiling starts at r = 1, and r² = Var[x·ω] + Var[f] > ω² for an LN-normalized
+//! increasing (profiling starts at r = 1, and `r² = Var[x·ω] + Var[f] > ω²` for an LN-normalized
 //! x: `tests::profiling_starts_at_one_and_increases_in_both_stacks` here and
 //! `saturn_dynamics::admin::tests`), and the closed form's 2.02 / 2.60 / 3.40 for
 //! n = 12 / 24 / 48 (`saturn_layers::init::tests::admin_closed_form_matches_admin_torch_values`).
@@ -21,7 +21,7 @@
 //!
 //! Beside the claims, `streams.csv` describes each encoder sublayer's input stream with ω in
 //! place: the share of its second moment common to all positions of a sentence
-//! ([`shared_fraction`]), the branch's second moment relative to the input's, and the branch's
+//! (`shared_fraction`), the branch's second moment relative to the input's, and the branch's
 //! own shared share. They say why attention's increments can exceed the FFN's: an attention
 //! branch at init averages nearly uniformly, so it adds about the common part of its input and
 //! writes the same vector at every position, which makes the next input more common still.

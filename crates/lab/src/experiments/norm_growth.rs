@@ -37,7 +37,7 @@
 //! Cells: one per run (arm × seed). Every run checkpoints every tenth of its steps, and a
 //! resumed run measures what an uninterrupted one does: the norms and alignments live in the
 //! run's metrics, which the checkpoints carry, and the tracker's snapshots are kept beside them
-//! and replayed into it on resume (see [`measure`]).
+//! and replayed into it on resume (see `measure`).
 
 use saturn_layers::{DecoderLm, ResidualScheme, checkpoint};
 use saturn_optim::{OptimizerConfig, SgdConfig};

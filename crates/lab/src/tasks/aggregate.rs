@@ -5,10 +5,8 @@
 //! `in [low, high]` rule ([`Worst`]). An undefined value (NaN or ±∞), or a seed without runs,
 //! makes the seed's value NaN: never a passing default.
 
-/// The arithmetic mean (NaN for no values).
-pub fn mean(values: &[f64]) -> f64 {
-    values.iter().sum::<f64>() / values.len() as f64
-}
+/// The arithmetic mean (NaN for no values): the workspace's one, from saturn-tensor.
+pub use saturn_tensor::flat::mean;
 
 /// The pointwise mean of several (x, y) curves at each x that any of them has (a run that
 /// stopped early contributes to the points it reached).
