@@ -15,22 +15,14 @@ use crate::error::{Result, batch_err, config_err};
 use crate::ffn::Activation;
 use crate::init::{DeepNormArch, InitScheme, Initializer, QkvInit, deepnorm_constants};
 use crate::linear::Linear;
+use crate::models::block_fields::{config_with_block_fields, one};
 use crate::module::{Module, join};
 use crate::norm::{Norm, NormKind};
 use crate::residual::ResidualScheme;
 
-// serde defaults, shared with `Seq2SeqConfig`
-pub(crate) fn default_ln_eps() -> f64 {
-    1e-5
-}
-pub(crate) fn yes() -> bool {
-    true
-}
-pub(crate) fn one() -> f64 {
-    1.0
-}
-
-/// Every architectural choice of the decoder-only LM. Defaults follow torch_io.py §6.
+config_with_block_fields! {
+/// Every architectural choice of the decoder-only LM. Defaults follow torch_io.py §6; the fields
+/// it shares with the encoder–decoder are spliced in at `@block` (module `block_fields`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LmConfig {
@@ -41,32 +33,7 @@ pub struct LmConfig {
     pub n_layers: usize,
     /// The number of learned positions (the longest sequence).
     pub max_seq: usize,
-    #[serde(default)]
-    pub residual: ResidualScheme,
-    #[serde(default)]
-    pub act: Activation,
-    #[serde(default)]
-    pub norm: NormKind,
-    #[serde(default = "default_ln_eps")]
-    pub ln_eps: f64,
-    /// Biases in every Linear except the head.
-    #[serde(default = "yes")]
-    pub bias: bool,
-    /// Scores divided by √d_head.
-    #[serde(default = "yes")]
-    pub scale_scores: bool,
-    #[serde(default)]
-    pub positions: PositionKind,
-    /// Token embeddings multiplied by √d (fairseq).
-    #[serde(default)]
-    pub embed_scale: bool,
-    #[serde(default)]
-    pub dropout: f64,
-    #[serde(default)]
-    pub init: InitScheme,
-    /// How q, k and v are drawn (separately, the default; or as one fused matrix).
-    #[serde(default)]
-    pub qkv_init: QkvInit,
+    @block
     /// DeepNorm's α; default (2L)^¼.
     #[serde(default)]
     pub deepnorm_alpha: Option<f64>,
@@ -77,6 +44,7 @@ pub struct LmConfig {
     /// the norm-growth reference code's multiplicative mask (the LM then sees the future).
     #[serde(default)]
     pub mask_fill: MaskFill,
+}
 }
 
 impl LmConfig {

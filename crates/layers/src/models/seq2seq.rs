@@ -10,16 +10,17 @@ use serde::{Deserialize, Serialize};
 use crate::attention::AttentionMask;
 use crate::block::{DecoderLayer, EncoderLayer, LayerSpec};
 use crate::ctx::ForwardCtx;
-use crate::embedding::{Embedding, PositionKind, Positions};
+use crate::embedding::{Embedding, Positions};
 use crate::error::{Result, batch_err, config_err};
-use crate::ffn::Activation;
-use crate::init::{DeepNormArch, InitScheme, Initializer, QkvInit, deepnorm_constants};
+use crate::init::{DeepNormArch, Initializer, deepnorm_constants};
 use crate::linear::Linear;
-use crate::models::lm::{LmConfig, default_ln_eps, one, token_cross_entropy, yes};
+use crate::models::block_fields::{config_with_block_fields, one};
+use crate::models::lm::{LmConfig, token_cross_entropy};
 use crate::module::{Module, join};
-use crate::norm::{Norm, NormKind};
+use crate::norm::Norm;
 use crate::residual::ResidualScheme;
 
+config_with_block_fields! {
 /// Every architectural choice of the encoder–decoder. Defaults follow torch_io.py §8.2.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -33,29 +34,7 @@ pub struct Seq2SeqConfig {
     pub n_dec_layers: usize,
     pub max_src_len: usize,
     pub max_tgt_len: usize,
-    #[serde(default)]
-    pub residual: ResidualScheme,
-    #[serde(default)]
-    pub act: Activation,
-    #[serde(default)]
-    pub norm: NormKind,
-    #[serde(default = "default_ln_eps")]
-    pub ln_eps: f64,
-    #[serde(default = "yes")]
-    pub bias: bool,
-    #[serde(default = "yes")]
-    pub scale_scores: bool,
-    #[serde(default)]
-    pub positions: PositionKind,
-    #[serde(default)]
-    pub embed_scale: bool,
-    #[serde(default)]
-    pub dropout: f64,
-    #[serde(default)]
-    pub init: InitScheme,
-    /// How q, k and v are drawn (separately, the default; or as one fused matrix).
-    #[serde(default)]
-    pub qkv_init: QkvInit,
+    @block
     /// DeepNorm's α on the encoder side; default 0.81·(N⁴M)^(1/16).
     #[serde(default)]
     pub deepnorm_alpha_enc: Option<f64>,
@@ -64,6 +43,7 @@ pub struct Seq2SeqConfig {
     pub deepnorm_alpha_dec: Option<f64>,
     #[serde(default = "one")]
     pub admin_omega: f64,
+}
 }
 
 impl Seq2SeqConfig {
