@@ -26,7 +26,7 @@ use ndarray::{ArrayD, Zip};
 use saturn_tensor::{Data, DataMut, Float, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Result, check_beta, check_non_negative};
+use crate::error::{Result, check_adam_family};
 use crate::groups::ParamGroups;
 use crate::optimizer::{Optimizer, OptimizerKind, StepStats};
 use crate::param_set::{ParamSet, ParamStep, owns_param_set};
@@ -78,10 +78,7 @@ impl Default for AdamConfig {
 impl AdamConfig {
     /// Checks every hyper-parameter (β in [0, 1), ε and λ finite and ≥ 0, group rules).
     pub fn validate(&self, owner: &str) -> Result<()> {
-        check_beta(owner, "betas[0]", self.betas[0])?;
-        check_beta(owner, "betas[1]", self.betas[1])?;
-        check_non_negative(owner, "eps", self.eps)?;
-        check_non_negative(owner, "weight_decay", self.weight_decay)?;
+        check_adam_family(owner, self.betas, self.eps, self.weight_decay)?;
         self.groups.validate()
     }
 }

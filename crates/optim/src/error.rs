@@ -80,30 +80,36 @@ impl OptimError {
     }
 }
 
-/// Checks that `value` is finite and ≥ 0 (learning rates, weight decay, ε, momentum, …).
-pub(crate) fn check_non_negative(owner: &str, name: &'static str, value: f64) -> Result<()> {
-    if value.is_finite() && value >= 0.0 {
+/// `Ok` when `ok`, else the hyper-parameter `name` of `owner` refused with `reason`.
+fn require(
+    ok: bool,
+    owner: &str,
+    name: &'static str,
+    value: f64,
+    reason: &'static str,
+) -> Result<()> {
+    if ok {
         Ok(())
     } else {
-        Err(OptimError::InvalidHyperParameter {
-            owner: owner.to_string(),
-            name,
-            value,
-            reason: "must be finite and ≥ 0",
-        })
+        Err(OptimError::InvalidHyperParameter { owner: owner.to_string(), name, value, reason })
     }
+}
+
+/// Checks that `value` is finite and ≥ 0 (learning rates, weight decay, ε, momentum, …).
+pub(crate) fn check_non_negative(owner: &str, name: &'static str, value: f64) -> Result<()> {
+    require(value.is_finite() && value >= 0.0, owner, name, value, "must be finite and ≥ 0")
 }
 
 /// Checks that a decay rate β lies in [0, 1).
 pub(crate) fn check_beta(owner: &str, name: &'static str, value: f64) -> Result<()> {
-    if (0.0..1.0).contains(&value) {
-        Ok(())
-    } else {
-        Err(OptimError::InvalidHyperParameter {
-            owner: owner.to_string(),
-            name,
-            value,
-            reason: "must lie in [0, 1)",
-        })
-    }
+    require((0.0..1.0).contains(&value), owner, name, value, "must lie in [0, 1)")
+}
+
+/// Checks the hyper-parameters of the Adam family (Adam, AdamW, RAdam): β₁, β₂ in [0, 1), ε and
+/// λ finite and ≥ 0.
+pub(crate) fn check_adam_family(owner: &str, betas: [f64; 2], eps: f64, wd: f64) -> Result<()> {
+    check_beta(owner, "betas[0]", betas[0])?;
+    check_beta(owner, "betas[1]", betas[1])?;
+    check_non_negative(owner, "eps", eps)?;
+    check_non_negative(owner, "weight_decay", wd)
 }

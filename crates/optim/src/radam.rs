@@ -30,7 +30,7 @@ use saturn_tensor::{DataMut, Float, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::adam::{default_betas, default_eps, is_empty};
-use crate::error::{Result, check_beta, check_non_negative};
+use crate::error::{Result, check_adam_family};
 use crate::groups::ParamGroups;
 use crate::optimizer::{Optimizer, OptimizerKind, StepStats};
 use crate::param_set::{ParamSet, ParamStep, owns_param_set};
@@ -93,10 +93,7 @@ impl RAdamConfig {
 
     /// Checks every hyper-parameter and the group rules.
     pub fn validate(&self, owner: &str) -> Result<()> {
-        check_beta(owner, "betas[0]", self.betas[0])?;
-        check_beta(owner, "betas[1]", self.betas[1])?;
-        check_non_negative(owner, "eps", self.eps)?;
-        check_non_negative(owner, "weight_decay", self.weight_decay)?;
+        check_adam_family(owner, self.betas, self.eps, self.weight_decay)?;
         self.groups.validate()
     }
 }
