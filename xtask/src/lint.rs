@@ -6,7 +6,8 @@
 //! 3. `cargo doc --workspace --no-deps` with `RUSTDOCFLAGS="-D warnings"`;
 //! 4. the tidy check of docs/ARCHITECTURE.md ([`missing_from_architecture`]): every `.rs` file of
 //!    every package is listed in its package's section, and every `.rs` path the map names
-//!    exists, so the map a newcomer reads stays true.
+//!    exists, so the map a newcomer reads stays true; and every relative Markdown link of the
+//!    README and the docs reaches its file and anchor ([`broken_doc_links`]).
 //!
 //! All four run even when one fails, so one CI run names every problem.
 
@@ -50,7 +51,7 @@ pub fn run_all(args: &[String]) -> Result<ExitCode, String> {
         step("cargo doc -D warnings", run(doc, "cargo doc"));
     }
     if wanted("tidy") {
-        step("docs/ARCHITECTURE.md lists every source file", tidy(&workspace_root()));
+        step("tidy (the ARCHITECTURE map, doc links)", tidy(&workspace_root()));
     }
 
     if failed.is_empty() {
@@ -65,7 +66,8 @@ pub fn run_all(args: &[String]) -> Result<ExitCode, String> {
 fn tidy(root: &Path) -> Result<ExitCode, String> {
     let text = std::fs::read_to_string(root.join("docs/ARCHITECTURE.md"))
         .map_err(|e| format!("cannot read docs/ARCHITECTURE.md: {e}"))?;
-    let problems = missing_from_architecture(root, &text)?;
+    let mut problems = missing_from_architecture(root, &text)?;
+    problems.extend(broken_doc_links(root)?);
     for p in &problems {
         eprintln!("tidy: {p}");
     }
@@ -121,6 +123,117 @@ pub fn missing_from_architecture(root: &Path, architecture: &str) -> Result<Vec<
         }
     }
     Ok(problems)
+}
+
+/// The Markdown files whose links are checked: README.md, tests/README.md and docs/**/*.md.
+fn markdown_files(root: &Path) -> Result<Vec<PathBuf>, String> {
+    let mut files = vec![root.join("README.md"), root.join("tests/README.md")];
+    let mut stack = vec![root.join("docs")];
+    while let Some(dir) = stack.pop() {
+        let entries = std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        for entry in entries {
+            let path = entry.map_err(|e| format!("{}: {e}", dir.display()))?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "md") {
+                files.push(path);
+            }
+        }
+    }
+    files.retain(|f| f.is_file());
+    files.sort();
+    Ok(files)
+}
+
+/// Every relative link `[text](path#anchor)` of the README and the docs (outside code blocks)
+/// whose file does not exist, or whose anchor is neither an `<a id>` nor a heading of the
+/// target Markdown file; one line each.
+pub fn broken_doc_links(root: &Path) -> Result<Vec<String>, String> {
+    let mut problems = Vec::new();
+    for file in markdown_files(root)? {
+        let text = read(&file)?;
+        let shown = file.strip_prefix(root).unwrap_or(&file).display().to_string();
+        for target in link_targets(&text) {
+            if target.contains("://") || target.starts_with("mailto:") {
+                continue;
+            }
+            let (path, anchor) = target.split_once('#').unwrap_or((target.as_str(), ""));
+            let linked = if path.is_empty() {
+                file.clone()
+            } else {
+                file.parent().unwrap_or(root).join(path)
+            };
+            if !linked.exists() {
+                problems.push(format!("{shown}: the link `{target}` leads to no file"));
+            } else if !anchor.is_empty()
+                && linked.extension().is_some_and(|e| e == "md")
+                && !anchors(&read(&linked)?).iter().any(|a| a == anchor)
+            {
+                problems.push(format!("{shown}: the link `{target}` names no anchor of its file"));
+            }
+        }
+    }
+    Ok(problems)
+}
+
+/// The targets of the inline links `](target)` outside fenced code blocks.
+fn link_targets(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut in_code = false;
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            in_code = !in_code;
+            continue;
+        }
+        if in_code {
+            continue;
+        }
+        let mut rest = line;
+        while let Some(i) = rest.find("](") {
+            rest = &rest[i + 2..];
+            let end = rest.find(')').unwrap_or(rest.len());
+            let target = &rest[..end];
+            if !target.is_empty() && !target.contains(char::is_whitespace) {
+                out.push(target.to_string());
+            }
+            rest = &rest[end..];
+        }
+    }
+    out
+}
+
+/// The anchors of a Markdown text: `<a id="…">` and GitHub's heading slugs (lower case; letters,
+/// digits, `-` and `_` kept; spaces to `-`; the rest dropped).
+fn anchors(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut in_code = false;
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            in_code = !in_code;
+            continue;
+        }
+        let mut rest = line;
+        while let Some(i) = rest.find("<a id=\"") {
+            rest = &rest[i + 7..];
+            if let Some(end) = rest.find('"') {
+                out.push(rest[..end].to_string());
+            }
+        }
+        if !in_code && line.starts_with('#') {
+            let heading = line.trim_start_matches('#').trim();
+            let slug = heading
+                .chars()
+                .flat_map(char::to_lowercase)
+                .filter_map(|c| match c {
+                    ' ' => Some('-'),
+                    c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+                    _ => None,
+                })
+                .collect();
+            out.push(slug);
+        }
+    }
+    out
 }
 
 /// The `.rs` paths a section names: words with a `/` that end in `.rs` (globs and brace
@@ -278,6 +391,19 @@ mod tests {
         assert_eq!(missing_from_architecture(&root, map).unwrap().len(), 2);
         let no_section = missing_from_architecture(&root, "## saturn-ab\nsrc/lib.rs\n").unwrap();
         assert!(no_section[0].contains("has no section"), "{no_section:?}");
+    }
+
+    #[test]
+    fn links_reach_files_and_anchors() {
+        let root = workspace("links");
+        std::fs::create_dir_all(root.join("docs")).unwrap();
+        std::fs::write(root.join("docs/A.md"), "# A\n## Two words\n<a id=\"x\"></a>\n").unwrap();
+        let readme = "[a](docs/A.md) [b](docs/A.md#two-words) [c](docs/A.md#x) [w](https://e.org)\n\
+                      ```\n[not](a/link.md)\n```\n[d](docs/B.md) [e](docs/A.md#nope)\n";
+        std::fs::write(root.join("README.md"), readme).unwrap();
+        let problems = broken_doc_links(&root).unwrap();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].contains("docs/B.md") && problems[1].contains("#nope"), "{problems:?}");
     }
 
     #[test]

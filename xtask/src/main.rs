@@ -45,7 +45,8 @@ commands:
                           fuzz/artifacts/TARGET/ (copy each into fuzz/regressions/TARGET/)
   lint [CHECK...]         the hygiene checks CI runs besides the tests: fmt (cargo fmt
                           --check), clippy (-D warnings, all targets), doc (cargo doc -D
-                          warnings), tidy (docs/ARCHITECTURE.md lists every source file);
+                          warnings), tidy (docs/ARCHITECTURE.md lists every source file
+                          and no missing one; the docs' relative links resolve);
                           all four unless some are named
   bench [--mkl] [args]    setup, then run the saturn-bench benchmarks (release); --mkl as above
   interop-export [args]   setup, then run `saturn-interop [args]` (release): export a model, a
