@@ -176,18 +176,23 @@ pub fn broken_doc_links(root: &Path) -> Result<Vec<String>, String> {
     Ok(problems)
 }
 
+/// The lines of a Markdown text with whether each is inside a fenced code block (fences count
+/// as inside).
+fn lines_with_fences(text: &str) -> impl Iterator<Item = (&str, bool)> {
+    let mut in_code = false;
+    text.lines().map(move |line| {
+        let fence = line.trim_start().starts_with("```");
+        if fence {
+            in_code = !in_code;
+        }
+        (line, in_code || fence)
+    })
+}
+
 /// The targets of the inline links `](target)` outside fenced code blocks.
 fn link_targets(text: &str) -> Vec<String> {
     let mut out = Vec::new();
-    let mut in_code = false;
-    for line in text.lines() {
-        if line.trim_start().starts_with("```") {
-            in_code = !in_code;
-            continue;
-        }
-        if in_code {
-            continue;
-        }
+    for (line, _) in lines_with_fences(text).filter(|(_, code)| !code) {
         let mut rest = line;
         while let Some(i) = rest.find("](") {
             rest = &rest[i + 2..];
@@ -206,12 +211,7 @@ fn link_targets(text: &str) -> Vec<String> {
 /// digits, `-` and `_` kept; spaces to `-`; the rest dropped).
 fn anchors(text: &str) -> Vec<String> {
     let mut out = Vec::new();
-    let mut in_code = false;
-    for line in text.lines() {
-        if line.trim_start().starts_with("```") {
-            in_code = !in_code;
-            continue;
-        }
+    for (line, in_code) in lines_with_fences(text) {
         let mut rest = line;
         while let Some(i) = rest.find("<a id=\"") {
             rest = &rest[i + 7..];

@@ -177,16 +177,22 @@ pub struct TorchStep {
     pub compile_s: Option<f64>,
 }
 
-/// Reads torch_ref.py's stdout: the last line that is a JSON object.
-pub fn parse_output(stdout: &str) -> Result<TorchStep, String> {
+/// The last line of `script`'s stdout that is a JSON object, parsed, and the line itself.
+fn last_json_line<'a>(stdout: &'a str, script: &str) -> Result<(Value, &'a str), String> {
     let line = stdout
         .lines()
         .rev()
         .map(str::trim)
         .find(|l| l.starts_with('{'))
-        .ok_or_else(|| format!("no JSON line in torch_ref.py's output {:?}", tail(stdout)))?;
-    let v: Value = serde_json::from_str(line)
-        .map_err(|e| format!("torch_ref.py's output line is not JSON ({e}): {line}"))?;
+        .ok_or_else(|| format!("no JSON line in {script}'s output {:?}", tail(stdout)))?;
+    let v = serde_json::from_str(line)
+        .map_err(|e| format!("{script}'s output line is not JSON ({e}): {line}"))?;
+    Ok((v, line))
+}
+
+/// Reads torch_ref.py's stdout: the last line that is a JSON object.
+pub fn parse_output(stdout: &str) -> Result<TorchStep, String> {
+    let (v, line) = last_json_line(stdout, "torch_ref.py")?;
     let num = |key: &str| {
         v.get(key)
             .and_then(Value::as_f64)
@@ -291,14 +297,7 @@ pub fn run_hvp(
 
 /// Reads torch_hvp.py's stdout: the last line that is a JSON object.
 pub fn parse_hvp_output(stdout: &str) -> Result<TorchHvp, String> {
-    let line = stdout
-        .lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| l.starts_with('{'))
-        .ok_or_else(|| format!("no JSON line in torch_hvp.py's output {:?}", tail(stdout)))?;
-    let v: Value = serde_json::from_str(line)
-        .map_err(|e| format!("torch_hvp.py's output line is not JSON ({e}): {line}"))?;
+    let (v, line) = last_json_line(stdout, "torch_hvp.py")?;
     let num = |key: &str| {
         v.get(key)
             .and_then(Value::as_f64)
