@@ -10,7 +10,7 @@ use saturn_lab::metrics::Metrics;
 use saturn_lab::run_dir::RunDir;
 use saturn_lab::tasks::char_corpus::CharCorpus;
 use saturn_lab::tensorboard::{Event, EventKind, FILE_VERSION, event_files, read_event_file};
-use saturn_lab::train::{LmTask, TrainConfig, train};
+use saturn_lab::train::{LmTask, TrainConfig, TrainOutcome, train};
 use saturn_layers::{DecoderLm, LmConfig, ResidualScheme};
 use saturn_optim::{AdamConfig, OptimizerConfig, Schedule};
 
@@ -51,6 +51,20 @@ fn task(corpus: &CharCorpus) -> LmTask<'_> {
 }
 
 /// The one event file of `dir`, read and checked (framing, CRCs, protocol buffers).
+/// An uninterrupted tiny run in `dir` whose observer adds `measured` at every evaluation.
+fn train_from_scratch(
+    corpus: &CharCorpus,
+    dir: &RunDir,
+    label: &str,
+    measured: &[(&str, f64)],
+) -> TrainOutcome {
+    let mut observe = |_: usize, _: &DecoderLm<f32>| {
+        Ok(measured.iter().map(|(name, v)| (name.to_string(), *v)).collect())
+    };
+    train(&tiny_model(corpus), &task(corpus), &tiny_train(), dir, false, label, &mut observe)
+        .unwrap()
+}
+
 fn the_events(dir: &Path) -> Vec<Event> {
     let files = event_files(dir).unwrap();
     assert_eq!(files.len(), 1, "one event file per run directory: {files:?}");
@@ -84,16 +98,7 @@ fn scalars(events: &[Event]) -> Vec<(i64, String, f32)> {
 fn the_event_file_holds_every_metrics_row_at_its_step() {
     let corpus = CharCorpus::tiny_shakespeare().unwrap();
     let dir = RunDir::create(&tmp("whole"), "run").unwrap();
-    let out = train(
-        &tiny_model(&corpus),
-        &task(&corpus),
-        &tiny_train(),
-        &dir,
-        false,
-        "tb",
-        &mut |_, _| Ok(vec![("norm".to_string(), 1.5)]),
-    )
-    .unwrap();
+    let out = train_from_scratch(&corpus, &dir, "tb", &[("norm", 1.5)]);
     let got = scalars(&the_events(&dir.path));
     assert_eq!(got, expected(&out.metrics));
     for tag in ["train_loss", "valid_loss", "lr", "grad_norm", "norm"] {
@@ -162,16 +167,7 @@ fn tensorboard_reads_the_same_scalars() {
     }
     let corpus = CharCorpus::tiny_shakespeare().unwrap();
     let dir = RunDir::create(&tmp("python"), "run").unwrap();
-    let out = train(
-        &tiny_model(&corpus),
-        &task(&corpus),
-        &tiny_train(),
-        &dir,
-        false,
-        "py",
-        &mut |_, _| Ok(vec![]),
-    )
-    .unwrap();
+    let out = train_from_scratch(&corpus, &dir, "py", &[]);
     let python = match Command::new("python3")
         .env("PYTHONPATH", &site)
         .args(["-c", READER])
