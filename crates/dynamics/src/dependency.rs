@@ -221,36 +221,15 @@ fn mean_token_std(c: &Array2<f64>, real: &[bool]) -> f64 {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use saturn_layers::{ForwardCtx, PositionKind, Seq2Seq, Seq2SeqConfig, admin_profile};
+    use saturn_layers::{ForwardCtx, Seq2Seq, Seq2SeqConfig, admin_profile};
     use saturn_tensor::ndarray::Array2 as TArray2;
 
     use super::*;
 
     pub(crate) fn encoder(scheme: ResidualScheme, layers: usize) -> Seq2Seq<f64> {
         let cfg = Seq2SeqConfig {
-            src_vocab: 11,
-            tgt_vocab: 11,
-            d_model: 16,
-            n_heads: 2,
-            d_ff: 32,
-            n_enc_layers: layers,
-            n_dec_layers: 1,
-            max_src_len: 8,
-            max_tgt_len: 8,
             residual: scheme,
-            act: Default::default(),
-            norm: NormKind::LayerNorm,
-            ln_eps: 1e-5,
-            bias: true,
-            scale_scores: true,
-            positions: PositionKind::Sinusoidal,
-            embed_scale: true,
-            dropout: 0.0,
-            init: Default::default(),
-            qkv_init: Default::default(),
-            deepnorm_alpha_enc: None,
-            deepnorm_alpha_dec: None,
-            admin_omega: 1.0,
+            ..Seq2SeqConfig::fairseq(11, 16, 2, 32, (layers, 1), (8, 8))
         };
         Seq2Seq::new(cfg, 3).unwrap()
     }

@@ -9,8 +9,8 @@
 use std::cell::RefCell;
 
 use saturn_layers::{
-    Activation, ForwardCtx, InitScheme, NormKind, PositionKind, QkvInit, ResidualScheme, Seq2Seq,
-    Seq2SeqConfig, admin_profile,
+    Activation, ForwardCtx, InitScheme, QkvInit, ResidualScheme, Seq2Seq, Seq2SeqConfig,
+    admin_profile,
 };
 use saturn_tensor::Tensor;
 use serde::{Deserialize, Serialize};
@@ -67,29 +67,19 @@ impl Seq2SeqShape {
         data: &TranslationData,
     ) -> Seq2SeqConfig {
         Seq2SeqConfig {
-            src_vocab: data.vocab,
-            tgt_vocab: data.vocab,
-            d_model: self.d_model,
-            n_heads: self.n_heads,
-            d_ff: self.d_ff,
-            n_enc_layers: enc,
-            n_dec_layers: dec,
-            max_src_len: data.max_src_len,
-            max_tgt_len: data.max_tgt_len,
             residual: scheme,
             act: Activation::Relu,
-            norm: NormKind::LayerNorm,
-            ln_eps: 1e-5,
-            bias: true,
-            scale_scores: true,
-            positions: PositionKind::Sinusoidal,
-            embed_scale: true,
             dropout: self.dropout,
             init: InitScheme::XavierUniform,
             qkv_init: self.qkv_init,
-            deepnorm_alpha_enc: None,
-            deepnorm_alpha_dec: None,
-            admin_omega: 1.0,
+            ..Seq2SeqConfig::fairseq(
+                data.vocab,
+                self.d_model,
+                self.n_heads,
+                self.d_ff,
+                (enc, dec),
+                (data.max_src_len, data.max_tgt_len),
+            )
         }
     }
 }

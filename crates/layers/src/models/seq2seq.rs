@@ -47,6 +47,45 @@ pub struct Seq2SeqConfig {
 }
 
 impl Seq2SeqConfig {
+    /// The encoder–decoder as fairseq's transformer builds it, with a vocabulary shared by both
+    /// sides: sinusoidal positions and token embeddings scaled by √d (Vaswani et al. 2017),
+    /// Post-LN layer norm with ε = 10⁻⁵, biases, scores scaled by 1/√d_head, no dropout; every
+    /// other field at its default. `layers` = (encoder, decoder), `max_len` = (source, target).
+    pub fn fairseq(
+        vocab: usize,
+        d_model: usize,
+        n_heads: usize,
+        d_ff: usize,
+        layers: (usize, usize),
+        max_len: (usize, usize),
+    ) -> Seq2SeqConfig {
+        Seq2SeqConfig {
+            src_vocab: vocab,
+            tgt_vocab: vocab,
+            d_model,
+            n_heads,
+            d_ff,
+            n_enc_layers: layers.0,
+            n_dec_layers: layers.1,
+            max_src_len: max_len.0,
+            max_tgt_len: max_len.1,
+            residual: ResidualScheme::default(),
+            act: Default::default(),
+            norm: Default::default(),
+            ln_eps: 1e-5,
+            bias: true,
+            scale_scores: true,
+            positions: crate::embedding::PositionKind::Sinusoidal,
+            embed_scale: true,
+            dropout: 0.0,
+            init: Default::default(),
+            qkv_init: Default::default(),
+            deepnorm_alpha_enc: None,
+            deepnorm_alpha_dec: None,
+            admin_omega: 1.0,
+        }
+    }
+
     /// Checks sizes and ranges.
     pub fn validate(&self) -> Result<()> {
         if self.residual == ResidualScheme::BranchLn {
