@@ -8,6 +8,7 @@ pub mod char_corpus;
 pub mod char_lm;
 pub mod head_report;
 pub mod relabel;
+pub mod scale;
 pub mod scheme_label;
 pub mod scored_loss;
 pub mod seeds;
