@@ -85,9 +85,10 @@ struct Package {
 /// The rule: every package (the workspace members of the root Cargo.toml, and `fuzz/`, its own
 /// workspace) has a section whose `## ` heading contains the package name as a word, and in
 /// that section every `.rs` file of the package appears as its path relative to the package
-/// directory (`src/ops/linear.rs`, `tests/cells_merge.rs`, `build.rs`), standing alone — between
-/// backticks, spaces or line ends; a glob such as `src/ops/*.rs` lists nothing. Conversely every
-/// `.rs` path a section names must be a file (of the package, or from the workspace root).
+/// directory (`src/ops/linear.rs`, `tests/integration/lab.rs`, `build.rs`), standing alone —
+/// between backticks, spaces or line ends; a glob such as `src/ops/*.rs` lists nothing.
+/// Conversely every `.rs` path a section names must be a file (of the package, or from the
+/// workspace root).
 pub fn missing_from_architecture(root: &Path, architecture: &str) -> Result<Vec<String>, String> {
     let sections = sections(architecture);
     let mut problems = Vec::new();

@@ -30,13 +30,15 @@ commands:
   experiment [--mkl] [args]
                           setup, then run `saturn experiment [args]` from the lab (release),
                           e.g. `cargo xtask experiment all --quick`; --mkl runs the matrix
-                          products on MKL (installing it first)
+                          products on MKL (installing it first); a --full run takes the
+                          finished cells kept in docs/results/cells (same config only)
   cells NAME [args]       list an experiment's cells (index, label, seed, estimated
                           core-minutes): `saturn cells NAME [--full] [--seeds …] [--json]`
   sweep NAME [args]       write the scripts that run its cells: `--emit slurm` (a job array,
                           then a merge job; see `saturn sweep --help`) or `--emit parallel`
                           (one command a line for GNU parallel); `--out DIR` holds both the
-                          scripts and the run
+                          scripts and the run; --full sweeps skip the cells docs/results/cells
+                          keeps (`cargo xtask report` stores every finished full cell there)
   fuzz [--seconds N] [TARGET...]
                           coverage-guided fuzzing of the loaders (cargo-fuzz, libFuzzer,
                           stable toolchain with `--sanitizer none`; installs cargo-fuzz if
@@ -228,7 +230,7 @@ fn experiment(args: &[String]) -> Result<ExitCode, String> {
     let mut cmd = cargo();
     cmd.args(["run", "--release", "--package", "saturn-lab", "--bin", "saturn", "--"])
         .arg("experiment")
-        .args(args);
+        .args(with_cell_store(&args));
     if let Some(lib) = mkl_lib {
         with_mkl(&mut cmd, lib);
     }
@@ -242,8 +244,19 @@ fn lab_command(command: &str, args: &[String]) -> Result<ExitCode, String> {
     let mut cmd = cargo();
     cmd.args(["run", "--release", "--package", "saturn-lab", "--bin", "saturn", "--"])
         .arg(command)
-        .args(args);
+        .args(if command == "sweep" { with_cell_store(args) } else { args.to_vec() });
     run(cmd, &format!("saturn {command}"))
+}
+
+/// A `--full` run takes the finished cells the record keeps (`--cell-store
+/// docs/results/cells`, see docs/SWEEPS.md) unless the arguments name a store already.
+fn with_cell_store(args: &[String]) -> Vec<String> {
+    let mut args = args.to_vec();
+    if args.iter().any(|a| a == "--full") && !args.iter().any(|a| a.starts_with("--cell-store")) {
+        let store = workspace_root().join("docs").join("results").join("cells");
+        args.extend(["--cell-store".into(), store.display().to_string()]);
+    }
+    args
 }
 
 fn bench(args: &[String]) -> Result<ExitCode, String> {

@@ -1,7 +1,7 @@
 //! `setup --tensorboard`: installs PyPI's `tensorboard` (and its dependencies) into
 //! `target/py-tensorboard`, for viewing runs (`PYTHONPATH=target/py-tensorboard python3 -m
 //! tensorboard.main --logdir runs`) and for the test that reads the lab's event files back with
-//! TensorBoard's own reader (`crates/lab/tests/tensorboard.rs`). Downloaded on request, never
+//! TensorBoard's own reader (`crates/lab/tests/integration/tensorboard.rs`). Downloaded on request, never
 //! committed.
 
 use std::path::PathBuf;

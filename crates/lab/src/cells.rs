@@ -29,6 +29,7 @@ use std::time::Instant;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::cell_store::Restored;
 use crate::error::{LabError, Result, io_err};
 use crate::experiments::ExperimentCtx;
 use crate::lock::Lock;
@@ -114,6 +115,10 @@ struct CellRecord<T> {
     wall_seconds: f64,
     /// `host:pid` of that process, and its Slurm job where there is one.
     process: String,
+    /// The preset of the run that computed it (absent in records written before the field):
+    /// the cell store keeps only full-preset cells ([`crate::cell_store`]).
+    #[serde(default)]
+    preset: Option<crate::config::Preset>,
     output: T,
 }
 
@@ -145,13 +150,16 @@ pub struct CellState {
     pub mode: CellMode,
     /// Take over a cell's lock held by another host (`--break-lock`).
     pub break_lock: bool,
+    /// Where finished cells of earlier runs are kept (`--cell-store`, [`crate::cell_store`]):
+    /// a recorded cell with this run's config counts as finished.
+    pub store: Option<PathBuf>,
     /// Provenance of every cell loaded in this run.
     pub(crate) loaded: RefCell<Vec<CellProvenance>>,
 }
 
 impl CellState {
     pub fn new(mode: CellMode) -> Self {
-        CellState { mode, break_lock: false, loaded: RefCell::new(Vec::new()) }
+        CellState { mode, break_lock: false, store: None, loaded: RefCell::new(Vec::new()) }
     }
 
     /// What the loaded cells say about how the run was computed.
@@ -325,10 +333,17 @@ impl ExperimentCtx {
                     config: config.clone(),
                     wall_seconds: started.elapsed().as_secs_f64(),
                     process: process_name(),
+                    preset: Some(self.preset),
                     output,
                 },
             )
         };
+        let restored = match self.cell_state.mode {
+            CellMode::Plan => Vec::new(),
+            _ => self.restore_from_store(&cells, &config)?,
+        };
+        // a cell restored from the store is finished, with or without --resume
+        let reuse = |label: &str| self.resume || restored.iter().any(|r| r == label);
         match self.cell_state.mode {
             CellMode::Plan => Err(LabError::Stop(Stop::Planned(infos(&cells)))),
             CellMode::Only(index) => {
@@ -339,7 +354,8 @@ impl ExperimentCtx {
                         cells.len().saturating_sub(1)
                     ))
                 })?;
-                let already = self.resume && load::<T>(&self.dir, &cell.label, &config)?.is_some();
+                let already =
+                    reuse(&cell.label) && load::<T>(&self.dir, &cell.label, &config)?.is_some();
                 if !already {
                     compute(cell, &mut work)?;
                 }
@@ -362,7 +378,7 @@ impl ExperimentCtx {
             CellMode::All => {
                 let mut out = Vec::with_capacity(cells.len());
                 for cell in cells {
-                    let saved = if self.resume {
+                    let saved = if reuse(&cell.label) {
                         load::<T>(&self.dir, &cell.label, &config)?
                     } else {
                         None
@@ -378,6 +394,25 @@ impl ExperimentCtx {
                 Ok(out)
             }
         }
+    }
+
+    /// Copies into the run directory every cell the store holds under this config (see
+    /// [`crate::cell_store`]); returns their labels. A stored record of another config is left
+    /// unused, with a note on stderr.
+    fn restore_from_store<S>(&self, cells: &[Cell<S>], config: &str) -> Result<Vec<String>> {
+        let Some(store) = &self.cell_state.store else { return Ok(Vec::new()) };
+        let mut restored = Vec::new();
+        for cell in cells {
+            match crate::cell_store::restore(store, &self.dir, &cell.label, config)? {
+                Restored::Copied => restored.push(cell.label.clone()),
+                Restored::OtherConfig(path) => eprintln!(
+                    "saturn: the stored cell {} was computed under another config: recomputing it",
+                    path.display()
+                ),
+                Restored::Nothing => {}
+            }
+        }
+        Ok(restored)
     }
 
     fn keep<T>(&self, record: CellRecord<T>) -> T {

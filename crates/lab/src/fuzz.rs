@@ -2,7 +2,7 @@
 //! loader that reads a file a user supplies. Each must return — a value or an error — for any
 //! bytes; a panic, an abort or a hang is a finding. They live here, not in `fuzz/`, so that the
 //! seeds and every input a fuzzer found (`fuzz/seeds/`, `fuzz/regressions/`) replay through the
-//! same code in `cargo xtask test` (tests/fuzz_regressions.rs).
+//! same code in `cargo xtask test` (tests/integration/fuzz_regressions.rs).
 
 use std::path::Path;
 

@@ -14,6 +14,7 @@
 //! - [`experiments`]: the registry, and each experiment's method;
 //! - [`tasks`]: what experiments share (data, training tasks, values over runs).
 
+pub mod cell_store;
 pub mod cells;
 pub mod claim;
 pub mod config;
@@ -65,6 +66,8 @@ pub struct RunOptions {
     pub allow_partial: bool,
     /// Take over a run's or cell's lock held by a process on another host.
     pub break_lock: bool,
+    /// The cell store to take finished cells from ([`cell_store`]); `None`: compute every cell.
+    pub cell_store: Option<std::path::PathBuf>,
 }
 
 impl RunOptions {
@@ -90,7 +93,11 @@ fn context(
         config_file: opts.config_file.clone(),
         dir: RunDir::create(&opts.out, exp.name)?,
         resume: opts.resume,
-        cell_state: CellState { break_lock: opts.break_lock, ..CellState::new(mode) },
+        cell_state: CellState {
+            break_lock: opts.break_lock,
+            store: opts.cell_store.clone(),
+            ..CellState::new(mode)
+        },
     })
 }
 
@@ -190,7 +197,12 @@ pub fn print_summary(s: &Summary) {
 }
 
 /// Writes the report from `results` into `docs`; `allow_partial` folds in `--full` runs with
-/// fewer seeds than their preset asks for (marked partial) instead of refusing them.
+/// fewer seeds than their preset asks for (marked partial) instead of refusing them. First,
+/// every finished full-preset cell under `results` goes into the cell store
+/// (`docs/results/cells`, [`cell_store`]), whether or not its run is merged yet.
 pub fn report(results: &Path, docs: &Path, allow_partial: bool) -> Result<usize> {
+    for cell in cell_store::record(results, &cell_store::default_store(docs))? {
+        println!("report: stored cell {cell}");
+    }
     report::write_report(results, docs, allow_partial)
 }

@@ -100,6 +100,10 @@ struct RunArgs {
     /// Where run directories are written.
     #[arg(long, default_value = "runs")]
     out: PathBuf,
+    /// Finished cells of earlier runs (`docs/results/cells`, see docs/SWEEPS.md): a stored
+    /// cell computed under the same config is copied in and not recomputed.
+    #[arg(long, value_name = "DIR")]
+    cell_store: Option<PathBuf>,
 }
 
 impl RunArgs {
@@ -114,6 +118,7 @@ impl RunArgs {
             merge_only: false,
             allow_partial: false,
             break_lock: false,
+            cell_store: self.cell_store.clone(),
         }
     }
 }
@@ -197,6 +202,9 @@ fn run(cli: Cli) -> saturn_lab::Result<ExitCode> {
                 .push(opts.seeds_for(exp).iter().map(u64::to_string).collect::<Vec<_>>().join(","));
             if let Some(config) = &run.config {
                 run_args.extend(["--config".into(), absolute(config)?.display().to_string()]);
+            }
+            if let Some(store) = &run.cell_store {
+                run_args.extend(["--cell-store".into(), absolute(store)?.display().to_string()]);
             }
             let spec = SweepSpec {
                 name: exp.name.to_string(),

@@ -208,6 +208,27 @@ fn record_run(run_dir: &Path, summary: &Summary, docs: &Path) -> Result<()> {
     Ok(())
 }
 
+/// For a partial run, the table of the cells it still lacks and the command that runs them.
+fn missing_cells(s: &Summary) -> String {
+    let Some(missing) = s.cells.as_ref().map(|c| &c.missing).filter(|m| !m.is_empty()) else {
+        return String::new();
+    };
+    let mut md = format!(
+        "**Partial:** {} cell(s) are still missing. `cargo xtask sweep {} --full --out runs \
+         --emit parallel` lists the commands; the finished cells are kept in \
+         `docs/results/cells/{}/` and are not recomputed ([SWEEPS.md](SWEEPS.md#across-sessions-and-machines-the-cell-store)).\n\n\
+         | missing cell |\n|---|\n",
+        missing.len(),
+        s.experiment,
+        s.experiment
+    );
+    for label in missing {
+        let _ = writeln!(md, "| `{label}` |");
+    }
+    md.push('\n');
+    md
+}
+
 /// The files directly in `dir` with one of the `extensions`, sorted (none if `dir` is absent).
 fn files_with(dir: &Path, extensions: &[&str]) -> Result<Vec<PathBuf>> {
     if !dir.exists() {
@@ -297,6 +318,7 @@ pub fn write_report(results: &Path, docs: &Path, allow_partial: bool) -> Result<
             gemm_label(&s.metadata),
             s.metadata.threads,
         );
+        md.push_str(&missing_cells(s));
         md.push_str(
             "| claim | source | threshold | expected | evidence | gates | verdict | measured |\n\
              |---|---|---|---|---|---|---|---|\n",
@@ -441,6 +463,10 @@ mod tests {
         let mut run = with_claims(summary(Preset::Full, 100));
         run.preset_seeds = 5;
         run.seeds = vec![0, 1, 2];
+        run.cells = Some(crate::cells::CellsRecord {
+            missing: vec!["post-seed3".into(), "pre-seed4".into()],
+            ..Default::default()
+        });
         write_run(&results, &run);
         let err = write_report(&results, &docs, false).unwrap_err().to_string();
         assert!(err.contains("3 of the 5 seeds") && err.contains("--allow-partial"), "{err}");
@@ -448,6 +474,10 @@ mod tests {
         assert_eq!(write_report(&results, &docs, true).unwrap(), 1);
         let md = std::fs::read_to_string(docs.join("RESULTS.md")).unwrap();
         assert!(md.contains("**partial**") && md.contains("3 of 5"), "{md}");
+        assert!(
+            md.contains("2 cell(s) are still missing") && md.contains("| `pre-seed4` |"),
+            "{md}"
+        );
         assert!(recorded(&docs).unwrap()[0].partial);
         let _ = std::fs::remove_dir_all(&root);
     }

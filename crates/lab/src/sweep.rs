@@ -153,7 +153,7 @@ fn merge_sbatch(spec: &SweepSpec, slurm: &SlurmOptions) -> String {
         "# Computes the claims, figures and summary of `{}` from its cells; trains nothing.\nset -euo pipefail",
         spec.name
     );
-    s.push_str(&command(spec, 1, &["--merge-only"]));
+    s.push_str(&command(spec, 1, &["--merge-only", "\"$@\""]));
     s.push('\n');
     s
 }
@@ -183,7 +183,7 @@ fn merge_sh(spec: &SweepSpec) -> String {
         "#!/bin/bash\n# Merges the cells of `{}` once every line of {}.cells.txt has finished.\nset -euo pipefail\n{}\n",
         spec.name,
         spec.name,
-        command(spec, 1, &["--merge-only"])
+        command(spec, 1, &["--merge-only", "\"$@\""])
     )
 }
 
@@ -222,7 +222,7 @@ mod tests {
         ));
         assert!(cells.contains("--threads 2 --cell \"$SLURM_ARRAY_TASK_ID\" --resume\n"));
         let merge = std::fs::read_to_string(&files[1]).unwrap();
-        assert!(merge.contains("--merge-only\n") && !merge.contains("--array"));
+        assert!(merge.contains("--merge-only \"$@\"\n") && !merge.contains("--array"));
         let submit = std::fs::read_to_string(&files[2]).unwrap();
         assert!(submit.contains("--dependency=afterok:$array --kill-on-invalid-dep=yes"));
         let _ = std::fs::remove_dir_all(&out);

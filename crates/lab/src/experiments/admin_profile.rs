@@ -16,7 +16,7 @@
 //! x: `tests::profiling_starts_at_one_and_increases_in_both_stacks` here and
 //! `saturn_dynamics::admin::tests`), and the closed form's 2.02 / 2.60 / 3.40 for
 //! n = 12 / 24 / 48 (`saturn_layers::init::tests::admin_closed_form_matches_admin_torch_values`).
-//! The sabotage tests (`tests/sabotage_liu.rs`) draw q, k and v separately, and build the
+//! The sabotage tests (`tests/integration/sabotage_liu.rs`) draw q, k and v separately, and build the
 //! Admin arm as Pre-LN ([`Relabel`]: no ω to profile).
 //!
 //! Beside the claims, `streams.csv` describes each encoder sublayer's input stream with ω in

@@ -20,7 +20,7 @@
 //! No gates: nothing is trained. A change of 0 (η below round-off) makes every slope and ratio
 //! undefined, hence inconclusive. Also recorded: the change for δ = −η_g·sign(∇L) (the
 //! reference's `--gradient_as_delta`) and Σ_i β²_{i,i}, which Theorem 2 makes the change
-//! proportional to. The sabotage tests (`tests/sabotage_liu.rs`) relabel Pre-LN as Post-LN
+//! proportional to. The sabotage tests (`tests/integration/sabotage_liu.rs`) relabel Pre-LN as Post-LN
 //! ([`Relabel`]) and shrink η below round-off.
 
 use saturn_dynamics::{

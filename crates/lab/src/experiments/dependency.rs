@@ -14,7 +14,7 @@
 //! - `pre-ln-last-diagonal-small`: per seed, Pre-LN's β_NN < 0.35;
 //! - `admin-tracks-pre-ln`: per seed, max_i |β_ii(Admin) − β_ii(Pre-LN)| < 0.1.
 //!
-//! The sabotage test (`tests/sabotage_liu.rs`) swaps the Post-LN and Pre-LN arms
+//! The sabotage test (`tests/integration/sabotage_liu.rs`) swaps the Post-LN and Pre-LN arms
 //! ([`Relabel`]).
 
 use saturn_dynamics::encoder_dependency;

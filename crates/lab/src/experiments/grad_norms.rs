@@ -21,7 +21,7 @@
 //! - `pre-ln-profile-flat-{decoder,encoder}`: per seed, every layer within ±30 % of the layers'
 //!   mean.
 //!
-//! The sabotage test (`tests/sabotage_liu.rs`) swaps the Post-LN and Pre-LN arms
+//! The sabotage test (`tests/integration/sabotage_liu.rs`) swaps the Post-LN and Pre-LN arms
 //! ([`Relabel`]).
 
 use saturn_dynamics::gradient_norms;

@@ -31,7 +31,7 @@
 //!
 //! Nothing is trained, so there is no learning gate. The arms compared are a config field
 //! (`arms`, Post-LN and Pre-LN by default): with them swapped, or with Post-LN compared with
-//! itself, the claims must come out `fails` (tests/sabotage_xiong.rs), so the direction is
+//! itself, the claims must come out `fails` (tests/integration/sabotage_xiong.rs), so the direction is
 //! measured, not built in.
 
 use std::cell::{Cell, RefCell};

@@ -3,9 +3,7 @@
 //! asserts that the targeted claims leave `holds` (or the verdict they had) under the sabotage
 //! and do not without it (tests/common/mod.rs).
 
-mod common;
-
-use common::{assert_complete, assert_sabotage, run};
+use crate::common::{assert_complete, assert_sabotage, run};
 use saturn_lab::claim::Verdict;
 
 /// A 2-2 layer, d = 16 encoder–decoder on 8 validation pairs, few Hessian-vector products.

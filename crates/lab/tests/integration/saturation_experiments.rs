@@ -30,6 +30,7 @@ fn run(name: &str, overrides: &str) -> (PathBuf, Vec<String>) {
         merge_only: false,
         allow_partial: false,
         break_lock: false,
+        cell_store: None,
     };
     let summary = run_experiment(find(name).unwrap(), &opts).unwrap();
     let dir = root.join("runs").join(name);

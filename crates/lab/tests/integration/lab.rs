@@ -209,6 +209,7 @@ fn the_summary_follows_the_schema() {
         merge_only: false,
         allow_partial: false,
         break_lock: false,
+        cell_store: None,
     };
     run_experiment(find("lm-baseline").unwrap(), &opts).unwrap();
     let text = std::fs::read_to_string(out.join("lm-baseline/summary.json")).unwrap();
@@ -263,6 +264,7 @@ fn a_config_with_an_unknown_key_is_refused_naming_the_key() {
         merge_only: false,
         allow_partial: false,
         break_lock: false,
+        cell_store: None,
     };
     let err = run_experiment(find("lm-baseline").unwrap(), &opts).unwrap_err().to_string();
     assert!(err.contains("stepz"), "{err}");
@@ -288,6 +290,7 @@ fn a_resumed_hessian_run_finishes_the_missing_phases_with_the_same_numbers() {
         merge_only: false,
         allow_partial: false,
         break_lock: false,
+        cell_store: None,
     };
     let hessian = find("hessian").unwrap();
     let whole = run_experiment(hessian, &opts).unwrap();
@@ -359,6 +362,7 @@ fn a_summary_lists_the_seeds_the_runner_extends_the_command_to() {
         merge_only: false,
         allow_partial: false,
         break_lock: false,
+        cell_store: None,
     };
     let summary = run_experiment(find("depth-stability").unwrap(), &opts).unwrap();
     assert_eq!(summary.seeds, vec![5, 6, 7], "the command's seed and the two the runner adds");

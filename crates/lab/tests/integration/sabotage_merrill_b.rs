@@ -3,11 +3,9 @@
 //! targets to `fails` or `inconclusive` while the clean run does not (`common::assert_sabotage`).
 //! The runs are deterministic (fixed seeds), so the clean verdicts named below are stable.
 
-mod common;
-
 use std::path::Path;
 
-use common::{assert_complete, assert_sabotage, run, verdict};
+use crate::common::{assert_complete, assert_sabotage, run, verdict};
 use saturn_lab::claim::Verdict;
 
 const BROKEN: &[Verdict] = &[Verdict::Fails, Verdict::Inconclusive];

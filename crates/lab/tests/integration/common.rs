@@ -4,7 +4,7 @@
 //! expected verdicts *and* the same tiny config without it does not — otherwise the claim could
 //! not have failed, and the test would pass trivially.
 
-#![allow(dead_code)] // each test binary uses its own part
+#![allow(dead_code)] // not every helper is used by every sabotage module
 
 use std::path::PathBuf;
 
@@ -38,6 +38,7 @@ pub fn run(name: &str, label: &str, seeds: &[u64], config: &str) -> Summary {
         merge_only: false,
         allow_partial: false,
         break_lock: false,
+        cell_store: None,
     };
     let summary = run_experiment(find(name).unwrap(), &opts)
         .unwrap_or_else(|e| panic!("{name} ({label}) failed to run: {e}"));

@@ -29,6 +29,7 @@ fn options(exp: &Experiment, out: &Path) -> RunOptions {
         merge_only: false,
         allow_partial: false,
         break_lock: false,
+        cell_store: None,
     }
 }
 
@@ -113,4 +114,44 @@ fn every_experiments_cells_merge_to_the_single_process_run() {
             started.elapsed().as_secs_f64()
         );
     }
+}
+
+/// A sweep spans machines and sessions: the full-preset cells one run finished, stored as
+/// `saturn report` stores them, finish a run in another directory, which computes only the
+/// cell still missing and merges to what one process computes; a stored cell of another
+/// config is not used.
+#[test]
+fn stored_cells_finish_a_run_elsewhere_under_the_same_config_only() {
+    let exp = saturn_lab::experiments::find("homogeneity").unwrap();
+    let root = std::env::temp_dir().join(format!("saturn-cell-store-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let full = |dir: &str| RunOptions { preset: Preset::Full, ..options(exp, &root.join(dir)) };
+    let first = full("first");
+    let plan = plan_cells(exp, &first).unwrap();
+    let last = plan.last().unwrap();
+    for cell in &plan[..plan.len() - 1] {
+        run_cell(exp, &first, cell.index).unwrap();
+    }
+    let store = root.join("store");
+    let stored = saturn_lab::cell_store::record(&root.join("first"), &store).unwrap();
+    assert_eq!(stored.len(), plan.len() - 1, "{stored:?}");
+
+    let second = RunOptions { cell_store: Some(store.clone()), ..full("second") };
+    assert_eq!(run_cell(exp, &second, 0).unwrap(), (plan[0].label.clone(), true));
+    assert_eq!(run_cell(exp, &second, last.index).unwrap(), (last.label.clone(), false));
+    let merged = run_experiment(exp, &RunOptions { merge_only: true, ..second.clone() }).unwrap();
+    let one = run_experiment(exp, &full("one")).unwrap();
+    assert_eq!(
+        fingerprint(&one, &root.join("one").join(exp.name)),
+        fingerprint(&merged, &root.join("second").join(exp.name)),
+        "stored cells merge to the single-process run"
+    );
+
+    let other_config = root.join("other.toml");
+    let tiny = std::fs::read_to_string(tiny_config(exp.name)).unwrap();
+    std::fs::write(&other_config, format!("{tiny}\nsentences = 3\n")).unwrap();
+    let third = RunOptions { config_file: Some(other_config), ..second.clone() };
+    let third = RunOptions { out: root.join("third"), ..third };
+    assert_eq!(run_cell(exp, &third, 0).unwrap().1, false, "another config's cell was used");
+    let _ = std::fs::remove_dir_all(&root);
 }

@@ -3,9 +3,7 @@
 //! checks that the sabotage moves the targeted claims to `fails` / `inconclusive` while the
 //! clean run does not land there (common/mod.rs). Under 60 s in the test profile on 2 cores.
 
-mod common;
-
-use common::{assert_complete, assert_sabotage, run, verdict};
+use crate::common::{assert_complete, assert_sabotage, run, verdict};
 use saturn_lab::claim::Verdict;
 use saturn_lab::summary::Summary;
 

@@ -9,9 +9,7 @@
 //! for those the test asserts that the sabotage makes them `fails` while the clean run is not
 //! `fails` (it is `inconclusive`), as each test's doc comment says.
 
-mod common;
-
-use common::{assert_complete, assert_sabotage, reason, run, verdict};
+use crate::common::{assert_complete, assert_sabotage, reason, run, verdict};
 use saturn_lab::claim::Verdict;
 use saturn_lab::summary::Summary;
 
