@@ -11,9 +11,12 @@
 //! - `monotone-in-c`: the curve rises with c for every variant. Per seed, the smallest over the
 //!   six variants of the least-squares slope of the cosine on c, `> 0` (ours: 0 is the flat
 //!   boundary). The largest step-to-step drop is shown beside it.
-//! - `branch-ln-above-post-ln`: branch-LN sits closer to its limit than Post-LN at every c.
-//!   Per seed, the paired margin min over c of cos_branch(c) − cos_post(c) (same seed, bias
-//!   setting and tokens), its smallest over the bias settings, `> 0` (as before).
+//! - `branch-ln-above-post-ln`: branch-LN sits closer to its limit than Post-LN for c ≤ 5.
+//!   Per seed, the paired margin min over c ≤ 5 of cos_branch(c) − cos_post(c) (same seed, bias
+//!   setting and tokens), its smallest over the bias settings, `> 0`. The window is read off
+//!   the reference's scales.pdf ([`BRANCH_ABOVE_UP_TO_C`]): there the curves cross near
+//!   c = 8–9 and meet at c = 10, so the claim is not "at every c". The first c where Post-LN
+//!   catches up is recorded beside it.
 //!
 //! Nothing is trained, so there is no learning gate; an undefined cosine makes its seed's value
 //! NaN and the claim inconclusive. That f(x; 1000θ) matches the exactly saturated network
@@ -283,35 +286,59 @@ fn claims(cfg: &HomogeneityConfig, curves: &[Curve], seeds: &[u64]) -> Claims {
                 Rule::Above(0.0),
             )),
     );
-    // branch-LN against Post-LN: the same bias setting and seed (the same tokens)
+    // branch-LN against Post-LN: the same bias setting and seed (the same tokens), over the
+    // scales where the reference's figure has branch-LN clearly above
     let mut pairs = Vec::new();
     for b in curves.iter().filter(|c| c.scheme == ResidualScheme::BranchLn) {
         if let Some(p) = curves
             .iter()
             .find(|p| p.scheme == ResidualScheme::PostLn && p.bias == b.bias && p.seed == b.seed)
         {
-            let margin = if b.cos.iter().chain(&p.cos).any(|v| !v.is_finite()) {
+            let margins: Vec<(f64, f64)> = cfg
+                .cs
+                .iter()
+                .zip(b.cos.iter().zip(&p.cos))
+                .map(|(&c, (x, y))| (c, x - y))
+                .collect();
+            let window: Vec<f64> =
+                margins.iter().filter(|m| m.0 <= BRANCH_ABOVE_UP_TO_C).map(|m| m.1).collect();
+            let margin = if window.is_empty() || window.iter().any(|v| !v.is_finite()) {
                 f64::NAN
             } else {
-                b.cos.iter().zip(&p.cos).map(|(x, y)| x - y).fold(f64::INFINITY, f64::min)
+                window.iter().copied().fold(f64::INFINITY, f64::min)
             };
-            pairs.push((b.label.clone(), b.seed, margin));
+            let crossing = margins.iter().find(|m| m.1 <= 0.0).map(|m| m.0);
+            pairs.push((b.label.clone(), b.seed, margin, crossing));
         }
     }
     claims.push(
         Claim::builder("branch-ln-above-post-ln")
-            .statement("Branch-LN (the reference's \"pre_norm\") is closer to its scaling limit than Post-LN at every c")
-            .source("Merrill et al. 2021, scales.pdf; docs/REFERENCES.md#merrill-small-scale, docs/REFERENCES.md#target-10")
-            .expected("per seed, the smallest over the bias settings of the paired margin min over c of cos_branch(c) − cos_post(c) (same seed, bias setting and tokens) > 0")
-            .threshold(Threshold::as_before())
+            .statement(format!(
+                "Branch-LN (the reference's \"pre_norm\") is closer to its scaling limit than Post-LN for c ≤ {BRANCH_ABOVE_UP_TO_C}"
+            ))
+            .source("Merrill et al. 2021, figs/trans-scale/scales.pdf (plot_trans_scale.py); docs/REFERENCES.md#merrill-small-scale, docs/REFERENCES.md#target-10")
+            .expected(format!(
+                "per seed, the smallest over the bias settings of the paired margin min over c ≤ {BRANCH_ABOVE_UP_TO_C} of cos_branch(c) − cos_post(c) (same seed, bias setting and tokens) > 0"
+            ))
+            .threshold(Threshold::from_source(
+                "read off the reference's committed scales.pdf (its curves' PDF paths, axes mapped from the tick marks): branch-LN above Post-LN up to c ≈ 8 with biases and c ≈ 9 without, margins 0.61–0.65 at c = 1, 0.27–0.34 at c ≈ 3 and 0.06–0.12 at c ≈ 5 (the grid points 4.8 and 5.3), and the curves within 0.011 of each other at c = 10; so the claim covers c ≤ 5, where the figure's margin is clear of the crossing, and not \"every c\"",
+            ))
             .measured(
-                "min_margin",
+                "min_margin_up_to_c",
                 serde_json::Value::Object(
-                    pairs.iter().map(|(l, _, m)| (l.clone(), json!(m))).collect(),
+                    pairs.iter().map(|(l, _, m, _)| (l.clone(), json!(m))).collect(),
+                ),
+            )
+            .measured(
+                "first_c_where_post_ln_catches_up",
+                serde_json::Value::Object(
+                    pairs.iter().map(|(l, _, _, c)| (l.clone(), json!(c))).collect(),
                 ),
             )
             .evidence(Evidence::new(
-                "smallest over bias settings of min over c of cos_branch(c) − cos_post(c)",
+                format!(
+                    "smallest over bias settings of min over c ≤ {BRANCH_ABOVE_UP_TO_C} of cos_branch(c) − cos_post(c)"
+                ),
                 seeds,
                 worst_per_seed(&pairs, seeds, |p| p.1, |p| p.2, Worst::Min),
                 Rule::Above(0.0),
@@ -319,6 +346,11 @@ fn claims(cfg: &HomogeneityConfig, curves: &[Curve], seeds: &[u64]) -> Claims {
     );
     claims
 }
+
+/// The largest c at which `branch-ln-above-post-ln` compares the curves: the reference's
+/// scales.pdf has branch-LN above Post-LN up to c ≈ 8–9 with a margin of 0.06–0.12 at c ≈ 5, and
+/// the curves meeting at c = 10 (within 0.011), so "above at every c" is not what it shows.
+pub const BRANCH_ABOVE_UP_TO_C: f64 = 5.0;
 
 /// The curve's value at the scale closest to `c`.
 fn at(cfg: &HomogeneityConfig, curve: &Curve, c: f64) -> f64 {
