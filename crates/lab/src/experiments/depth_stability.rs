@@ -1,9 +1,20 @@
 //! `depth-stability` (the analogue of Liu et al. 2020, Table 1; docs/REFERENCES.md#liu-experiments,
-//! docs/REFERENCES.md#target-4): translation (Multi30k De→En when the data directory has it, the
-//! shipped corpus otherwise) with Post-LN, Pre-LN, Admin (ω profiled on the first training batch)
-//! and DeepNorm, at a shallow and a deep depth, for every seed of the run (1 at quick, 3 at full:
-//! the runner's seed plan), all with the same optimizer: Adam β = (0.9, 0.98), peak lr 10⁻³, a
-//! short linear warmup from 10⁻⁷ and inverse-√ decay (fairseq's schedule), no gradient clipping.
+//! docs/REFERENCES.md#liu-recipe, docs/REFERENCES.md#target-4): translation (Multi30k De→En when
+//! the data directory has it, the shipped corpus otherwise) with Post-LN, Pre-LN, Admin (ω profiled
+//! on the first training batch) and DeepNorm, at a shallow and a deep depth, for every seed of the
+//! run (1 at quick, 3 at full: the runner's seed plan).
+//!
+//! The protocol is Table 1's WMT'14 En-De recipe (Transformer-Clinic `nmt-experiments/
+//! wmt14_en-de.md`: the one recipe the paper runs at 6, 12 and 18 layers), scaled down, with **the
+//! same schedule for both depths**: Adam β = (0.9, 0.98) (the recipe's RAdam is Adam with its own
+//! variance warmup; plain Adam is what Table 1's Post-LN failure is about), peak lr 10⁻³, linear
+//! warmup from 10⁻⁷ then fairseq's inverse-√ decay, no clipping, no weight decay, dropout 0.1 on
+//! every residual branch. The warmup is the recipe's in *epochs*: 8,000 updates of ≈ 1,170 pairs
+//! (8192 tokens × 4 GPUs over ≈ 28 tokens a pair) are ≈ 2.1 epochs of WMT'14's 4.5 M pairs, and
+//! 2.1 epochs of Multi30k's 29,000 pairs at 32 pairs a step are ≈ 1,900 steps: 2,000 at full.
+//! What is not the recipe (stated in each claim): d = 64 instead of 512, 6 vs 18 layers at 12,000
+//! steps (≈ 13 epochs; the recipe trains ≈ 100), no label smoothing, no attention / ReLU dropout
+//! (Saturn's layers have neither), and the final validation loss instead of BLEU.
 //! The runs of one seed share the init seed and the batches.
 //!
 //! A run *fails* if it diverges (a non-finite loss, or a validation loss above ln V and its
@@ -17,13 +28,14 @@
 //!
 //! - `deep-post-ln-fails-others-train`: per seed, 1 if the deep Post-LN run fails, else 0; the
 //!   mean must be > 0 with its interval wholly above 0 (so it holds when every seed fails, fails
-//!   when none does, and a split is inconclusive). Gated on the *other* deep schemes learning
-//!   (every final validation loss ≤ the target unigram entropy − 0.1 nats), not on Post-LN: a
-//!   sweep in which nothing learns shows no Post-LN-specific failure.
+//!   when none does, and a split is inconclusive). Threshold from Table 1 (Post-LN "diverged" in
+//!   every deep row). Gated on the *other* deep schemes learning (every final validation loss ≤
+//!   the target unigram entropy − 0.1 nats), not on Post-LN: a sweep in which nothing learns
+//!   shows no Post-LN-specific failure.
 //! - `shallow-post-ln-no-worse`: per seed, final validation loss of shallow Post-LN / Pre-LN
-//!   < 1.01 (a diverged run scored ln V, [`scored_loss`]); gated on shallow
-//!   Pre-LN, the comparison arm, learning. A Post-LN run that diverges weighs against the claim
-//!   through its score.
+//!   < 1.01 (a diverged run scored ln V, [`scored_loss`]); the tolerance is ours, read off Table
+//!   1's 6L rows (see [`SHALLOW_TOLERANCE_REASON`]); gated on shallow Pre-LN, the comparison arm,
+//!   learning. A Post-LN run that diverges weighs against the claim through its score.
 
 use saturn_layers::{ResidualScheme, Seq2Seq};
 use saturn_optim::{AdamConfig, Decay, OptimizerConfig, Schedule};
@@ -47,6 +59,25 @@ use crate::tasks::translation::{Seq2SeqShape, TranslationTask, init_admin};
 use crate::tasks::translation_data::TranslationData;
 use crate::train::{TrainConfig, train};
 
+/// Table 1's WMT'14 En-De recipe: `--lr 0.001` (Transformer-Clinic `nmt-experiments/
+/// wmt14_en-de.md`, docs/REFERENCES.md#liu-recipe).
+pub const RECIPE_PEAK_LR: f64 = 1e-3;
+
+/// The same recipe's dropout: `transformer_wmt_en_de`'s default 0.1 (its attention / ReLU
+/// dropouts, also 0.1, have no counterpart in Saturn's layers).
+pub const RECIPE_DROPOUT: f64 = 0.1;
+
+/// The tolerance of `shallow-post-ln-no-worse`: shallow Post-LN's final validation loss may be at
+/// most this factor of Pre-LN's.
+pub const SHALLOW_TOLERANCE: f64 = 1.01;
+
+/// Why [`SHALLOW_TOLERANCE`] is 1.01.
+pub const SHALLOW_TOLERANCE_REASON: &str = "ours, read off Table 1 (docs/REFERENCES.md#liu-experiments): \
+    in every 6L-6L row Post-LN is ahead of Pre-LN (IWSLT +0.14 BLEU, within Post-LN's ±0.23 seed \
+    spread; En-De +0.53; En-Fr +0.55), so 'no worse' allows Post-LN no more than the seed noise; \
+    that spread is 0.65 % of IWSLT's 35.64 BLEU, rounded up to 1 % of the validation loss (BLEU \
+    and loss are not on one scale, hence ours)";
+
 /// The config of `depth-stability`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -64,17 +95,26 @@ pub struct DepthStabilityConfig {
 }
 
 impl ExperimentConfig for DepthStabilityConfig {
-    /// quick: d = 32, 2 vs 6 layers per side, 120 steps of 16 pairs with a 10-step warmup
-    /// (≈ 3 minutes for the 24 runs: too short to separate the schemes); full: d = 64, 6 vs 18 layers per side (Table 1's 6L and
-    /// 18L), 4,000 steps of 32 pairs with a 320-step warmup (Admin's 8,000 of ~100k updates
-    /// scaled to the same 8 %; hours).
+    /// quick: d = 32, 2 vs 6 layers per side, 300 steps of 16 pairs with a 50-step warmup (the
+    /// full preset's warmup fraction, 1/6; ≈ 1 core-minute of training for the 8 runs of a
+    /// seed, 6–8 minutes wall-clock on a machine loaded 3–5×): a smoke run in which every model
+    /// is just below the unigram entropy and 6 layers are too few for Post-LN to fail, so
+    /// `deep-post-ln-fails-others-train` fails at quick and `shallow-post-ln-no-worse` holds
+    /// (1.004 at seed 0, 1.008 at seed 4243: near its threshold); full: d = 64,
+    /// 6 vs 18 layers per side (Table 1's 6L and 18L), 12,000 steps of 32 pairs with the
+    /// recipe's ≈ 2-epoch warmup, 2,000 steps (module docs). Both: Table 1's WMT recipe (peak lr
+    /// 10⁻³, inverse-√ decay, dropout 0.1), the same schedule at both depths. The full preset is
+    /// shrunk from the recipe's ≈ 100 epochs to ≈ 13 so that the deep cell (one 18-18 model)
+    /// fits in 2 core-hours: measured 0.40 core-seconds a step for the 18-18 model with dropout
+    /// (≈ 80 core-minutes a deep cell, ≈ 27 a shallow one; the plan's estimate,
+    /// [`Seq2SeqShape::training_minutes`], says 94 and 31), 24 cells, ≈ 21–25 core-hours.
     fn preset(preset: Preset) -> Self {
         let (d, shallow, deep, steps, warmup, batch, eval_every, valid) = match preset {
-            Preset::Quick => (32, 2, 6, 120, 10, 16, 30, 128),
-            Preset::Full => (64, 6, 18, 4_000, 320, 32, 250, 512),
+            Preset::Quick => (32, 2, 6, 300, 50, 16, 50, 128),
+            Preset::Full => (64, 6, 18, 12_000, 2_000, 32, 500, 512),
         };
         DepthStabilityConfig {
-            model: Seq2SeqShape::of_width(d),
+            model: Seq2SeqShape { dropout: RECIPE_DROPOUT, ..Seq2SeqShape::of_width(d) },
             schemes: vec![
                 ResidualScheme::PostLn,
                 ResidualScheme::PreLn,
@@ -91,7 +131,7 @@ impl ExperimentConfig for DepthStabilityConfig {
                     betas: [0.9, 0.98],
                     ..AdamConfig::default()
                 }),
-                schedule: Schedule::new(1e-3, warmup, 1e-7, Decay::InverseSqrt)
+                schedule: Schedule::new(RECIPE_PEAK_LR, warmup, 1e-7, Decay::InverseSqrt)
                     .expect("valid schedule"),
                 clip: None,
                 eval_every,
@@ -270,6 +310,22 @@ fn draw_valid_loss(
     Ok(())
 }
 
+/// The protocol as run, and where it departs from Table 1's recipe, for the record.
+fn protocol(cfg: &DepthStabilityConfig) -> serde_json::Value {
+    json!({
+        "recipe": "Liu et al. 2020 Table 1, WMT'14 En-De (Transformer-Clinic nmt-experiments/wmt14_en-de.md): RAdam β (0.9, 0.98), lr 1e-3, inverse_sqrt, warmup-init-lr 1e-7, warmup 8000 (≈ 2.1 epochs), dropout 0.1 (attention / ReLU 0.1), label smoothing 0.1, no clipping, ≈ 100 epochs",
+        "as_run": {
+            "d_model": cfg.model.d_model,
+            "layers": [cfg.shallow, cfg.deep],
+            "steps": cfg.train.steps,
+            "batch_pairs": cfg.batch_size,
+            "schedule": cfg.train.schedule,
+            "dropout": cfg.model.dropout,
+        },
+        "departures": "Adam instead of RAdam; d 64 instead of 512; ≈ 13 epochs instead of ≈ 100 (the deep cell must fit in 2 core-hours); no label smoothing and no attention / ReLU dropout (not in Saturn's layers); final validation loss instead of BLEU",
+    })
+}
+
 /// The two claims: deep Post-LN fails while the other schemes train; shallow Post-LN ends no
 /// worse than Pre-LN.
 fn claims(
@@ -329,7 +385,8 @@ fn claims(
             ))
             .source("Liu et al. 2020, Table 1 (deep Post-LN diverges); Wang et al. 2022 (DeepNorm); docs/REFERENCES.md#target-4")
             .expected("per seed: 1 if the deep Post-LN run fails (diverged: non-finite, or above ln V and its step-0 loss from half-way; or stalled: < 1 % improvement over the second half), else 0; the mean over seeds > 0, its interval wholly above 0 (every seed fails: holds; none: fails)")
-            .threshold(Threshold::as_before())
+            .threshold(Threshold::from_source("Table 1 (docs/REFERENCES.md#liu-experiments): Post-LN 'diverged' in every deep row (En-De 12L-12L and 18L-18L, En-Fr 60L-12L) under the recipe that trains Pre-LN and Admin; target 4 asks for a failure in ≥ 1 of 3 seeds, i.e. a failure rate whose interval lies above 0"))
+            .measured("protocol", protocol(cfg))
             .measured("target_unigram_entropy", json!(unigram))
             .measured("data", json!(data.note))
             .measured("post_ln", summary(ResidualScheme::PostLn, cfg.deep))
@@ -359,8 +416,9 @@ fn claims(
                     n = cfg.shallow
                 ))
                 .source("Liu et al. 2020, Table 1 (6L: Post-LN ≥ Pre-LN in BLEU); docs/REFERENCES.md#target-4")
-                .expected("per seed (same init seed, same batches): final validation loss of shallow Post-LN / Pre-LN < 1.01 (a diverged run scored ln V)")
-                .threshold(Threshold::as_before())
+                .expected(format!("per seed (same init seed, same batches): final validation loss of shallow Post-LN / Pre-LN < {SHALLOW_TOLERANCE} (a diverged run scored ln V)"))
+                .threshold(Threshold::ours(SHALLOW_TOLERANCE_REASON))
+                .measured("protocol", protocol(cfg))
                 .measured("post_ln", summary(ResidualScheme::PostLn, cfg.shallow))
                 .measured("pre_ln", summary(ResidualScheme::PreLn, cfg.shallow))
                 .measured("post_ln_mean", json!(mean(&post)))
@@ -371,7 +429,7 @@ fn claims(
                     format!("{SCORE}: shallow Post-LN / Pre-LN, paired by seed"),
                     seeds,
                     ratios,
-                    Rule::Below(1.01),
+                    Rule::Below(SHALLOW_TOLERANCE),
                 )),
         );
     }

@@ -61,9 +61,12 @@ const WARMUP_TINY: &str = "layers = 2\nbatch_size = 16\nvalid_pairs = 32\nsteps 
 /// - every lr 0 (issue 20's known defect: both claims used to hold): nothing learns, so both
 ///   must come out inconclusive (the comparison arm's learning gate);
 /// - a peak lr of 10⁻² at which this tiny Post-LN is stable: no warmup is needed, so
-///   `post-ln-needs-warmup` must fail.
+///   `post-ln-needs-warmup` must fail;
+/// - the schemes swapped (Pre-LN trained with and without warmup, Post-LN as the no-warmup
+///   challenger): both claims must fail — which scheme needs the warmup is measured, not built
+///   in.
 #[test]
-fn warmup_claims_are_inconclusive_at_lr_zero_and_fail_at_a_stable_lr() {
+fn warmup_claims_are_inconclusive_at_lr_zero_and_fail_at_a_stable_lr_or_swapped() {
     let seeds = [0];
     let clean = run("warmup", "clean", &seeds, WARMUP_TINY);
     assert_complete(&clean);
@@ -88,27 +91,48 @@ fn warmup_claims_are_inconclusive_at_lr_zero_and_fail_at_a_stable_lr() {
         &["post-ln-needs-warmup"],
         &[Verdict::Fails],
     );
+    let swapped =
+        run("warmup", "swapped", &seeds, &format!("schemes = [\"pre\", \"post\"]\n{WARMUP_TINY}"));
+    assert_sabotage(
+        "Post-LN and Pre-LN swapped",
+        &clean,
+        &swapped,
+        &["post-ln-needs-warmup", "pre-ln-needs-no-warmup"],
+        &[Verdict::Fails],
+    );
 }
 
-/// Post-LN and Pre-LN at 1 and 2 layers per side, d = 16, 60 steps of 16 pairs at a peak lr of
-/// 10⁻² (10-step warmup, inverse-√ decay).
-const DEPTH_TINY: &str = "schemes = [\"post\", \"pre\"]\nshallow = 1\ndeep = 2\nbatch_size = 16\n\
+/// Post-LN and Pre-LN at 1 and 4 layers per side, d = 16, no dropout, 60 steps of 16 pairs at a
+/// peak lr of 10⁻² (10-step warmup, inverse-√ decay): the 4-layer Post-LN stalls near the unigram
+/// plateau while Pre-LN learns.
+const DEPTH_TINY: &str = "schemes = [\"post\", \"pre\"]\nshallow = 1\ndeep = 4\nbatch_size = 16\n\
                           valid_pairs = 32\nvocab = 300\nmax_len = 16\n\
-                          [model]\nd_model = 16\nn_heads = 2\nd_ff = 32\n\
+                          [model]\nd_model = 16\nn_heads = 2\nd_ff = 32\ndropout = 0.0\n\
                           [train]\nsteps = 60\neval_every = 20\nlog_every = 10\n\
                           checkpoint_every = 0\n[train.schedule]\npeak_lr = 1e-2\n\
-                          warmup_steps = 10\n";
+                          warmup_steps = 10\ndecay = { kind = \"inverse_sqrt\" }\n";
 
-/// `depth-stability`, one seed (with 2 the shallow ratio, 1.01–1.06 at this size, straddles
-/// its threshold). Neither claim can hold at this size — 2 layers are not deep enough for
-/// Post-LN to fail, and 1-layer Post-LN ends a few % above Pre-LN — so clean both come out
-/// `fails` with their gates met (Pre-LN learned). Under lr 0 nothing learns (every run
-/// stalls, so Post-LN "fails"): both claims must come out inconclusive, never holds.
+/// `depth-stability`'s deep claim, one seed (the quick preset's count). Clean, the 4-layer
+/// Post-LN stalls while Pre-LN learns: `deep-post-ln-fails-others-train` holds.
+///
+/// - the deep arm made 2 layers deep, where this Post-LN trains: the claim must fail (the
+///   failure is measured, not built in);
+/// - every lr 0: nothing learns (every run stalls, so Post-LN "fails"): both claims must come
+///   out inconclusive, never holds (the learning gates).
 #[test]
-fn depth_stability_claims_are_inconclusive_when_nothing_learns() {
+fn depth_stability_deep_claim_fails_when_the_deep_arm_is_shallow_and_is_gated() {
     let seeds = [0];
     let clean = run("depth-stability", "clean", &seeds, DEPTH_TINY);
     assert_complete(&clean);
+    let shallow =
+        run("depth-stability", "deep2", &seeds, &DEPTH_TINY.replace("deep = 4", "deep = 2"));
+    assert_sabotage(
+        "the deep arm only 2 layers deep",
+        &clean,
+        &shallow,
+        &["deep-post-ln-fails-others-train"],
+        &[Verdict::Fails],
+    );
     let frozen = run(
         "depth-stability",
         "lr0",
@@ -119,7 +143,39 @@ fn depth_stability_claims_are_inconclusive_when_nothing_learns() {
         "every learning rate 0",
         &clean,
         &frozen,
-        &["deep-post-ln-fails-others-train", "shallow-post-ln-no-worse"],
+        &["deep-post-ln-fails-others-train"],
         &[Verdict::Inconclusive],
+    );
+    assert_eq!(
+        common::verdict(&frozen, "shallow-post-ln-no-worse"),
+        Verdict::Inconclusive,
+        "under lr 0 the shallow claim's gate (Pre-LN learned) must not be met"
+    );
+}
+
+/// 1 and 2 layers per side, d = 16, no dropout, 200 steps of 16 pairs at a peak lr of 3·10⁻³
+/// (20-step warmup, inverse-√ decay): the 1-layer Post-LN ends within 1 % of Pre-LN (≈ 1.007).
+const SHALLOW_TINY: &str = "schemes = [\"post\", \"pre\"]\nshallow = 1\ndeep = 2\nbatch_size = 16\n\
+                            valid_pairs = 32\nvocab = 300\nmax_len = 16\n\
+                            [model]\nd_model = 16\nn_heads = 2\nd_ff = 32\ndropout = 0.0\n\
+                            [train]\nsteps = 200\neval_every = 50\nlog_every = 10\n\
+                            checkpoint_every = 0\n[train.schedule]\npeak_lr = 3e-3\n\
+                            warmup_steps = 20\ndecay = { kind = \"inverse_sqrt\" }\n";
+
+/// `depth-stability`'s shallow claim, one seed. Clean, `shallow-post-ln-no-worse` holds; at a
+/// peak lr of 5·10⁻² this 1-layer Post-LN ends ≈ 5 % behind Pre-LN: the claim must fail (the
+/// comparison is measured, not built in).
+#[test]
+fn depth_stability_shallow_claim_fails_at_a_high_lr() {
+    let seeds = [0];
+    let clean = run("depth-stability", "shallow-clean", &seeds, SHALLOW_TINY);
+    assert_complete(&clean);
+    let hot = run("depth-stability", "shallow-hot", &seeds, &SHALLOW_TINY.replace("3e-3", "5e-2"));
+    assert_sabotage(
+        "a peak lr of 5e-2",
+        &clean,
+        &hot,
+        &["shallow-post-ln-no-worse"],
+        &[Verdict::Fails],
     );
 }
