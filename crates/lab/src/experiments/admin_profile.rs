@@ -20,9 +20,9 @@
 //! - `omega-squared-linear`: per seed, R² of the line ω²_i ~ i > 0.95 (ours; the reference's
 //!   profile gives 0.998 over its first 24 sublayers);
 //! - `ffn-adds-more-variance`: per seed, over the first 10 layers (the reference: FFN 0.394,
-//!   attention 0.235 in layers 2–10), the mean dropout-free FFN increment minus the attention one
-//!   > 0 — the reference's attention increments grow with depth and pass the FFN's beyond ≈ 50
-//!   layers, so the claim is about the bottom layers only;
+//!   attention 0.235 in layers 2–10), the mean dropout-free FFN increment minus the attention
+//!   one is positive — the reference's attention increments grow with depth and pass the FFN's
+//!   beyond ≈ 50 layers, so the claim is about the bottom layers only;
 //! - `ffn-increment-as-reference`: per seed, the dropout-free mean FFN increment divided by 0.9²
 //!   (the recipe's two dropout sites on the FFN branch, each multiplying a second moment by
 //!   1/0.9) in [0.363, 0.428], the 10–90 % range of the reference's 100 encoder FFN increments:
@@ -271,11 +271,13 @@ fn profile(
 }
 
 /// Core-minutes of profiling one model (both modes, and the trace with `streams`): a fixed part
-/// and width² × layers × pairs per pass, 2 min a pass at the full size (the full preset before
-/// this change: ≈ 4 min a model for a profile and a trace); the quick preset (d = 64, 12
-/// layers, 64 pairs) took 18 s for 3 models.
+/// and width² × layers × pairs per pass, 2.6 min a pass at the full size — the full preset
+/// before this change took ≈ 4 min a model for a profile and a trace, and the full preset's
+/// `admin-d512-seed0` (12 layers, 64 pairs, two passes) took 78 s and 1.2 GB on one core (code
+/// of this change), 2.6 min a pass scaled; the quick preset (d = 64, 12 layers, 64 pairs) took
+/// 18 s for 3 models.
 fn minutes(d: usize, layers: usize, pairs: usize, streams: bool) -> f64 {
-    let pass = 2.0 * (d as f64 / 256.0).powi(2) * (layers as f64 / 50.0) * (pairs as f64 / 256.0);
+    let pass = 2.6 * (d as f64 / 256.0).powi(2) * (layers as f64 / 50.0) * (pairs as f64 / 256.0);
     0.05 + pass * if streams { 3.0 } else { 2.0 }
 }
 

@@ -95,15 +95,14 @@ pub struct AmplificationConfig {
 }
 
 impl ExperimentConfig for AmplificationConfig {
-    /// quick: d = 64, N up to 24, 32 pairs, no gradient-sign pass (≈ 30 s); full: d = 128, N
-    /// up to 48, 64 pairs (was 128: the scale cells need the budget; the gradient-sign pass holds
-    /// a 48-sublayer f64 graph, several GB), and scale cells at d = 64 … 512 on N = 6, 12, 24
-    /// with 16 pairs. Models are f64, so η = 1e-4 and 1e-6 moves are far above round-off. Both
+    /// quick: d = 64, N up to 24, 32 pairs, no gradient-sign pass (≈ 40 s); full: d = 128, N
+    /// up to 48, 128 pairs (the gradient-sign pass holds a 48-sublayer f64 graph, several GB),
+    /// and scale cells at d = 64 … 512 on N = 6, 12, 24 with 16 pairs (d = 512: 0.8 GB). Models are f64, so η = 1e-4 and 1e-6 moves are far above round-off. Both
     /// with the reference's fused q/k/v init.
     fn preset(preset: Preset) -> Self {
         let (d, pairs, sublayers, gradient_eta, scale_widths) = match preset {
             Preset::Quick => (64, 32, vec![6, 12, 24], None, Vec::new()),
-            Preset::Full => (128, 64, vec![6, 12, 24, 48], Some(1e-6), vec![64, 128, 256, 512]),
+            Preset::Full => (128, 128, vec![6, 12, 24, 48], Some(1e-6), vec![64, 128, 256, 512]),
         };
         AmplificationConfig {
             model: Seq2SeqShape { qkv_init: QkvInit::Fused, ..Seq2SeqShape::of_width(d) },
@@ -245,15 +244,18 @@ fn scale_schemes(cfg: &AmplificationConfig) -> Vec<ResidualScheme> {
 }
 
 /// Core-minutes of one model: N sublayers of width d on `pairs` pairs, with or without the
-/// gradient-sign pass, scaled as N·d²·pairs (pessimistic in d: small widths carry overheads)
-/// from the quick preset on one core (d = 64, 32 pairs, 27 models, code of this change): 0.095 s
-/// per sublayer without the gradient pass (N up to 48: 77 s), 0.15 s with it (N up to 24: 57 s).
+/// gradient-sign pass, scaled as N · d^1.5 · pairs, measured on one core (code of this change):
+/// the quick preset (d = 64, 32 pairs, 27 models) took 0.095 s per sublayer without the gradient
+/// pass (N up to 48: 77 s) and 0.15 s with it (N up to 24: 57 s); the full preset's
+/// `post-n24-d512-seed0` (16 pairs, no gradient pass) took 28 s, 12× d = 64's per-sublayer cost
+/// for 8× the width and half the pairs, i.e. d^1.5 rather than d².
 fn minutes(n: usize, d: usize, pairs: usize, gradient: bool) -> f64 {
-    let base = 0.0016 * n as f64 * (d as f64 / 64.0).powi(2) * (pairs as f64 / 32.0);
+    let base = 0.0016 * n as f64 * (d as f64 / 64.0).powf(1.5) * (pairs as f64 / 32.0);
     0.01 + if gradient { 1.6 * base } else { base }
 }
 
-/// One curve over `grid` per seed: `pick(spec, row)` selects the cell of (scheme, N, seed).
+/// One curve of the change over `grid` per seed, for `scheme` at `width` (`None`: the main
+/// cells); NaN where a cell is missing.
 fn curves(
     measured: &[(Spec, Row)],
     seeds: &[u64],
