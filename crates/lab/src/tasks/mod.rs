@@ -14,3 +14,4 @@ pub mod scored_loss;
 pub mod seeds;
 pub mod translation;
 pub mod translation_data;
+pub mod width;

@@ -38,13 +38,16 @@ fn defined(s: &Summary, id: &str) -> bool {
     c.evidence.as_ref().is_some_and(|e| e.values.iter().all(|v| v.is_finite()))
 }
 
-/// amplification, on 4 / 8 / 16 sublayers of width 32 with 2 δ per model.
+/// amplification, on 4 / 8 / 16 sublayers of width 32 with 2 δ per model, and scale cells at
+/// d = 16, 32 on the same N grid with 8 pairs.
 ///
 /// - `Pre-LN relabelled as Post-LN`: the two arms are the same models, so the paired ratio is 1
-///   at every N and its slope 0: `post-pre-ratio-increases` fails.
+///   at every N and its slope 0: `post-pre-ratio-increases` and, at the widest scale width,
+///   `post-pre-ratio-increases-widest` fail.
 /// - `η = 1e-300`: below the f64 round-off of every weight, so W + δ = W and every change is 0:
-///   every R², exponent and ratio is undefined, and `pre-ln-admin-sublinear` and
-///   `post-pre-ratio-increases` come out inconclusive instead of holding.
+///   every R², exponent and ratio is undefined, and `pre-ln-admin-sublinear`,
+///   `post-pre-ratio-increases` and `post-pre-ratio-increases-widest` come out inconclusive
+///   instead of holding.
 ///
 /// `post-ln-linear` (per-seed R² > 0.95, as before) is inconclusive here (R² 0.76 / 0.98 / 0.94:
 /// a t interval of an R² that cannot exceed 1 rarely clears 0.95 with 3 seeds), and relabelled
@@ -52,7 +55,10 @@ fn defined(s: &Summary, id: &str) -> bool {
 /// flips is whether its per-seed value is defined (and undefined is inconclusive, never holds).
 #[test]
 fn amplification_claims_flip_under_a_relabelled_arm_and_a_vanishing_eta() {
-    let base = format!("sublayers = [4, 8, 16]\ndelta_seeds = 2\n{TINY}");
+    let base = format!(
+        "sublayers = [4, 8, 16]\ndelta_seeds = 2\nscale_widths = [16, 32]\n\
+         scale_sublayers = [4, 8, 16]\nscale_pairs = 8\n{TINY}"
+    );
     let clean = run("amplification", "clean", &SEEDS, &base);
     show("clean", &clean);
     assert_complete(&clean);
@@ -67,7 +73,7 @@ fn amplification_claims_flip_under_a_relabelled_arm_and_a_vanishing_eta() {
         "Pre-LN relabelled as Post-LN",
         &clean,
         &relabelled,
-        &["post-pre-ratio-increases"],
+        &["post-pre-ratio-increases", "post-pre-ratio-increases-widest"],
         &[Verdict::Fails],
     );
     let frozen = run(
@@ -81,7 +87,7 @@ fn amplification_claims_flip_under_a_relabelled_arm_and_a_vanishing_eta() {
         "η = 1e-300 (no change)",
         &clean,
         &frozen,
-        &["pre-ln-admin-sublinear", "post-pre-ratio-increases"],
+        &["pre-ln-admin-sublinear", "post-pre-ratio-increases", "post-pre-ratio-increases-widest"],
         &[Verdict::Inconclusive],
     );
     let id = "post-ln-linear";
@@ -90,58 +96,83 @@ fn amplification_claims_flip_under_a_relabelled_arm_and_a_vanishing_eta() {
     assert_eq!(verdict(&frozen, id), Verdict::Inconclusive, "{}", reason(&frozen, id));
 }
 
-/// dependency, 6 layers of width 32 on 16 pairs. Post-LN and Pre-LN swapped: the arm called
-/// Post-LN decays (its β_ii leave [0.45, 0.75]), the arm called Pre-LN stays at ≈ 1/√2 (no
-/// decay, a large β_NN), and Admin no longer tracks it: all four claims fail.
+/// dependency, 6 layers of width 32 on 16 pairs (the reference's fused q/k/v), and scale cells
+/// at d = 16, 32 on 8 pairs. Post-LN and Pre-LN swapped: the arm called Pre-LN stays flat (no
+/// decay over either sublayer kind, nor at the widest scale width, and a large β_NN), and Admin
+/// no longer tracks it: those claims fail, where clean they do not (the FFN decay, β_NN and the
+/// Admin claim hold or are inconclusive at this size, as at the quick preset).
 ///
-/// Clean, only `pre-ln-last-diagonal-small` holds at this size; the other three are
-/// inconclusive (their per-seed values straddle the thresholds, as at the quick preset; at full,
-/// seed 0, `pre-ln-diagonal-decays` and `admin-tracks-pre-ln` failed before this schema), so
-/// the test asserts that the swap makes each claim `fails` and the clean run does not.
+/// `post-ln-diagonal-range` already fails clean with the fused draw (Post-LN's attention β_ii
+/// ≈ 0.40 at the quick preset, below the band), and `pre-ln-attention-decays` is inconclusive or
+/// fails clean (attention sublayers barely decay); for both the test asserts the swap makes
+/// them fail, which shows they can.
 #[test]
 fn dependency_claims_flip_when_post_ln_and_pre_ln_are_swapped() {
-    let clean = run("dependency", "clean", &SEEDS, TINY);
+    let base = format!("{TINY}qkv_init = \"fused\"\n");
+    let base = format!("scale_widths = [16, 32]\nscale_pairs = 8\n{base}");
+    let clean = run("dependency", "clean", &SEEDS, &base);
     show("clean", &clean);
     assert_complete(&clean);
-    let swapped = run("dependency", "swapped", &SEEDS, &format!("{TINY}{SWAP}"));
+    let swapped = run("dependency", "swapped", &SEEDS, &format!("{base}{SWAP}"));
     show("swapped", &swapped);
     assert_sabotage(
         "Post-LN and Pre-LN swapped",
         &clean,
         &swapped,
         &[
-            "post-ln-diagonal-range",
-            "pre-ln-diagonal-decays",
+            "pre-ln-ffn-decays",
             "pre-ln-last-diagonal-small",
             "admin-tracks-pre-ln",
+            "pre-ln-diagonal-decays-widest",
         ],
         &[Verdict::Fails],
     );
+    for id in ["post-ln-diagonal-range", "pre-ln-attention-decays"] {
+        assert_eq!(verdict(&swapped, id), Verdict::Fails, "swapped {id}: {}", reason(&swapped, id));
+    }
 }
 
-/// admin-profile, 6 layers of width 32 on 16 pairs; both claims hold clean.
+/// admin-profile, 6 layers of width 32 with the recipe's d_ff = 4d on 16 pairs, and scale cells
+/// of 3 layers at d = 16, 32 on 8 pairs.
 ///
+/// - `d_ff = 16d` (instead of the recipe's 4d): Xavier's weight variance 2/(d + d_ff) makes the
+///   FFN's dropout-free increment 2r/(1 + r)² = 0.11 for r = d_ff/d = 16 instead of 0.32, so
+///   divided by 0.9² it falls below the reference's band: both `ffn-increment-as-reference`
+///   claims fail. (d_ff = d, the maximum 0.5, is too close to the band at width 32.)
 /// - `q, k, v drawn separately` (variance 1/d each instead of the reference's fused 1/(2d)):
 ///   attention adds about as much variance as the FFN, so `ffn-adds-more-variance` does not
 ///   hold.
 /// - `Admin built as Pre-LN`: there is no ω to profile, so ω²'s line and the increments are
-///   undefined: both claims are inconclusive, never a pass.
+///   undefined: every claim is inconclusive, never a pass (the two FFN-increment claims are
+///   inconclusive clean at this width, so for them the test checks that their values become
+///   undefined).
 ///
 /// No sabotage makes `omega-squared-linear` fail outright: ω²_{i+1} − ω²_i is a branch variance
 /// (positive, about constant per sublayer type), so the profile is close to a line by the
 /// recurrence; only a very short profile bends it (2 layers: R² ≈ 0.94, inconclusive).
 #[test]
-fn admin_profile_claims_flip_under_separate_qkv_and_a_model_without_omega() {
-    let base = format!("layers = 6\n{TINY}qkv_init = \"fused\"\n");
+fn admin_profile_claims_flip_under_a_wide_ffn_separate_qkv_and_a_model_without_omega() {
+    let config = |d_ff: usize, qkv: &str| {
+        format!(
+            "layers = 6\nbatch_pairs = 16\nvocab = 500\nmax_len = 24\nscale_widths = [16, 32]\n\
+             scale_layers = 3\nscale_pairs = 8\n[model]\nd_model = 32\nn_heads = 4\n\
+             d_ff = {d_ff}\nqkv_init = \"{qkv}\"\n"
+        )
+    };
+    let base = config(128, "fused");
     let clean = run("admin-profile", "clean", &SEEDS, &base);
     show("clean", &clean);
     assert_complete(&clean);
-    let separate = run(
-        "admin-profile",
-        "separate",
-        &SEEDS,
-        &format!("layers = 6\n{TINY}qkv_init = \"separate\"\n"),
+    let wide = run("admin-profile", "wide", &SEEDS, &config(512, "fused"));
+    show("d_ff = 16d", &wide);
+    assert_sabotage(
+        "d_ff = 16d",
+        &clean,
+        &wide,
+        &["ffn-increment-as-reference", "ffn-increment-as-reference-widest"],
+        &[Verdict::Fails],
     );
+    let separate = run("admin-profile", "separate", &SEEDS, &config(128, "separate"));
     show("separate", &separate);
     assert_sabotage(
         "q, k, v drawn separately",
@@ -164,6 +195,13 @@ fn admin_profile_claims_flip_under_separate_qkv_and_a_model_without_omega() {
         &["omega-squared-linear", "ffn-adds-more-variance"],
         &[Verdict::Inconclusive],
     );
+    // the FFN increments are inconclusive clean at width 32 (per-seed spread ≈ 0.02): what the
+    // missing ω flips is whether they are defined
+    for id in ["ffn-increment-as-reference", "ffn-increment-as-reference-widest"] {
+        assert!(defined(&clean, id), "clean {id}: {}", reason(&clean, id));
+        assert!(!defined(&no_omega, id), "no ω, {id}: {}", reason(&no_omega, id));
+        assert_eq!(verdict(&no_omega, id), Verdict::Inconclusive, "{}", reason(&no_omega, id));
+    }
 }
 
 /// grad-norms, width 64 on one batch of 32 pairs, last layer over L = 2 / 4 / 8 / 16 and a
