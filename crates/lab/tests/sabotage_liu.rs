@@ -169,20 +169,16 @@ fn admin_profile_claims_flip_under_separate_qkv_and_a_model_without_omega() {
 }
 
 /// grad-norms, width 64 on one batch of 32 pairs, last layer over L = 2 / 4 / 8 / 16 and a
-/// 6-layer profile. Post-LN and Pre-LN swapped: the arm called Post-LN falls with depth, the
-/// arm called Pre-LN does not, and the decoder profiles trade places (rising ↔ flat): four
-/// claims fail. Clean, three of them hold and `pre-ln-profile-flat-decoder` is inconclusive
-/// (per-seed deviations 0.12 / 0.21 / 0.35 around 0.3), so the test asserts `fails` under the
-/// swap and not without it.
-///
-/// The encoder's two claims cannot be flipped here: `post-ln-profile-rises-encoder` already
-/// fails clean (layer 6 / layer 1 ≈ 1.1–1.4, as at the full preset: 1.31), and Post-LN's
-/// encoder profile is flatter than Pre-LN's, so swapping leaves `pre-ln-profile-flat-encoder`
-/// inconclusive. Both are reported as defects for issue 22 (the encoder's gradient also flows
-/// in through every decoder layer's cross-attention).
+/// 6-layer profile; the scale sweep of the last layer at d = 16 and 32. Post-LN and Pre-LN
+/// swapped: the arm called Post-LN falls with depth (at d = 64 and at d = 32), the arm called
+/// Pre-LN does not, the profiles trade places (Post-LN's rising decoder and encoder ↔ Pre-LN's
+/// falling ones), and the arm called Pre-LN's encoder rises: every claim that holds clean
+/// fails. `pre-ln-profile-flatter-encoder` is left out: clean it fails already (Pre-LN's
+/// encoder falls faster than Post-LN's rises, as at the full preset).
 #[test]
 fn grad_norms_claims_flip_when_post_ln_and_pre_ln_are_swapped() {
-    let base = "depths = [2, 4, 8, 16]\nbatches = 1\nbatch_size = 32\nvocab = 500\nmax_len = 24\n";
+    let base = "depths = [2, 4, 8, 16]\nbatches = 1\nbatch_size = 32\nvocab = 500\nmax_len = 24\n\
+                [scale]\nwidths = [16, 32]\nbatches = 1\nseeds = 3\n";
     let clean = run("grad-norms", "clean", &SEEDS, base);
     show("clean", &clean);
     assert_complete(&clean);
@@ -196,7 +192,11 @@ fn grad_norms_claims_flip_when_post_ln_and_pre_ln_are_swapped() {
             "post-ln-last-layer-depth-independent",
             "pre-ln-last-layer-falls",
             "post-ln-profile-rises-decoder",
-            "pre-ln-profile-flat-decoder",
+            "post-ln-profile-rises-encoder",
+            "pre-ln-profile-flatter-decoder",
+            "pre-ln-encoder-profile-falls",
+            "post-ln-depth-independent-at-width",
+            "pre-ln-falls-at-width",
         ],
         &[Verdict::Fails],
     );
