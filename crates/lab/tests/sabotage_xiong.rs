@@ -9,12 +9,12 @@ use common::{assert_complete, assert_sabotage, run};
 use saturn_lab::claim::Verdict;
 
 /// A 2-2 layer, d = 16 encoder–decoder on 8 validation pairs, few Hessian-vector products;
-/// the λ_max scale cells at d = 8 and 16 (1-1 layers, 8 pairs).
+/// the λ_max scale cells at d = 8 and 16 (the same 2-2 layers and pairs).
 const HESSIAN_TINY: &str = "layers = 2\npairs = 8\nbatch_size = 8\npower_iterations = 8\n\
                             trace_probes = 8\nlanczos_steps = 8\nvocab = 300\nmax_len = 16\n\
                             [model]\nd_model = 16\nn_heads = 2\nd_ff = 32\n\
-                            [scale]\nwidths = [8, 16]\nlayers = 1\npairs = 8\nbatch_size = 8\n\
-                            seeds = 3\nwarm_steps = 6\npower_iterations = 8\n";
+                            [scale]\nwidths = [8, 16]\nlayers = 2\npairs = 8\nbatch_size = 8\n\
+                            seeds = 3\nwarm_steps = 8\npower_iterations = 8\n";
 
 /// `hessian`, 3 seeds (intervals exercised). Clean, Post-LN's top eigenvalue, spectral width
 /// and top eigenvalue at the widest scale width exceed Pre-LN's (holds); Σ|λ| by SLQ (one

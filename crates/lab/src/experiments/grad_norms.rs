@@ -100,8 +100,9 @@ impl GradScale {
 
 impl ExperimentConfig for GradNormsConfig {
     /// quick: d = 64, 4 batches of 32 pairs, the scale sweep at d = 32, 64, 128 on 2 batches;
-    /// full: d = 256, 16 batches of 64 pairs, the scale sweep at d = 64 … 512 on 2 batches
-    /// (≈ 22 core-min for 5 seeds, 16 of them at d = 512).
+    /// full: d = 256, 16 batches of 64 pairs (≈ 39 core-min), the scale sweep at d = 64, 128
+    /// and 512 on 2 batches (≈ 18 core-min for 5 seeds, 16 of them at d = 512; d = 256 is the
+    /// main sweep).
     fn preset(preset: Preset) -> Self {
         let (d, batches, batch_size, widths) = match preset {
             Preset::Quick => (64, 4, 32, vec![32, 64, 128]),
@@ -219,9 +220,10 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
                 cells.push(Cell::new(seed, label, (scheme, l, None)).minutes(minutes));
             }
         }
-        // the scale sweep: the depth sweep at every width, on the seed's first batches
+        // the scale sweep: the depth sweep at every other width, on the seed's first batches
+        // (at the main width it is the main sweep)
         if scale_seeds.contains(&seed) {
-            for &d in &cfg.scale.widths {
+            for &d in cfg.scale.widths.iter().filter(|&&d| d != d_main) {
                 for &scheme in &cfg.schemes {
                     for &l in &cfg.depths {
                         let label = format!("scale-d{d}-{}-l{l}-seed{seed}", scheme.name());
@@ -274,7 +276,7 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     draw_figures(ctx, &cfg, &sweep, &profiles)?;
     let mut claims = claims(&cfg, &sweep, &profiles, &ctx.seeds);
     if !cfg.scale.is_off() {
-        let scale = ScaleSweep::new(&cfg, &scaled, &scale_seeds);
+        let scale = ScaleSweep::new(&cfg, &scaled, &sweep, &scale_seeds);
         scale.write(ctx, &cfg)?;
         for c in scale.claims(&cfg, &scale_seeds) {
             claims.push(c);

@@ -947,7 +947,7 @@ fn plot_density(ctx: &ExperimentCtx, cfg: &HessianConfig, spectra: &[Spectrum]) 
         }
     }
     let title = format!(
-        "hessian: SLQ spectral density at init ({}-{} layers, {} Lanczos steps, Gaussian σ = {})",
+        "hessian: SLQ density at init, {}-{} layers, {} steps, σ = {}",
         cfg.layers,
         cfg.layers,
         cfg.lanczos_steps,

@@ -1,5 +1,7 @@
 //! The scale trend of `grad-norms`' depth sweep (issue 22, "Scale"): at each width d the last
-//! decoder layer's ‖∂L/∂W^{2,L}‖_F over the depths L, and two per-seed statistics over d:
+//! decoder layer's ‖∂L/∂W^{2,L}‖_F over the depths L (on the seed's first `scale.batches`
+//! batches; at the main sweep's width, the main sweep on all its batches), and two per-seed
+//! statistics over d:
 //!
 //! - the **depth exponent** p_d, the log-log slope of the norm against L at width d (Theorem 1:
 //!   0 for Post-LN, −½ for Pre-LN, at any d); drawn in `scale.png`, claimed at the widest d;
@@ -11,7 +13,7 @@
 use saturn_layers::ResidualScheme;
 use serde_json::json;
 
-use super::{GradNormsConfig, Profile, depth_window, post_ln_window};
+use super::{GradNormsConfig, Profile, SweepRow, depth_window, post_ln_window};
 use crate::cells::Cell;
 use crate::claim::{Claim, ClaimBuilder, Evidence, Rule, Threshold, short};
 use crate::error::Result;
@@ -28,9 +30,11 @@ pub(super) struct ScaleSweep {
 }
 
 impl ScaleSweep {
+    /// From the scale cells, and at the main width from the main sweep (on all its batches).
     pub(super) fn new(
         cfg: &GradNormsConfig,
         scaled: &[(Cell<(ResidualScheme, usize, Option<usize>)>, Profile)],
+        sweep: &[SweepRow],
         seeds: &[u64],
     ) -> Self {
         let arms = cfg
@@ -48,6 +52,12 @@ impl ScaleSweep {
                                 cfg.depths
                                     .iter()
                                     .map(|&l| {
+                                        if d == cfg.model.d_model {
+                                            return sweep
+                                                .iter()
+                                                .find(|r| (r.0, r.1, r.2) == (scheme, l, seed))
+                                                .map_or(f64::NAN, |r| r.3);
+                                        }
                                         scaled
                                             .iter()
                                             .find(|(c, _)| {
