@@ -181,6 +181,7 @@ fn admin_profile_claims_flip_under_separate_qkv_and_a_model_without_omega() {
 #[test]
 fn grad_norms_claims_flip_when_post_ln_and_pre_ln_are_swapped() {
     let base = "depths = [2, 4, 8, 16]\nbatches = 1\nbatch_size = 32\nvocab = 500\nmax_len = 24\n\
+                [model]\nd_model = 64\nd_ff = 256\n\
                 [scale]\nwidths = [16, 32]\nbatches = 1\nseeds = 3\n";
     let clean = run("grad-norms", "clean", &SEEDS, base);
     show("clean", &clean);
@@ -209,8 +210,8 @@ fn grad_norms_claims_flip_when_post_ln_and_pre_ln_are_swapped() {
     );
 }
 
-/// grad-norms' encoder claims on the quick preset's profile (width 64, 4 batches of 32 pairs,
-/// the 6-layer models only). Clean, Pre-LN's encoder falls (rate −0.15 to −0.09 per layer:
+/// grad-norms' encoder claims on the 6-layer models of width 64, 4 batches of 32 pairs (the
+/// quick preset's profile before issue 22). Clean, Pre-LN's encoder falls (rate −0.15 to −0.09 per layer:
 /// `pre-ln-encoder-profile-falls` holds) and Post-LN's barely rises (`post-ln-profile-rises-
 /// encoder` inconclusive). Swapped, the arm called Pre-LN is Post-LN, whose encoder does not
 /// fall (the finding leaves `holds`), and the arm called Post-LN falls (`rises` fails).
@@ -218,7 +219,8 @@ fn grad_norms_claims_flip_when_post_ln_and_pre_ln_are_swapped() {
 /// encoder falls faster than Post-LN's rises): no sabotage can flip it.
 #[test]
 fn grad_norms_encoder_claims_flip_when_swapped() {
-    let base = "depths = [6]\n[scale]\nwidths = []\n";
+    let base =
+        "depths = [6]\nbatches = 4\n[model]\nd_model = 64\nd_ff = 256\n[scale]\nwidths = []\n";
     let clean = run("grad-norms", "encoder-clean", &SEEDS, base);
     show("clean", &clean);
     let swapped = run("grad-norms", "encoder-swapped", &SEEDS, &format!("{base}{SWAP}"));
