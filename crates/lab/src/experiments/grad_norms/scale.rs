@@ -22,10 +22,16 @@ use crate::stats::{LEVEL, log_log_slope, t_interval};
 use crate::tasks::scale::{ScaleTrend, scale_chart};
 use crate::tasks::scheme_label::label;
 
+/// One width d and, per seed, the last decoder layer's norm at each depth of the sweep.
+type Width = (usize, Vec<Vec<f64>>);
+
+/// A scale cell (scheme, L, Some(d)) with its norms.
+pub(super) type ScaleCellRow = (Cell<(ResidualScheme, usize, Option<usize>)>, Profile);
+
 /// Per arm: at each width, per seed, the last decoder layer's norm at each depth of the sweep
 /// (NaN where a cell is missing).
 pub(super) struct ScaleSweep {
-    arms: Vec<(ResidualScheme, Vec<(usize, Vec<Vec<f64>>)>)>,
+    arms: Vec<(ResidualScheme, Vec<Width>)>,
     depths: Vec<f64>,
 }
 
@@ -33,7 +39,7 @@ impl ScaleSweep {
     /// From the scale cells, and at the main width from the main sweep (on all its batches).
     pub(super) fn new(
         cfg: &GradNormsConfig,
-        scaled: &[(Cell<(ResidualScheme, usize, Option<usize>)>, Profile)],
+        scaled: &[ScaleCellRow],
         sweep: &[SweepRow],
         seeds: &[u64],
     ) -> Self {
@@ -77,7 +83,7 @@ impl ScaleSweep {
         ScaleSweep { arms, depths: cfg.depths.iter().map(|&l| l as f64).collect() }
     }
 
-    fn arm(&self, scheme: ResidualScheme) -> Option<&[(usize, Vec<Vec<f64>>)]> {
+    fn arm(&self, scheme: ResidualScheme) -> Option<&[Width]> {
         self.arms.iter().find(|a| a.0 == scheme).map(|a| a.1.as_slice())
     }
 
