@@ -278,7 +278,7 @@ fn a_resumed_hessian_run_finishes_the_missing_phases_with_the_same_numbers() {
     let tiny = out.join("tiny.toml");
     let config = "layers = 1\npairs = 6\nbatch_size = 3\npower_iterations = 4\ntrace_probes = 3\n\
                   lanczos_steps = 5\nvocab = 300\nmax_len = 16\n\
-                  [model]\nd_model = 8\nn_heads = 2\nd_ff = 16\n";
+                  [model]\nd_model = 8\nn_heads = 2\nd_ff = 16\n[scale]\nwidths = []\n";
     std::fs::write(&tiny, config).unwrap();
     let opts = RunOptions {
         preset: Preset::Quick,
@@ -319,8 +319,8 @@ fn a_resumed_hessian_run_finishes_the_missing_phases_with_the_same_numbers() {
     std::fs::write(&saved, m.to_string()).unwrap();
     std::fs::remove_file(cell("post-seed0").join("cell.ron")).unwrap();
     let read = run_experiment(hessian, &RunOptions { resume: true, ..opts.clone() }).unwrap();
-    let trace = read.claims.iter().find(|c| c.id == "post-ln-larger-trace").unwrap();
-    let measured = trace.measured["trace"].clone();
+    let trace = read.claims.iter().find(|c| c.id == "post-ln-larger-total-curvature").unwrap();
+    let measured = trace.measured["trace_hutchinson"].clone();
     assert_eq!(measured[0]["post_ln"], serde_json::json!(1e6), "{measured}");
     // more seeds reuse the finished ones: only the new seed's models are measured
     let more =
@@ -328,8 +328,12 @@ fn a_resumed_hessian_run_finishes_the_missing_phases_with_the_same_numbers() {
             .unwrap();
     assert_eq!(more.seeds, vec![0, 1]);
     assert_eq!(trace_evidence_seeds(&more), vec![0, 1]);
-    let trace = more.claims.iter().find(|c| c.id == "post-ln-larger-trace").unwrap();
-    assert_eq!(trace.measured["trace"][0]["post_ln"], serde_json::json!(1e6), "seed 0 was read");
+    let trace = more.claims.iter().find(|c| c.id == "post-ln-larger-total-curvature").unwrap();
+    assert_eq!(
+        trace.measured["trace_hutchinson"][0]["post_ln"],
+        serde_json::json!(1e6),
+        "seed 0 was read"
+    );
     assert!(cell("pre-seed1").join("measurement.json").exists());
     // a measurement of another config is not mixed in
     std::fs::write(&tiny, config.replace("lanczos_steps = 5", "lanczos_steps = 6")).unwrap();
@@ -338,7 +342,7 @@ fn a_resumed_hessian_run_finishes_the_missing_phases_with_the_same_numbers() {
 }
 
 fn trace_evidence_seeds(s: &saturn_lab::summary::Summary) -> Vec<u64> {
-    let trace = s.claims.iter().find(|c| c.id == "post-ln-larger-trace").unwrap();
+    let trace = s.claims.iter().find(|c| c.id == "post-ln-larger-total-curvature").unwrap();
     trace.evidence.as_ref().unwrap().seeds.clone()
 }
 

@@ -205,20 +205,20 @@ fn admin_profile_claims_flip_under_a_wide_ffn_separate_qkv_and_a_model_without_o
 }
 
 /// grad-norms, width 64 on one batch of 32 pairs, last layer over L = 2 / 4 / 8 / 16 and a
-/// 6-layer profile. Post-LN and Pre-LN swapped: the arm called Post-LN falls with depth, the
-/// arm called Pre-LN does not, and the decoder profiles trade places (rising ↔ flat): four
-/// claims fail. Clean, three of them hold and `pre-ln-profile-flat-decoder` is inconclusive
-/// (per-seed deviations 0.12 / 0.21 / 0.35 around 0.3), so the test asserts `fails` under the
-/// swap and not without it.
+/// 6-layer profile; the scale sweep of the last layer at d = 16 and 32. Post-LN and Pre-LN
+/// swapped: the arm called Post-LN falls with depth (at d = 64 and at d = 32), the arm called
+/// Pre-LN does not, and the decoder profiles trade places: five claims that hold clean fail,
+/// and `post-ln-profile-rises-decoder` (clean: rate 0.41–0.49 per layer) leaves `holds` (the
+/// arm called Post-LN is Pre-LN, whose decoder falls slightly: −0.04 to −0.10, inconclusive).
 ///
-/// The encoder's two claims cannot be flipped here: `post-ln-profile-rises-encoder` already
-/// fails clean (layer 6 / layer 1 ≈ 1.1–1.4, as at the full preset: 1.31), and Post-LN's
-/// encoder profile is flatter than Pre-LN's, so swapping leaves `pre-ln-profile-flat-encoder`
-/// inconclusive. Both are reported as defects for issue 22 (the encoder's gradient also flows
-/// in through every decoder layer's cross-attention).
+/// The encoder's three claims do not decide at this size (one batch, d = 64: Post-LN's rate
+/// 0.02–0.08, Pre-LN's −0.06 to −0.18, inconclusive clean and swapped); their sabotage is
+/// `grad_norms_encoder_claims_flip_when_swapped` on the quick preset's batches.
 #[test]
 fn grad_norms_claims_flip_when_post_ln_and_pre_ln_are_swapped() {
-    let base = "depths = [2, 4, 8, 16]\nbatches = 1\nbatch_size = 32\nvocab = 500\nmax_len = 24\n";
+    let base = "depths = [2, 4, 8, 16]\nbatches = 1\nbatch_size = 32\nvocab = 500\nmax_len = 24\n\
+                [model]\nd_model = 64\nd_ff = 256\n\
+                [scale]\nwidths = [16, 32]\nbatches = 1\nseeds = 3\n";
     let clean = run("grad-norms", "clean", &SEEDS, base);
     show("clean", &clean);
     assert_complete(&clean);
@@ -231,9 +231,48 @@ fn grad_norms_claims_flip_when_post_ln_and_pre_ln_are_swapped() {
         &[
             "post-ln-last-layer-depth-independent",
             "pre-ln-last-layer-falls",
-            "post-ln-profile-rises-decoder",
-            "pre-ln-profile-flat-decoder",
+            "pre-ln-profile-flatter-decoder",
+            "post-ln-depth-independent-at-width",
+            "pre-ln-falls-at-width",
         ],
+        &[Verdict::Fails],
+    );
+    assert_sabotage(
+        "Post-LN and Pre-LN swapped",
+        &clean,
+        &swapped,
+        &["post-ln-profile-rises-decoder"],
+        &NOT_HOLDS,
+    );
+}
+
+/// grad-norms' encoder claims on the 6-layer models of width 64, 4 batches of 32 pairs (the
+/// quick preset's profile before issue 22). Clean, Pre-LN's encoder falls (rate −0.15 to −0.09 per layer:
+/// `pre-ln-encoder-profile-falls` holds) and Post-LN's barely rises (`post-ln-profile-rises-
+/// encoder` inconclusive). Swapped, the arm called Pre-LN is Post-LN, whose encoder does not
+/// fall (the finding leaves `holds`), and the arm called Post-LN falls (`rises` fails).
+/// `pre-ln-profile-flatter-encoder` cannot hold at this size nor at the full preset (Pre-LN's
+/// encoder falls faster than Post-LN's rises): no sabotage can flip it.
+#[test]
+fn grad_norms_encoder_claims_flip_when_swapped() {
+    let base =
+        "depths = [6]\nbatches = 4\n[model]\nd_model = 64\nd_ff = 256\n[scale]\nwidths = []\n";
+    let clean = run("grad-norms", "encoder-clean", &SEEDS, base);
+    show("clean", &clean);
+    let swapped = run("grad-norms", "encoder-swapped", &SEEDS, &format!("{base}{SWAP}"));
+    show("swapped", &swapped);
+    assert_sabotage(
+        "Post-LN and Pre-LN swapped",
+        &clean,
+        &swapped,
+        &["pre-ln-encoder-profile-falls"],
+        &NOT_HOLDS,
+    );
+    assert_sabotage(
+        "Post-LN and Pre-LN swapped",
+        &clean,
+        &swapped,
+        &["post-ln-profile-rises-encoder"],
         &[Verdict::Fails],
     );
 }
