@@ -163,7 +163,7 @@ fn depth_stability_deep_claim_fails_when_the_deep_arm_is_shallow_and_is_gated() 
         &[Verdict::Inconclusive],
     );
     assert_eq!(
-        common::verdict(&frozen, "shallow-post-ln-no-worse"),
+        crate::common::verdict(&frozen, "shallow-post-ln-no-worse"),
         Verdict::Inconclusive,
         "under lr 0 the shallow claim's gate (Pre-LN learned) must not be met"
     );
