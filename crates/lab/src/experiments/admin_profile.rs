@@ -7,7 +7,7 @@
 //! the recipe's `--dropout 0.1` (Transformer-Clinic's 100L-100L recipe,
 //! `nmt-experiments/wmt14_en-de.md`, which wrote admin-torch's profile: `transformer_wmt_en_de`,
 //! dropout 0.1, attention-dropout 0.1, relu-dropout 0.1), which acts on the branch output before
-//! the profile reads Var[f] (`transformer_layer.py`: `F.dropout` after the sublayer, then
+//! the profile reads `Var[f]` (`transformer_layer.py`: `F.dropout` after the sublayer, then
 //! `np.var`), and in eval mode (dropout-free). Saturn's layers have one dropout site, the branch
 //! output; the recipe's relu-dropout (inside the FFN, after the ReLU) and attention-dropout (on
 //! the probabilities) have no counterpart, so the FFN's reference factor 1/0.9² is applied to the
