@@ -71,6 +71,24 @@ pub struct RunOptions {
 }
 
 impl RunOptions {
+    /// A run of `preset` with exactly `seeds` into `out`: the preset's config as it is, nothing
+    /// resumed, merged or taken from a cell store. Change a field with struct update syntax,
+    /// e.g. `RunOptions { config_file: Some(file), ..RunOptions::new(Preset::Quick, vec![0], out) }`.
+    pub fn new(preset: Preset, seeds: Vec<u64>, out: impl Into<std::path::PathBuf>) -> Self {
+        RunOptions {
+            preset,
+            seeds,
+            extend_seeds: false,
+            config_file: None,
+            out: out.into(),
+            resume: false,
+            merge_only: false,
+            allow_partial: false,
+            break_lock: false,
+            cell_store: None,
+        }
+    }
+
     /// Every seed the run covers.
     pub fn seeds_for(&self, exp: &Experiment) -> Vec<u64> {
         if self.extend_seeds {

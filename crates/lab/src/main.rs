@@ -108,17 +108,13 @@ struct RunArgs {
 
 impl RunArgs {
     fn options(&self) -> RunOptions {
+        let preset = if self.full { Preset::Full } else { Preset::Quick };
+        let seeds = self.seeds.clone().unwrap_or_else(|| vec![self.seed.unwrap_or(0)]);
         RunOptions {
-            preset: if self.full { Preset::Full } else { Preset::Quick },
-            seeds: self.seeds.clone().unwrap_or_else(|| vec![self.seed.unwrap_or(0)]),
             extend_seeds: self.seeds.is_none(),
             config_file: self.config.clone(),
-            out: self.out.clone(),
-            resume: false,
-            merge_only: false,
-            allow_partial: false,
-            break_lock: false,
             cell_store: self.cell_store.clone(),
+            ..RunOptions::new(preset, seeds, self.out.clone())
         }
     }
 }

@@ -20,16 +20,8 @@ fn tiny_config(name: &str) -> PathBuf {
 
 fn options(exp: &Experiment, out: &Path) -> RunOptions {
     RunOptions {
-        preset: Preset::Quick,
-        seeds: vec![0, 1],
-        extend_seeds: false,
         config_file: Some(tiny_config(exp.name)),
-        out: out.to_path_buf(),
-        resume: false,
-        merge_only: false,
-        allow_partial: false,
-        break_lock: false,
-        cell_store: None,
+        ..RunOptions::new(Preset::Quick, vec![0, 1], out.to_path_buf())
     }
 }
 

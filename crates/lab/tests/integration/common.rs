@@ -29,16 +29,8 @@ pub fn run(name: &str, label: &str, seeds: &[u64], config: &str) -> Summary {
     let file = root.join("config.toml");
     std::fs::write(&file, config).unwrap();
     let opts = RunOptions {
-        preset: Preset::Quick,
-        seeds: seeds.to_vec(),
-        extend_seeds: false,
         config_file: Some(file),
-        out: root.join("runs"),
-        resume: false,
-        merge_only: false,
-        allow_partial: false,
-        break_lock: false,
-        cell_store: None,
+        ..RunOptions::new(Preset::Quick, seeds.to_vec(), root.join("runs"))
     };
     let summary = run_experiment(find(name).unwrap(), &opts)
         .unwrap_or_else(|e| panic!("{name} ({label}) failed to run: {e}"));

@@ -200,16 +200,8 @@ fn the_summary_follows_the_schema() {
     let overrides = out.join("tiny.toml");
     std::fs::write(&overrides, "batch_size = 4\nseq_len = 16\neval_batches = 1\n[model]\nd_model = 16\nd_ff = 32\nn_layers = 1\n[train]\nsteps = 4\neval_every = 2\nlog_every = 2\ncheckpoint_every = 2\n").unwrap();
     let opts = RunOptions {
-        preset: Preset::Quick,
-        seeds: vec![0, 1],
-        extend_seeds: false,
         config_file: Some(overrides),
-        out: out.clone(),
-        resume: false,
-        merge_only: false,
-        allow_partial: false,
-        break_lock: false,
-        cell_store: None,
+        ..RunOptions::new(Preset::Quick, vec![0, 1], out.clone())
     };
     run_experiment(find("lm-baseline").unwrap(), &opts).unwrap();
     let text = std::fs::read_to_string(out.join("lm-baseline/summary.json")).unwrap();
@@ -254,18 +246,8 @@ fn a_config_with_an_unknown_key_is_refused_naming_the_key() {
     std::fs::create_dir_all(&out).unwrap();
     let overrides = out.join("bad.toml");
     std::fs::write(&overrides, "[train]\nstepz = 4\n").unwrap();
-    let opts = RunOptions {
-        preset: Preset::Quick,
-        seeds: vec![0],
-        extend_seeds: false,
-        config_file: Some(overrides),
-        out,
-        resume: false,
-        merge_only: false,
-        allow_partial: false,
-        break_lock: false,
-        cell_store: None,
-    };
+    let opts =
+        RunOptions { config_file: Some(overrides), ..RunOptions::new(Preset::Quick, vec![0], out) };
     let err = run_experiment(find("lm-baseline").unwrap(), &opts).unwrap_err().to_string();
     assert!(err.contains("stepz"), "{err}");
     assert!(!err.contains('\n'), "one line: {err}");
@@ -281,16 +263,8 @@ fn a_resumed_hessian_run_finishes_the_missing_phases_with_the_same_numbers() {
                   [model]\nd_model = 8\nn_heads = 2\nd_ff = 16\n[scale]\nwidths = []\n";
     std::fs::write(&tiny, config).unwrap();
     let opts = RunOptions {
-        preset: Preset::Quick,
-        seeds: vec![0],
-        extend_seeds: false,
         config_file: Some(tiny.clone()),
-        out: out.clone(),
-        resume: false,
-        merge_only: false,
-        allow_partial: false,
-        break_lock: false,
-        cell_store: None,
+        ..RunOptions::new(Preset::Quick, vec![0], out.clone())
     };
     let hessian = find("hessian").unwrap();
     let whole = run_experiment(hessian, &opts).unwrap();
@@ -357,16 +331,9 @@ fn a_summary_lists_the_seeds_the_runner_extends_the_command_to() {
     std::fs::write(&tiny, config).unwrap();
     // the full preset of a trained experiment asks for 3 seeds
     let opts = RunOptions {
-        preset: Preset::Full,
-        seeds: vec![5],
         extend_seeds: true,
         config_file: Some(tiny.clone()),
-        out: out.clone(),
-        resume: false,
-        merge_only: false,
-        allow_partial: false,
-        break_lock: false,
-        cell_store: None,
+        ..RunOptions::new(Preset::Full, vec![5], out.clone())
     };
     let summary = run_experiment(find("depth-stability").unwrap(), &opts).unwrap();
     assert_eq!(summary.seeds, vec![5, 6, 7], "the command's seed and the two the runner adds");

@@ -21,16 +21,8 @@ fn run(name: &str, overrides: &str) -> (PathBuf, Vec<String>) {
     let config = root.join("override.toml");
     std::fs::write(&config, overrides).unwrap();
     let opts = RunOptions {
-        preset: Preset::Quick,
-        seeds: vec![0],
-        extend_seeds: false,
         config_file: Some(config),
-        out: root.join("runs"),
-        resume: false,
-        merge_only: false,
-        allow_partial: false,
-        break_lock: false,
-        cell_store: None,
+        ..RunOptions::new(Preset::Quick, vec![0], root.join("runs"))
     };
     let summary = run_experiment(find(name).unwrap(), &opts).unwrap();
     let dir = root.join("runs").join(name);
