@@ -143,6 +143,13 @@ fn bounds(values: impl Iterator<Item = f64>, log: bool) -> (f64, f64) {
     }
 }
 
+/// A logarithmic axis over `(lo, hi)`: ticks at powers of 10, or of 2 when the range spans less
+/// than two decades (a width sweep d = 64 … 512 or c = 1 … 10 holds no or one power of 10, and
+/// would be drawn without a labelled tick).
+fn log_axis((lo, hi): (f64, f64)) -> plotters::coord::combinators::LogCoord<f64> {
+    (lo..hi).log_scale().base(if hi / lo < 100.0 { 2.0 } else { 10.0 }).into()
+}
+
 fn draw<DB: DrawingBackend>(
     root: &DrawingArea<DB, plotters::coord::Shift>,
     chart: &Chart<'_>,
@@ -204,17 +211,17 @@ fn draw<DB: DrawingBackend>(
         }
         (false, true) => body!(
             builder
-                .build_cartesian_2d(xs.0..xs.1, (ys.0..ys.1).log_scale())
+                .build_cartesian_2d(xs.0..xs.1, log_axis(ys))
                 .map_err(|e| e.to_string())?
         ),
         (true, false) => body!(
             builder
-                .build_cartesian_2d((xs.0..xs.1).log_scale(), ys.0..ys.1)
+                .build_cartesian_2d(log_axis(xs), ys.0..ys.1)
                 .map_err(|e| e.to_string())?
         ),
         (true, true) => body!(
             builder
-                .build_cartesian_2d((xs.0..xs.1).log_scale(), (ys.0..ys.1).log_scale())
+                .build_cartesian_2d(log_axis(xs), log_axis(ys))
                 .map_err(|e| e.to_string())?
         ),
     }
