@@ -209,20 +209,14 @@ fn draw<DB: DrawingBackend>(
         (false, false) => {
             body!(builder.build_cartesian_2d(xs.0..xs.1, ys.0..ys.1).map_err(|e| e.to_string())?)
         }
-        (false, true) => body!(
-            builder
-                .build_cartesian_2d(xs.0..xs.1, log_axis(ys))
-                .map_err(|e| e.to_string())?
-        ),
-        (true, false) => body!(
-            builder
-                .build_cartesian_2d(log_axis(xs), ys.0..ys.1)
-                .map_err(|e| e.to_string())?
-        ),
+        (false, true) => {
+            body!(builder.build_cartesian_2d(xs.0..xs.1, log_axis(ys)).map_err(|e| e.to_string())?)
+        }
+        (true, false) => {
+            body!(builder.build_cartesian_2d(log_axis(xs), ys.0..ys.1).map_err(|e| e.to_string())?)
+        }
         (true, true) => body!(
-            builder
-                .build_cartesian_2d(log_axis(xs), log_axis(ys))
-                .map_err(|e| e.to_string())?
+            builder.build_cartesian_2d(log_axis(xs), log_axis(ys)).map_err(|e| e.to_string())?
         ),
     }
     root.present().map_err(|e| e.to_string())

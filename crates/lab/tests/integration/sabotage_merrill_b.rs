@@ -81,13 +81,13 @@ const TINY_COUNTING: &str = "tasks = [\"majority\"]\nmax_len = 8\nd_model = 32\n
                              checkpoint_every = 0\n";
 
 /// `counting` with lr = 0: the counter stays at chance, so `learns-counting-tasks` fails and the
-/// two claims about a trained counter are inconclusive (their learning gate is unmet).
+/// three claims about a trained counter (the NoPE control's among them) are inconclusive (their
+/// learning gate is unmet).
 ///
 /// At this size the clean counter learns (accuracy 1.0: `learns-counting-tasks` holds), but it
-/// has no averaging head and its exactly saturated accuracy (≈ 0.78) is below 0.90, so
-/// `an-averaging-head` and `saturated-model-still-counts` fail clean; the sabotage targets their
-/// gate. One seed: with two, the saturated accuracies straddle 0.90 in the t interval and the
-/// clean verdict would be inconclusive too.
+/// has no averaging head, so `an-averaging-head` fails clean; the sabotage targets the gates.
+/// One seed: with two, the saturated accuracies can straddle 0.90 in the t interval and the
+/// clean verdict would be inconclusive.
 #[test]
 fn counting_claims_need_a_counter_that_learned() {
     let clean = run("counting", "clean", &[0], TINY_COUNTING);
@@ -100,7 +100,11 @@ fn counting_claims_need_a_counter_that_learned() {
         "lr = 0",
         &clean,
         &sabotaged,
-        &["an-averaging-head", "saturated-model-still-counts"],
+        &[
+            "an-averaging-head",
+            "saturated-model-still-counts",
+            "nope-control-has-an-averaging-head",
+        ],
         GATED,
     );
 }

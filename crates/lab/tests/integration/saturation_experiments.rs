@@ -95,8 +95,21 @@ fn head_experiments_write_class_tables() {
         "max_len = 6\nd_model = 16\nn_heads = 2\nd_ff = 32\ntest_samples = 100\nvalid_samples = 16\n\
          [train]\nsteps = 20\neval_every = 10\nlog_every = 5\n",
     );
-    assert_eq!(claims.len(), 3);
-    has(&dir, &["heads.csv", "accuracy.csv", "valid_loss.png", "classes_majority-seed0.png"]);
+    assert_eq!(claims.len(), 4, "three of the papers and the NoPE control's");
+    has(
+        &dir,
+        &[
+            "heads.csv",
+            "heads_over_c.csv",
+            "accuracy.csv",
+            "accuracy_over_c.csv",
+            "valid_loss.png",
+            "accuracy_over_c.png",
+            "averaging_over_c.png",
+            "classes_majority-seed0.png",
+            "classes_majority-nope-seed0.png",
+        ],
+    );
 }
 
 #[test]
