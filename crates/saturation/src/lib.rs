@@ -62,7 +62,7 @@ pub use heads::{
 pub use homogeneity::{distance_to_saturated, homogeneity_curve, saturation_similarity};
 pub use layered::{Layered, Representations, TokenBatch};
 pub use limit::{LimitCheck, compare_saturated_to_scaled, saturated_limit_check};
-pub use norms::{NormRecord, NormTracker, Snapshot, cosine, group_of};
+pub use norms::{NormRecord, NormTracker, Snapshot, UpdateStep, cosine, group_of};
 pub use scaling::{
     Probe, SATURATION_SCALE, copy_parameters, probe, saturated_network, to_f64,
     with_scaled_parameters,

@@ -159,6 +159,12 @@ impl Snapshot {
 
     /// cos(θ_{t−1}, δ_t) with θ_t = `self`, θ_{t−1} = `previous` and δ_t = θ_t − θ_{t−1}.
     pub fn update_alignment(&self, previous: &Snapshot) -> Result<f64> {
+        Ok(self.update_from(previous)?.alignment)
+    }
+
+    /// The update δ_t = θ_t − θ_{t−1} (θ_t = `self`, θ_{t−1} = `previous`) and how it changes
+    /// the squared norm: ρ_t² − ρ_{t−1}² = 2⟨θ_{t−1}, δ_t⟩ + ‖δ_t‖² ([`UpdateStep`]).
+    pub fn update_from(&self, previous: &Snapshot) -> Result<UpdateStep> {
         self.check_same(previous, "update alignment")?;
         let (mut pd, mut pp, mut dd) = (0.0, 0.0, 0.0);
         for (cur, prev) in self.values.iter().zip(&previous.values) {
@@ -169,8 +175,28 @@ impl Snapshot {
                 dd += d * d;
             }
         }
-        Ok(cosine_from(pd, pp, dd))
+        Ok(UpdateStep { alignment: cosine_from(pd, pp, dd), radial: 2.0 * pd, tangential: dd })
     }
+}
+
+/// One update δ_t = θ_t − θ_{t−1} and its share of the norm's growth (Merrill et al. 2021, §4:
+/// updates orthogonal to θ make ρ² grow by ‖δ‖² a step, so ρ ∝ √t when ‖δ‖ is steady):
+///
+/// ```text
+/// ρ_t² − ρ_{t−1}² = 2⟨θ_{t−1}, δ_t⟩ + ‖δ_t‖²  =  radial + tangential
+/// ```
+///
+/// The radial part is the update's component along θ (it can be negative); the tangential part
+/// is what an orthogonal update adds. |cos(θ_{t−1}, δ_t)| < 0.1 alone cannot tell the two
+/// apart when ρ/‖δ‖ ≈ 100: radial/tangential = 2·cos·ρ/‖δ‖ is then up to 20.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct UpdateStep {
+    /// cos(θ_{t−1}, δ_t).
+    pub alignment: f64,
+    /// 2⟨θ_{t−1}, δ_t⟩.
+    pub radial: f64,
+    /// ‖δ_t‖².
+    pub tangential: f64,
 }
 
 /// One observation of a [`NormTracker`].
@@ -182,6 +208,9 @@ pub struct NormRecord {
     /// cos(θ_prev, θ_t − θ_prev) against the previous observation (a single optimizer step when
     /// the tracker observes every step); `None` at the first observation.
     pub update_alignment: Option<f64>,
+    /// The update since the previous observation, split into its radial and tangential growth
+    /// of ρ² ([`UpdateStep`]); `None` at the first observation.
+    pub update: Option<UpdateStep>,
 }
 
 /// Records the norm and update alignment at every observation, and keeps a snapshot every
@@ -211,11 +240,16 @@ impl NormTracker {
     /// Observes the model after `step` optimizer steps.
     pub fn observe<T: Float>(&mut self, step: usize, model: &impl Module<T>) -> Result<NormRecord> {
         let now = Snapshot::of(model);
-        let update_alignment = match &self.previous {
-            Some(prev) => Some(now.update_alignment(prev)?),
+        let update = match &self.previous {
+            Some(prev) => Some(now.update_from(prev)?),
             None => None,
         };
-        let record = NormRecord { step, total_norm: now.total_norm(), update_alignment };
+        let record = NormRecord {
+            step,
+            total_norm: now.total_norm(),
+            update_alignment: update.map(|u| u.alignment),
+            update,
+        };
         self.records.push(record);
         if step.is_multiple_of(self.checkpoint_every)
             && self.checkpoints.last().is_none_or(|(s, _)| *s != step)
@@ -309,6 +343,53 @@ mod tests {
         assert_eq!(radial.update_alignment(&prev).unwrap(), 1.0);
         let shrink = snap(&[("w", &[0.5, 0.0]), ("v", &[0.0, 0.0])]);
         assert_eq!(shrink.update_alignment(&prev).unwrap(), -1.0);
+    }
+
+    #[test]
+    fn the_squared_norm_grows_by_the_radial_plus_the_tangential_part() {
+        let prev = snap(&[("w", &[1.0, -2.0, 0.5]), ("v", &[3.0, 0.25])]);
+        let now = snap(&[("w", &[1.5, -1.0, 0.25]), ("v", &[2.0, 1.0])]);
+        let u = now.update_from(&prev).unwrap();
+        let growth = now.total_norm().powi(2) - prev.total_norm().powi(2);
+        assert!((u.radial + u.tangential - growth).abs() < 1e-12, "{u:?} vs {growth}");
+        assert_eq!(u.tangential, 0.25 + 1.0 + 0.0625 + 1.0 + 0.5625);
+        assert_eq!(u.alignment, now.update_alignment(&prev).unwrap());
+    }
+
+    /// Merrill et al. 2021 §4's identity, true by construction: on an exactly scale-invariant
+    /// loss L(cW) = L(W) (LayerNorm without ε), ⟨∇L, W⟩ = 0 (Euler), so an SGD step δ = −η∇L is
+    /// orthogonal to W and ρ²_{t+1} − ρ²_t = η²‖∇L‖², the whole growth tangential.
+    #[test]
+    fn sgd_on_a_scale_invariant_loss_grows_the_norm_only_tangentially() {
+        use saturn_tensor::ndarray::{ArrayD, IxDyn};
+        let x: Vec<f64> = (0..12).map(|i| ((i * 7 % 5) as f64) - 2.0).collect();
+        let y: Vec<f64> = (0..15).map(|i| ((i * 3 % 7) as f64) - 3.0).collect();
+        let (x, y) = (Tensor::from_vec(x, &[3, 4]).unwrap(), Tensor::from_vec(y, &[3, 5]).unwrap());
+        let w: Vec<f64> = (0..20).map(|i| ((i * 11 % 13) as f64) / 13.0 - 0.4).collect();
+        let layer = saturn_layers::Linear::<f64> {
+            weight: Tensor::param_from_vec(w, &[5, 4]).unwrap(),
+            bias: None,
+        };
+        let eta = 0.5;
+        let mut tracker = NormTracker::new(1).unwrap();
+        tracker.observe(0, &layer).unwrap();
+        for step in 1..=20 {
+            layer.weight.zero_grad();
+            let scores = x.matmul(&layer.weight.transpose(0, 1).unwrap()).unwrap();
+            let loss = scores.layer_norm(None, None, 0.0).unwrap().mul(&y).unwrap().sum_all();
+            loss.backward().unwrap();
+            let g = layer.weight.grad().unwrap().to_vec();
+            let g2: f64 = g.iter().map(|v| v * v).sum();
+            let next: Vec<f64> =
+                layer.weight.to_vec().iter().zip(&g).map(|(w, g)| w - eta * g).collect();
+            let next = ArrayD::from_shape_vec(IxDyn(&[5, 4]), next).unwrap();
+            layer.weight.set_data(next.into_shared()).unwrap();
+            let u = tracker.observe(step, &layer).unwrap().update.unwrap();
+            assert!(u.radial.abs() < 1e-9 * u.tangential, "step {step}: {u:?}");
+            assert!((u.tangential - eta * eta * g2).abs() < 1e-12 * u.tangential);
+        }
+        let r = tracker.records();
+        assert!(r[20].total_norm > r[0].total_norm, "the norm grew");
     }
 
     #[test]

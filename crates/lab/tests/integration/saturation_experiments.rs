@@ -40,7 +40,7 @@ const TINY_LM: &str = "[model]\nd_model = 16\nn_heads = 2\nd_ff = 32\nn_layers =
                        [data]\nbatch_size = 2\nseq_len = 16\neval_batches = 2\n";
 
 #[test]
-fn norm_growth_writes_norms_fits_and_five_claims() {
+fn norm_growth_writes_norms_fits_and_six_claims() {
     let (dir, claims) =
         run("norm-growth", &format!("steps = 40\nsnapshots = 20\nmonotone_from = 10\n{TINY_LM}"));
     // weight-decay-shrinks-the-norm is a unit test now (norm_growth.rs)
@@ -51,13 +51,18 @@ fn norm_growth_writes_norms_fits_and_five_claims() {
             "norm-grows-as-sqrt-t",
             "direction-converges",
             "updates-are-orthogonal",
+            "growth-is-tangential",
             "sgd-grows-as-t-quarter"
         ]
     );
     has(&dir, &["fits.csv", "direction_cosines.csv", "group_norms.csv", "norm.png", "norm.svg"]);
     has(&dir, &["direction_cosine.png", "update_alignment.png", "norm_sqrt_fit.png"]);
+    has(&dir, &["growth_split.png"]);
     let metrics = std::fs::read_to_string(dir.join("cells/adamw-post-seed0/metrics.csv")).unwrap();
-    assert!(metrics.lines().next().unwrap().contains("update_alignment"));
+    let header = metrics.lines().next().unwrap();
+    for column in ["update_alignment", "growth_radial", "growth_tangential"] {
+        assert!(header.contains(column), "{column} missing from {header}");
+    }
 }
 
 #[test]
