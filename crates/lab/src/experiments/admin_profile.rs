@@ -735,6 +735,22 @@ mod tests {
         }
     }
 
+    /// depth-stability's Admin is profiled as the reference does, in train mode: without
+    /// dropout that is the eval profile bit for bit; with dropout 0.1 the ω differ.
+    #[test]
+    fn train_mode_profiling_is_the_eval_profile_unless_there_is_dropout() {
+        use crate::tasks::translation::init_admin_in_train_mode;
+        let (model, batch) = tiny_admin(QkvInit::Fused, 0.0, 1);
+        let eval = init_admin(&model, &batch).unwrap();
+        assert_eq!(init_admin_in_train_mode(&model, &batch, 7).unwrap(), eval);
+        let (model, batch) = tiny_admin(QkvInit::Fused, 0.1, 1);
+        let eval = init_admin(&model, &batch).unwrap();
+        let train = init_admin_in_train_mode(&model, &batch, 7).unwrap();
+        assert_eq!(train.len(), eval.len());
+        assert_ne!(train, eval, "dropout changes the profiled variances");
+        assert_eq!(init_admin_in_train_mode(&model, &batch, 7).unwrap(), train, "seeded");
+    }
+
     #[test]
     fn a_flat_or_empty_profile_has_no_r_squared() {
         let flat = OmegaProfile::new(vec![("a".into(), 1.0), ("b".into(), 1.0), ("c".into(), 1.0)]);

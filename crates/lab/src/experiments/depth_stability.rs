@@ -1,7 +1,8 @@
 //! `depth-stability` (the analogue of Liu et al. 2020, Table 1; docs/REFERENCES.md#liu-experiments,
 //! docs/REFERENCES.md#liu-recipe, docs/REFERENCES.md#target-4): translation (Multi30k De→En when
 //! the data directory has it, the shipped corpus otherwise) with Post-LN, Pre-LN, Admin (ω profiled
-//! on the first training batch) and DeepNorm, at a shallow and a deep depth, for every seed of the
+//! on the first training batch in train mode, with the recipe's dropout, as Transformer-Clinic
+//! profiles) and DeepNorm, at a shallow and a deep depth, for every seed of the
 //! run (1 at quick, 3 at full: the runner's seed plan).
 //!
 //! The protocol is Table 1's WMT'14 En-De recipe (Transformer-Clinic `nmt-experiments/
@@ -55,7 +56,7 @@ use crate::summary::Claims;
 use crate::tasks::aggregate::{mean, mean_curve};
 use crate::tasks::scheme_label::label;
 use crate::tasks::scored_loss::{SCORE, scored_loss};
-use crate::tasks::translation::{Seq2SeqShape, TranslationTask, init_admin};
+use crate::tasks::translation::{Seq2SeqShape, TranslationTask, init_admin_in_train_mode};
 use crate::tasks::translation_data::TranslationData;
 use crate::train::{TrainConfig, train};
 
@@ -201,7 +202,8 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
 }
 
 /// Trains one scheme at one depth with one seed (Admin's ω profiled on the first training
-/// batch) and judges whether it diverged or stalled.
+/// batch in train mode, with the recipe's dropout, as the reference does) and judges whether it
+/// diverged or stalled.
 fn train_run(
     ctx: &ExperimentCtx,
     cfg: &DepthStabilityConfig,
@@ -212,7 +214,7 @@ fn train_run(
     let ((scheme, layers), seed) = (cell.spec, cell.seed);
     let task = TranslationTask::new(data, cfg.batch_size, cfg.valid_pairs, seed)?;
     let model = Seq2Seq::<f32>::new(cfg.model.config(scheme, layers, layers, data), seed)?;
-    init_admin(&model, &task.batch(0)?)?;
+    init_admin_in_train_mode(&model, &task.batch(0)?, seed)?;
     let out =
         train(&model, &task, &cfg.train, dir, ctx.resume, &cell.label, &mut |_, _| Ok(Vec::new()))?;
     let final_loss = out.final_valid_loss.filter(|v| v.is_finite());
@@ -321,6 +323,7 @@ fn protocol(cfg: &DepthStabilityConfig) -> serde_json::Value {
             "batch_pairs": cfg.batch_size,
             "schedule": cfg.train.schedule,
             "dropout": cfg.model.dropout,
+            "admin_profile": "train mode, the recipe's dropout, on the first training batch (as the reference)",
         },
         "departures": "Adam instead of RAdam; d 64 instead of 512; ≈ 13 epochs instead of ≈ 100 (the deep cell must fit in 2 core-hours); no label smoothing and no attention / ReLU dropout (not in Saturn's layers); final validation loss instead of BLEU",
     })

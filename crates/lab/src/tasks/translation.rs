@@ -98,8 +98,26 @@ pub fn init_admin<T: saturn_tensor::Float>(
     Ok(admin_profile(&mut ctx, |ctx| model.forward(&batch.view(), ctx))?)
 }
 
+/// Admin's initialization as the reference runs it (Transformer-Clinic profiles ω in train
+/// mode, with the recipe's dropout; docs/REFERENCES.md#admin-profiling): under the Admin scheme,
+/// one forward pass of `batch` in train mode, dropout drawn from `seed`, leaves ω in the model.
+/// A model without dropout gets [`init_admin`]'s profile exactly. Other schemes are untouched.
+/// Returns the ω per sublayer.
+pub fn init_admin_in_train_mode<T: saturn_tensor::Float>(
+    model: &Seq2Seq<T>,
+    batch: &SeqBatch,
+    seed: u64,
+) -> Result<Vec<(String, f64)>> {
+    if model.config.residual != ResidualScheme::Admin {
+        return Ok(Vec::new());
+    }
+    let mut ctx = ForwardCtx::train(derive_seed(seed, ADMIN_PROFILE_DROPOUT, 0));
+    Ok(admin_profile(&mut ctx, |ctx| model.forward(&batch.view(), ctx))?)
+}
+
 /// Seed purposes of the translation task (distinct from the LM task's).
 const TRAIN_DROPOUT: u64 = 11;
+const ADMIN_PROFILE_DROPOUT: u64 = 12;
 
 /// Translation as a [`Task`]: step t takes batch t mod K of epoch ⌊t / K⌋ (each epoch a seeded
 /// shuffle with length bucketing); validation is the token-weighted mean loss on the first
