@@ -13,7 +13,12 @@
 //! - the **entropy** of the unsaturated attention, −Σ_k p_k ln p_k / ln m, averaged over
 //!   queries with m > 1 (1 for uniform attention, 0 for one-hot);
 //! - the **first-token mass** Σ_q p_sat[b, h, q, k₀] / #queries over queries with m > 1, k₀ the
-//!   first visible key (`[CLS]` in BERT, the first character of an LM window).
+//!   first visible key (`[CLS]` in BERT, the first character of an LM window);
+//! - the **future-support fraction**: among the analysed queries that see a key after them (a
+//!   bidirectional model, or the norm-growth reference's multiplicative "causal" mask, whose
+//!   future scores are 0), the share whose saturated support is exactly their future keys
+//!   {k > q}: the reference mask's artifact, counted per (query, head) — a per-head mean count
+//!   mixes such queries with argmax ones. NaN when no query sees a future key (a causal model).
 //!
 //! The class, with every threshold in [`HEAD_THRESHOLDS`], tested in this order:
 //! **averaging** if the prefix fraction is ≥ 0.9; **sink** if the first-token mass is ≥ 0.9;
@@ -161,7 +166,16 @@ pub struct HeadStats {
     /// Normalized entropy of the unsaturated attention (NaN when it was not given).
     pub entropy: f64,
     pub first_token_mass: f64,
+    /// The share of queries with a future key whose saturated support is exactly their future
+    /// keys (module docs); NaN when no query sees a future key.
+    #[serde(default = "not_measured")]
+    pub future_support_fraction: f64,
     pub class: HeadClass,
+}
+
+/// What a statistic recorded before it existed reads as.
+fn not_measured() -> f64 {
+    f64::NAN
 }
 
 /// Probabilities as a 4-D f64 array [B, H, T_q, T_k].
@@ -210,6 +224,8 @@ struct Sums {
     entropy_n: usize,
     first: f64,
     first_n: usize,
+    future_exact: usize,
+    future_n: usize,
 }
 
 /// [`head_stats`] over several batches (e.g. sentences bucketed by length): every query of
@@ -253,10 +269,13 @@ pub fn head_stats_over<T: Float>(
                     if m == 0 {
                         continue;
                     }
-                    let count = visible
-                        .iter()
-                        .filter(|&&k| sat[[b, h, q, k]] > thresholds.attended_weight)
-                        .count();
+                    let attended = |k: usize| sat[[b, h, q, k]] > thresholds.attended_weight;
+                    let count = visible.iter().filter(|&&k| attended(k)).count();
+                    if visible.iter().any(|&k| k > q) {
+                        acc.future_n += 1;
+                        let exactly_future = visible.iter().all(|&k| attended(k) == (k > q));
+                        acc.future_exact += usize::from(exactly_future);
+                    }
                     acc.queries += 1;
                     acc.count += count as f64;
                     acc.count_sq += (count * count) as f64;
@@ -307,6 +326,11 @@ pub fn head_stats_over<T: Float>(
                     f64::NAN
                 },
                 first_token_mass,
+                future_support_fraction: if acc.future_n > 0 {
+                    acc.future_exact as f64 / acc.future_n as f64
+                } else {
+                    f64::NAN
+                },
                 class: HeadClass::of(mean_count, prefix_fraction, first_token_mass, thresholds),
             })
         })
@@ -379,6 +403,28 @@ mod tests {
                 _ => f64::from(k + 1 >= q) * 0.5,
             }
         })
+    }
+
+    /// The reference mask's artifact per (query, head): a head that ties on the zero future
+    /// scores attends exactly the keys after each query; an argmax head on the previous key
+    /// never does; a causal model has no future to count (NaN).
+    #[test]
+    fn the_future_support_fraction_counts_queries_attending_exactly_their_future() {
+        let t = 6;
+        let p = Array4::from_shape_fn((1, 2, t, t), |(_, h, q, k)| match h {
+            // uniform over k > q; the last query has no future and attends itself
+            0 if q + 1 < t => f64::from(k > q) / (t - q - 1) as f64,
+            0 => f64::from(k == q),
+            _ => f64::from(k == q.saturating_sub(1)),
+        });
+        let p = tensor(p);
+        let bidirectional = Visibility::default();
+        let s = head_stats("l", &p, None, &bidirectional, &HEAD_THRESHOLDS).unwrap();
+        assert_eq!(s[0].future_support_fraction, 1.0);
+        assert_eq!(s[1].future_support_fraction, 0.0);
+        let causal = Visibility { causal: true, ..Default::default() };
+        let s = head_stats("l", &p, None, &causal, &HEAD_THRESHOLDS).unwrap();
+        assert!(s[0].future_support_fraction.is_nan() && s[1].future_support_fraction.is_nan());
     }
 
     #[test]

@@ -21,7 +21,9 @@
 //! causal mask (`MaskFill::Zero`: future scores 0 instead of −∞), and a claim of ours
 //! (`reference-mask-makes-future-averaging-heads`) checks where that code's mean heads come
 //! from: heads tied on the zero future scores attend the (T − 1)/2 future keys on average, a
-//! count its histogram cannot tell from a mean over the (T + 1)/2-key prefix. Its per-seed
+//! count its histogram cannot tell from a mean over the (T + 1)/2-key prefix (the claim also
+//! records, per head, the share of queries whose saturated support is exactly their future
+//! keys: the artifact counted per (query, head)). Its per-seed
 //! value is the paired difference (same scheme and seed) of such heads, zero mask − −∞ mask,
 //! the smallest over schemes, > 0.5; gated on both arms learning.
 //!
@@ -315,6 +317,21 @@ fn claims(
                 .measured("mean_future_keys", json!((t - 1.0) / 2.0))
                 .measured("mean_causal_prefix", json!((t + 1.0) / 2.0))
                 .measured("classes_with_zero_mask", per(reference, &|r| class_json(&r.stats)))
+                // per (query, head): the share of queries whose saturated support is exactly
+                // their future keys {k > q}, the artifact itself (a per-head mean count mixes
+                // those queries with argmax ones)
+                .measured(
+                    "future_support_fraction_with_zero_mask",
+                    per(reference, &|r| {
+                        json!(r.stats.iter().map(|h| h.future_support_fraction).collect::<Vec<_>>())
+                    }),
+                )
+                .measured(
+                    "heads_attending_exactly_the_future_at_most_queries",
+                    per(reference, &|r| {
+                        json!(r.stats.iter().filter(|h| h.future_support_fraction >= 0.5).count())
+                    }),
+                )
                 // below the −∞-mask loss when the LM learns to read the next character
                 .measured("valid_loss_with_zero_mask", per(reference, &|r| json!(r.final_loss)))
                 .measured("valid_loss_with_neg_inf_mask", per(correct, &|r| json!(r.final_loss)))

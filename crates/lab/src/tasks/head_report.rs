@@ -23,6 +23,7 @@ pub fn write_head_table(dir: &RunDir, name: &str, runs: &[(String, Vec<HeadStats
         "prefix_fraction",
         "entropy",
         "first_token_mass",
+        "future_support_fraction",
         "queries",
     ];
     let rows: Vec<Vec<String>> = runs
@@ -41,6 +42,7 @@ pub fn write_head_table(dir: &RunDir, name: &str, runs: &[(String, Vec<HeadStats
                     s.prefix_fraction.to_string(),
                     s.entropy.to_string(),
                     s.first_token_mass.to_string(),
+                    s.future_support_fraction.to_string(),
                     s.queries.to_string(),
                 ]
             })
