@@ -1,7 +1,9 @@
 //! `saturation-training` (Merrill et al. 2021, §5 and `finetune_trans.get_saturation`,
 //! `sat.pdf`; docs/REFERENCES.md#merrill-experiments, docs/REFERENCES.md#target-11): as training
 //! grows the norm, the network approaches its saturated version. Along the training of char LMs
-//! (Post-LN and branch-LN, AdamW lr 1e-2, wd 0, constant), the saturation similarity
+//! (Post-LN and branch-LN; AdamW, wd 0, under the stable recipe — lr 3e-3 warmed up over the
+//! first tenth, clipping at 1 — since the reference's constant lr 1e-2 leaves Post-LN on the
+//! unigram plateau: `heads`' claim `reference-recipe-leaves-post-ln-untrained`), the saturation similarity
 //! sat = mean over tokens of cos(f(x; θ)_t, f(x; 1000θ)_t) of the final representation (and of
 //! every layer) on fixed validation windows, in f64.
 //!
@@ -34,8 +36,7 @@ use crate::tasks::aggregate::{Worst, worst_per_seed};
 use crate::tasks::char_corpus::CharCorpus;
 use crate::tasks::char_lm::ModelShape;
 use crate::tasks::char_lm::{
-    LmData, adamw, constant_lr, epoch_steps, lm_task, new_lm, probe_batch, run_label,
-    training_minutes,
+    LmData, LmRecipe, epoch_steps, lm_task, new_lm, probe_batch, run_label, training_minutes,
 };
 use crate::train::train;
 
@@ -47,7 +48,10 @@ pub struct SaturationTrainingConfig {
     pub data: LmData,
     pub steps: usize,
     pub schemes: Vec<ResidualScheme>,
-    /// AdamW, constant lr, no weight decay.
+    /// How the LMs are trained (a config without it ran the reference's constant lr).
+    #[serde(default = "reference_recipe")]
+    pub recipe: LmRecipe,
+    /// The (peak) learning rate of `recipe`.
     pub lr: f64,
     /// Measure sat every this many steps (and at step 0 and the end).
     pub probe_every: usize,
@@ -55,6 +59,10 @@ pub struct SaturationTrainingConfig {
     pub probe_windows: usize,
     /// The scale of the saturated network ("infinity").
     pub c: f64,
+}
+
+fn reference_recipe() -> LmRecipe {
+    LmRecipe::Reference
 }
 
 impl ExperimentConfig for SaturationTrainingConfig {
@@ -74,7 +82,8 @@ impl ExperimentConfig for SaturationTrainingConfig {
             data: LmData { batch_size: batch, seq_len: seq, eval_batches: 4 },
             steps,
             schemes: vec![ResidualScheme::PostLn, ResidualScheme::BranchLn],
-            lr: 1e-2,
+            recipe: LmRecipe::Stable,
+            lr: 3e-3,
             probe_every: (steps / 20).max(1),
             probe_windows: 16,
             c: SATURATION_SCALE,
@@ -117,7 +126,7 @@ fn train_and_probe(
     let twin: DecoderLm<f64> = to_f64(&model)?;
     let task = lm_task(corpus, &cfg.data, seed);
     let batch = probe_batch(&task, cfg.probe_windows)?;
-    let train_cfg = constant_lr(cfg.steps, adamw(0.0), cfg.lr, cfg.probe_every);
+    let train_cfg = cfg.recipe.train_config(cfg.steps, cfg.lr, cfg.probe_every)?;
     let out = train(&model, &task, &train_cfg, dir, resume, label, &mut |_, m| {
         copy_parameters(m, &twin)?;
         let s = saturation_similarity(&twin, &batch, cfg.c)?;

@@ -99,26 +99,31 @@ fn homogeneity_against_c_ref_one_is_not_monotone() {
     );
 }
 
-/// The learning gate of `saturation-training`. At this size (d 16, 1 layer, 600 steps) the
-/// norm does not grow enough for sat to reach 0.95: the clean run *fails* by its evidence
-/// (sat ≈ 0.4–0.6 with its gates met), so the sabotages are checked to move it to
-/// `inconclusive`. lr = 0: nothing learns (and sat stays at its init value). lr = 1: the LM
-/// blows up (final loss 24–35 nats) and is trivially its own saturated version — the
-/// evidence alone would hold (sat ≈ 1), the wrong reason the gate exists for.
+/// The learning gate of `saturation-training`. At this size (d 16, 1 layer, 600 steps, the
+/// stable recipe) the norm does not grow enough for sat to reach 0.95: the clean run *fails* by
+/// its evidence (its gates met), so the sabotages are checked to move it to `inconclusive`.
+/// One seed: its point value decides (two seeds' values spread too far for a t interval to
+/// clear 0.95 either way). lr = 0: nothing learns (and sat stays at its init value). lr = 1 under the
+/// reference's recipe (constant, unclipped): the LM blows up and is trivially its own
+/// saturated version — the evidence alone would hold (sat ≈ 1), the wrong reason the gate
+/// exists for.
 #[test]
 fn saturation_training_of_an_lm_that_did_not_learn_is_inconclusive() {
     let config = format!(
         "steps = 600\nprobe_every = 100\nprobe_windows = 2\nschemes = [\"post\"]\n{TINY_LM}\
          [data]\nbatch_size = 4\nseq_len = 32\neval_batches = 2\n"
     );
-    let seeds = [0, 1];
+    let seeds = [0];
     let id = "saturation-rises-during-training";
     let clean = run("saturation-training", "clean", &seeds, &config);
     assert_complete(&clean);
     assert!(gates_met(&clean, id), "clean: the LMs learn and start away from saturation");
     let frozen = run("saturation-training", "lr0", &seeds, &format!("lr = 0.0\n{config}"));
     assert_sabotage("lr = 0", &clean, &frozen, &[id], INCONCLUSIVE);
-    let collapsed = run("saturation-training", "lr1", &seeds, &format!("lr = 1.0\n{config}"));
+    // the reference's recipe (constant lr, no clipping) at lr 1: the stable recipe's clipping
+    // and warmup would tame it
+    let collapse = format!("recipe = \"reference\"\nlr = 1.0\n{config}");
+    let collapsed = run("saturation-training", "lr1", &seeds, &collapse);
     assert_sabotage("lr = 1 (collapse)", &clean, &collapsed, &[id], INCONCLUSIVE);
     let c = collapsed.claims.iter().find(|c| c.id == id).unwrap();
     let values = &c.evidence.as_ref().unwrap().values;

@@ -44,6 +44,29 @@ fn heads_claims_are_gated_on_the_lm_learning() {
     );
 }
 
+/// A 4-layer, d 32 Post-LN char LM, 300 steps: under the reference's recipe (constant lr 1e-2,
+/// no warmup, no clipping) it stays on the unigram plateau (final loss 3.33 against an entropy
+/// of 3.31), under the stable recipe it learns (2.48).
+const DEEP_TINY_POST: &str = "steps = 300\nprobe_windows = 4\nreference_mask_runs = false\n\
+                              schemes = [\"post\"]\n\
+                              [model]\nd_model = 32\nn_heads = 2\nd_ff = 64\nn_layers = 4\n\
+                              act = \"relu\"\n\
+                              [data]\nbatch_size = 8\nseq_len = 32\neval_batches = 2\n";
+
+/// `reference-recipe-leaves-post-ln-untrained` with the reference recipe's lr cut from 1e-2 to
+/// 1e-3: the Post-LN LM then learns under it too, and the claim fails. One seed (its point
+/// value decides: with two, the plateau losses 0.02 and 0.10 nats above the entropy give a t
+/// interval too wide to decide).
+#[test]
+fn the_reference_recipe_claim_fails_when_that_recipe_trains_post_ln() {
+    let id = "reference-recipe-leaves-post-ln-untrained";
+    let clean = run("heads", "ref-recipe", &[0], DEEP_TINY_POST);
+    assert_eq!(verdict(&clean, id), Verdict::Holds);
+    let gentle =
+        run("heads", "ref-lr-1e-3", &[0], &format!("reference_lr = 1e-3\n{DEEP_TINY_POST}"));
+    assert_sabotage("reference_lr = 1e-3", &clean, &gentle, &[id], BROKEN);
+}
+
 /// `heads-minilm` at c = 1 instead of 1000: not saturated, MiniLM's soft heads attend almost
 /// every key, none is hard, and the share of hard heads falls from ≈ 1 to 0 on every chunk.
 /// Skipped, saying so, when the data directory is missing.

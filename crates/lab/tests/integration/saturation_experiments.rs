@@ -85,7 +85,7 @@ fn homogeneity_and_saturation_training_write_curves() {
 #[test]
 fn head_experiments_write_class_tables() {
     let (dir, claims) = run("heads", &format!("steps = 20\nprobe_windows = 2\n{TINY_LM}"));
-    assert_eq!(claims.len(), 3, "two claims of the paper and the reference-mask one");
+    assert_eq!(claims.len(), 4, "two claims of the paper, the reference mask's and recipe's");
     has(
         &dir,
         &[
@@ -93,6 +93,7 @@ fn head_experiments_write_class_tables() {
             "positions_attended.png",
             "classes_post-seed0.png",
             "classes_post-zero-mask-seed0.png",
+            "classes_post-reference-recipe-seed0.png",
         ],
     );
     let (dir, claims) = run(
