@@ -118,17 +118,20 @@ fn warmup_claims_are_inconclusive_at_lr_zero_and_fail_at_a_stable_lr_or_swapped(
     );
 }
 
-/// Post-LN and Pre-LN at 1 and 4 layers per side, d = 16, no dropout, 60 steps of 16 pairs at a
-/// peak lr of 10⁻² (10-step warmup, inverse-√ decay): the 4-layer Post-LN stalls near the unigram
-/// plateau while Pre-LN learns.
-const DEPTH_TINY: &str = "schemes = [\"post\", \"pre\"]\nshallow = 1\ndeep = 4\nbatch_size = 16\n\
+/// Post-LN and Pre-LN at 1 and 6 layers per side, d = 16, no dropout, 60 steps of 16 pairs at a
+/// peak lr of 10⁻² (10-step warmup, inverse-√ decay): the 6-layer Post-LN stalls near the unigram
+/// plateau (its loss rises over the second half, 4.542 → 4.552, with OpenBLAS's Haswell and
+/// Cooperlake kernels alike) while Pre-LN learns. At 4 layers it was borderline: it improved by
+/// 0.5 % under the Haswell kernel and 1.2 % under Cooperlake's, on either side of the 1 % stall
+/// line.
+const DEPTH_TINY: &str = "schemes = [\"post\", \"pre\"]\nshallow = 1\ndeep = 6\nbatch_size = 16\n\
                           valid_pairs = 32\nvocab = 300\nmax_len = 16\n\
                           [model]\nd_model = 16\nn_heads = 2\nd_ff = 32\ndropout = 0.0\n\
                           [train]\nsteps = 60\neval_every = 20\nlog_every = 10\n\
                           checkpoint_every = 0\n[train.schedule]\npeak_lr = 1e-2\n\
                           warmup_steps = 10\ndecay = { kind = \"inverse_sqrt\" }\n";
 
-/// `depth-stability`'s deep claim, one seed (the quick preset's count). Clean, the 4-layer
+/// `depth-stability`'s deep claim, one seed (the quick preset's count). Clean, the 6-layer
 /// Post-LN stalls while Pre-LN learns: `deep-post-ln-fails-others-train` holds.
 ///
 /// - the deep arm made 2 layers deep, where this Post-LN trains: the claim must fail (the
@@ -141,7 +144,7 @@ fn depth_stability_deep_claim_fails_when_the_deep_arm_is_shallow_and_is_gated() 
     let clean = run("depth-stability", "clean", &seeds, DEPTH_TINY);
     assert_complete(&clean);
     let shallow =
-        run("depth-stability", "deep2", &seeds, &DEPTH_TINY.replace("deep = 4", "deep = 2"));
+        run("depth-stability", "deep2", &seeds, &DEPTH_TINY.replace("deep = 6", "deep = 2"));
     assert_sabotage(
         "the deep arm only 2 layers deep",
         &clean,
