@@ -35,6 +35,9 @@
 //!   when ρ/‖δ‖ ≈ 100 (radial/tangential = 2·cos·ρ/‖δ‖).
 //! - `sgd-grows-as-t-quarter`: per seed, SGD's growth exponent p `< 0.375`, closer to ¼ than to
 //!   ½ (as before); gates: the SGD norm grew, and the SGD LM learned.
+//!   Its mechanism is measured beside it: SGD's tangential share (1 on a scale-invariant loss,
+//!   where ρ² grows by ‖δ‖² = η²‖g‖²) and the slope of ln ‖δ_t‖ on ln ρ_{t−1} (−1 when
+//!   ‖g‖ ∝ 1/ρ).
 //!
 //! The strong-weight-decay arm (λ ≫ η) is still run and drawn, but that its norm falls is no
 //! finding: decoupled decay multiplies θ by 1 − ηλ = 0.99 every step. It is the unit test
@@ -177,6 +180,11 @@ struct RunResult {
     tangential_growth: f64,
     /// (t, the running sums of the two parts from `monotone_from`), at 1 % of training apart.
     growth_split: Vec<(f64, f64, f64)>,
+    /// The least-squares slope of ln ‖δ_t‖ on ln ρ_{t−1} after `monotone_from`. For plain SGD
+    /// ‖δ_t‖ = η‖g_t‖, and on a scale-invariant loss ‖g‖ ∝ 1/ρ: the t^¼ law's mechanism
+    /// predicts −1. For Adam, whose steps have a steady size, 0.
+    #[serde(default = "undefined")]
+    step_vs_norm_slope: f64,
     initial_norm: f64,
     final_norm: f64,
     diverged_at_step: Option<usize>,
@@ -399,6 +407,8 @@ fn measure(
         .zip(kept.iter().skip(lag))
         .map(|((s, snap), later)| (*s as f64, snap.total_norm() / later))
         .collect();
+    let step_vs_norm =
+        step_vs_norm_slope(&norms, &out.metrics.series("growth_tangential"), cfg.monotone_from);
     let (radial_growth, tangential_growth, growth_split) = split_growth(
         &out.metrics.series("growth_radial"),
         &out.metrics.series("growth_tangential"),
@@ -431,12 +441,30 @@ fn measure(
         radial_growth,
         tangential_growth,
         growth_split,
+        step_vs_norm_slope: step_vs_norm,
         diverged_at_step: out.diverged_at_step,
         final_valid_loss: out.final_valid_loss.unwrap_or(f64::NAN),
     };
     let snapshots = dir.file(SNAPSHOTS);
     std::fs::remove_dir_all(&snapshots).map_err(io_err(&snapshots))?;
     Ok(result)
+}
+
+fn undefined() -> f64 {
+    f64::NAN
+}
+
+/// The least-squares slope of ln ‖δ_t‖ on ln ρ_{t−1} over the steps t > `from` (`norms`: (t, ρ_t),
+/// `tangential`: (t, ‖δ_t‖²)).
+fn step_vs_norm_slope(norms: &[(f64, f64)], tangential: &[(f64, f64)], from: usize) -> f64 {
+    let previous: std::collections::HashMap<u64, f64> =
+        norms.iter().map(|&(t, rho)| (t as u64 + 1, rho)).collect();
+    let (rho, step): (Vec<f64>, Vec<f64>) = tangential
+        .iter()
+        .filter(|(t, _)| *t > from as f64)
+        .filter_map(|&(t, d2)| previous.get(&(t as u64)).map(|&rho| (rho, d2.sqrt())))
+        .unzip();
+    log_log_slope(&rho, &step)
 }
 
 /// The sums Σ 2⟨θ_{t−1}, δ_t⟩ and Σ ‖δ_t‖² over the steps t > `from` (the radial and tangential
@@ -723,6 +751,10 @@ fn claims(cfg: &NormGrowthConfig, results: &[RunResult], seeds: &[u64], entropy:
             .measured("growth_exponent_r2", map(&|r| json!(r.exponent.r2), &sgd))
             .measured("growth_exponent_on_grid_edge", map(&|r| json!(r.exponent.on_grid_edge), &sgd))
             .measured("adamw_growth_exponent", map(&|r| json!(r.exponent.exponent), &adam))
+            // the law's mechanism, measured directly: ρ² grows by ‖δ‖² = η²‖g‖² when the loss is
+            // scale-invariant (tangential share 1), and ‖g‖ ∝ 1/ρ (slope −1)
+            .measured("tangential_share", map(&|r| json!(tangential_share(r)), &sgd))
+            .measured("step_vs_norm_log_log_slope", map(&|r| json!(r.step_vs_norm_slope), &sgd))
             .gate(
                 Gate::new("the SGD norm grew: final > initial in every run", sgd_grew)
                     .with("initial_norm", map(&|r| json!(r.initial_norm), &sgd))
@@ -769,6 +801,17 @@ mod tests {
         let _ = std::fs::remove_dir_all(dir.path);
         let r = tracker.records();
         (r[0].total_norm, r[r.len() - 1].total_norm)
+    }
+
+    #[test]
+    fn the_step_against_norm_slope_reads_the_inverse_law() {
+        // ρ_t = 10 + t, ‖δ_t‖ = 3/ρ_{t−1}: slope −1; a steady ‖δ‖ (Adam): slope 0
+        let norms: Vec<(f64, f64)> = (0..50).map(|t| (t as f64, 10.0 + t as f64)).collect();
+        let inverse: Vec<(f64, f64)> =
+            (1..50).map(|t| (t as f64, (3.0 / (9.0 + t as f64)).powi(2))).collect();
+        assert!((step_vs_norm_slope(&norms, &inverse, 5) + 1.0).abs() < 1e-9);
+        let steady: Vec<(f64, f64)> = (1..50).map(|t| (t as f64, 0.04)).collect();
+        assert!(step_vs_norm_slope(&norms, &steady, 5).abs() < 1e-9);
     }
 
     /// Was the claim `weight-decay-shrinks-the-norm`: with λ = 1 ≫ η = 0.01 the norm falls
