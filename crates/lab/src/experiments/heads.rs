@@ -53,7 +53,7 @@ use crate::cells::Cell;
 use crate::claim::{Claim, Evidence, Gate, LEARNED_MARGIN, Rule, Threshold};
 use crate::config::Preset;
 use crate::error::Result;
-use crate::plot::Chart;
+use crate::plot::{Chart, Series, line_chart};
 use crate::run_dir::RunDir;
 use crate::summary::Claims;
 use crate::tasks::aggregate::{Worst, worst, worst_per_seed};
@@ -142,6 +142,9 @@ struct HeadRun {
     /// The final validation loss; NaN when the run diverged or never evaluated.
     final_loss: f64,
     diverged_at_step: Option<usize>,
+    /// (step, validation loss) over training (empty in cells recorded before it was kept).
+    #[serde(default)]
+    valid_loss: Vec<(f64, f64)>,
 }
 
 /// Which LMs a cell trains: the claims' recipe with the −∞ mask, the reference's mask, or the
@@ -191,7 +194,15 @@ fn train_and_classify(
         Some(_) => f64::NAN,
         None => out.final_valid_loss.unwrap_or(f64::NAN),
     };
-    Ok(HeadRun { label, scheme, seed, stats, final_loss, diverged_at_step: out.diverged_at_step })
+    Ok(HeadRun {
+        label,
+        scheme,
+        seed,
+        stats,
+        final_loss,
+        diverged_at_step: out.diverged_at_step,
+        valid_loss: out.metrics.series("valid_loss"),
+    })
 }
 
 /// Draws the class table of one LM.
@@ -257,11 +268,41 @@ pub fn run(ctx: &ExperimentCtx) -> Result<Claims> {
     let chart = Chart::new(&title).x("mean number of keys attended");
     draw_positions_attended(&ctx.dir, &chart, cfg.data.seq_len / 2, &all)?;
     let entropy = corpus.unigram_entropy();
+    draw_valid_loss(ctx, &cfg, &correct, &reference_recipe, entropy)?;
     let mut claims = claims(&cfg, &correct, &reference, entropy, &ctx.seeds);
     if !reference_recipe.is_empty() {
         claims.push(reference_recipe_claim(&cfg, &correct, &reference_recipe, entropy, &ctx.seeds));
     }
     Ok(claims)
+}
+
+/// `valid_loss.png`: the LMs of the claims' recipe and of the reference's, against the unigram
+/// entropy (the plateau a collapsed LM sits on).
+fn draw_valid_loss(
+    ctx: &ExperimentCtx,
+    cfg: &HeadsConfig,
+    main: &[HeadRun],
+    reference_recipe: &[HeadRun],
+    entropy: f64,
+) -> Result<()> {
+    let mut series: Vec<Series> = main
+        .iter()
+        .chain(reference_recipe)
+        .filter(|r| !r.valid_loss.is_empty())
+        .map(|r| Series::new(r.label.clone(), r.valid_loss.clone()))
+        .collect();
+    if series.is_empty() {
+        return Ok(());
+    }
+    series.push(Series::new("unigram entropy", vec![(0.0, entropy), (cfg.steps as f64, entropy)]));
+    let title = format!(
+        "heads: validation loss, {} recipe (lr {}) and the reference's (constant lr {})",
+        cfg.recipe.name(),
+        cfg.lr,
+        cfg.reference_lr
+    );
+    let chart = Chart::new(&title).x("step").y("cross-entropy (nats)");
+    line_chart(&ctx.dir, "valid_loss", &chart, &series)
 }
 
 /// What the reference's recipe does to the Post-LN LM: it stays on the unigram plateau (within

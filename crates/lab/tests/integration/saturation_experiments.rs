@@ -94,6 +94,7 @@ fn head_experiments_write_class_tables() {
             "classes_post-seed0.png",
             "classes_post-zero-mask-seed0.png",
             "classes_post-reference-recipe-seed0.png",
+            "valid_loss.png",
         ],
     );
     let (dir, claims) = run(
