@@ -390,12 +390,16 @@ fn train_and_test(
             analysed: Some(e.query.clone()),
         })
         .collect();
-    let heads = analyze_heads(&exact, &batches, cfg.c, &HEAD_THRESHOLDS)?;
     let heads_over_c = cfg
         .scales
         .iter()
         .map(|&c| Ok((c, analyze_heads(&exact, &batches, c, &HEAD_THRESHOLDS)?)))
         .collect::<Result<Vec<_>>>()?;
+    // the classes at `c` are on the curve already when `c` is one of its scales
+    let heads = match heads_over_c.iter().find(|(c, _)| *c == cfg.c) {
+        Some((_, heads)) => heads.clone(),
+        None => analyze_heads(&exact, &batches, cfg.c, &HEAD_THRESHOLDS)?,
+    };
     eprintln!(
         "counting: {label}: accuracy {acc:.4}, hard at θ {sat_acc:.4}, saturated limit {limit:.4}, classes {}",
         class_json(&heads)

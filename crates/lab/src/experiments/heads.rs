@@ -305,6 +305,11 @@ fn draw_valid_loss(
     line_chart(&ctx.dir, "valid_loss", &chart, &series)
 }
 
+/// One value per LM, by label.
+fn per(runs: &[HeadRun], f: &dyn Fn(&HeadRun) -> serde_json::Value) -> serde_json::Value {
+    serde_json::Value::Object(runs.iter().map(|r| (r.label.clone(), f(r))).collect())
+}
+
 /// What the reference's recipe does to the Post-LN LM: it stays on the unigram plateau (within
 /// [`LEARNED_MARGIN`] of the unigram entropy, or above), while the claims' recipe trains it.
 fn reference_recipe_claim(
@@ -314,9 +319,6 @@ fn reference_recipe_claim(
     unigram_entropy: f64,
     seeds: &[u64],
 ) -> crate::claim::ClaimBuilder {
-    let per = |runs: &[HeadRun], f: &dyn Fn(&HeadRun) -> serde_json::Value| {
-        serde_json::Value::Object(runs.iter().map(|r| (r.label.clone(), f(r))).collect())
-    };
     let post = |runs: &[HeadRun]| -> Vec<HeadRun> {
         runs.iter().filter(|r| r.scheme == ResidualScheme::PostLn).cloned().collect()
     };
@@ -373,9 +375,6 @@ fn claims(
     unigram_entropy: f64,
     seeds: &[u64],
 ) -> Claims {
-    let per = |runs: &[HeadRun], f: &dyn Fn(&HeadRun) -> serde_json::Value| {
-        serde_json::Value::Object(runs.iter().map(|r| (r.label.clone(), f(r))).collect())
-    };
     // one value per seed: the worst of the seed's LMs (one per scheme), as the claims are
     // about every LM
     let per_seed =

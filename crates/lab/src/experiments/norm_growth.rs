@@ -403,12 +403,11 @@ fn measure(
     let mean_abs_alignment = late_align.iter().sum::<f64>() / late_align.len().max(1) as f64;
     let direction: Vec<(f64, f64)> =
         tracker.direction_cosines(lag)?.into_iter().map(|(s, c)| (s as f64, c)).collect();
-    let kept: Vec<f64> = tracker.checkpoints().iter().map(|(_, snap)| snap.total_norm()).collect();
-    let direction_baseline = tracker
-        .checkpoints()
+    // ρ_t/ρ_{t+Δ} from the kept snapshots' norms (`snaps`), Δ = `lag` snapshots
+    let direction_baseline = snaps
         .iter()
-        .zip(kept.iter().skip(lag))
-        .map(|((s, snap), later)| (*s as f64, snap.total_norm() / later))
+        .zip(snaps.iter().skip(lag))
+        .map(|(&(t, a), &(_, b))| (t as f64, a / b))
         .collect();
     let step_vs_norm =
         step_vs_norm_slope(&norms, &out.metrics.series("growth_tangential"), cfg.monotone_from);
