@@ -41,6 +41,9 @@ fn run() -> Result<(), Error> {
     let (steps, seed) = parse_args()?;
     // glibc keeps freed tensor buffers instead of unmapping them (docs/PERFORMANCE.md#malloc)
     saturn_tensor::alloc::tune_malloc();
+    // OpenBLAS's idle workers sleep instead of spinning (docs/PERFORMANCE.md#threads)
+    // SAFETY: before any thread of ours and any product.
+    unsafe { saturn_tensor::blas::let_idle_workers_sleep() };
 
     // 1. Data: the embedded text, one id per character, split 90/10 as nanoGPT does.
     let text = tiny_shakespeare();

@@ -19,7 +19,9 @@
 //! (the GEMM backend: `openblas`, or `mkl` with `SATURN_BLAS=mkl`, see `saturn_tensor::blas`) and
 //! `cpu`;
 //! `malloc_tuned` (whether `saturn_tensor::alloc::tune_malloc` was applied; `--no-tune-malloc`
-//! turns it off); lines with `gflops` also carry `peak_gflops`, this machine's FMA peak for the line's dtype
+//! turns it off), `openblas_thread_timeout` (x: OpenBLAS's idle workers spin 2^x cycles; 20 unless
+//! `OPENBLAS_THREAD_TIMEOUT` says otherwise, see `saturn_tensor::blas::let_idle_workers_sleep`;
+//! 28 is OpenBLAS's own default); lines with `gflops` also carry `peak_gflops`, this machine's FMA peak for the line's dtype
 //! at its thread count ([`peak`], measured at startup; `--peak-gflops` overrides), and
 //! `peak_fraction` = gflops / peak_gflops. Inputs come from a PCG64 generator with
 //! a fixed seed, so every run sees the same numbers.
@@ -40,6 +42,7 @@ mod hvp;
 mod matmul;
 mod mlp;
 mod peak;
+mod repeats;
 mod step;
 mod timing;
 mod torch_ref;
@@ -158,6 +161,12 @@ struct Cli {
     /// $HOME/.venv-torch/bin/python or python3); fails if there is none.
     #[arg(long)]
     compare_torch: bool,
+
+    /// Run the selected cases N times over (Saturn and PyTorch alternating, with
+    /// --compare-torch) and end with one `step_vs_torch_median` / `hvp_vs_torch_median` line
+    /// per comparison: the median over the repeats (module `repeats`).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1_000))]
+    repeats: u32,
 
     /// In each `step` case, also time every backward rule (`saturn_tensor::profile`) over the
     /// timed steps and print one `backward_op` line per operation: its wall time and calls per
@@ -369,6 +378,9 @@ fn run(cli: Cli) -> BenchResult<()> {
     };
 
     let malloc_tuned = !cli.no_tune_malloc && saturn_tensor::alloc::tune_malloc();
+    // SAFETY: no thread of ours exists yet (the peak probe and the cases start theirs later),
+    // and BLAS has computed nothing.
+    let worker_spin = unsafe { saturn_tensor::blas::let_idle_workers_sleep() };
     let threads = blas::configure_threads();
     // after the thread count: MKL takes its threading layer from it when it loads
     let backend = match saturn_tensor::blas::select_backend() {
@@ -410,13 +422,29 @@ fn run(cli: Cli) -> BenchResult<()> {
         commit.as_deref().unwrap_or("unknown"),
     );
     let start = std::time::Instant::now();
-    for (i, case) in cases.iter().enumerate() {
-        eprintln!("[{:>3}/{}] {}", i + 1, cases.len(), case.name);
+    let mut repeats = repeats::Repeats::default();
+    let runs_of_cases =
+        (1..=cli.repeats).flat_map(|r| cases.iter().enumerate().map(move |c| (r, c)));
+    for (repeat, (i, case)) in runs_of_cases {
+        if cli.repeats > 1 {
+            eprintln!(
+                "[{:>3}/{}] {} (repeat {repeat}/{})",
+                i + 1,
+                cases.len(),
+                case.name,
+                cli.repeats
+            );
+        } else {
+            eprintln!("[{:>3}/{}] {}", i + 1, cases.len(), case.name);
+        }
         let records =
             (case.run)(&ctx).map_err(|e| format!("benchmark case {} failed: {e}", case.name))?;
         let saturn_lines: Vec<Record> = records.clone();
         for r in records {
             let mut r = r.with("threads", threads);
+            if cli.repeats > 1 {
+                r = r.with("repeat", repeat);
+            }
             if let Some(g) = r.get("gflops").and_then(Value::as_f64) {
                 let dtype = r.get("dtype").and_then(Value::as_str).unwrap_or("f32");
                 let peak_gflops = peak.for_dtype(dtype);
@@ -429,7 +457,8 @@ fn run(cli: Cli) -> BenchResult<()> {
                 .with("blas_core", core.as_str())
                 .with("blas", backend)
                 .with("cpu", cpu.as_str())
-                .with("malloc_tuned", malloc_tuned);
+                .with("malloc_tuned", malloc_tuned)
+                .with("openblas_thread_timeout", worker_spin.map_or(28, |x| x as u64));
             writeln!(stdout, "{}", r.to_json())?;
         }
         stdout.flush()?;
@@ -480,10 +509,18 @@ fn run(cli: Cli) -> BenchResult<()> {
             r = r
                 .with("blas", backend)
                 .with("cpu", cpu.as_str())
-                .with("malloc_tuned", malloc_tuned);
+                .with("malloc_tuned", malloc_tuned)
+                .with("openblas_thread_timeout", worker_spin.map_or(28, |x| x as u64));
+            if cli.repeats > 1 {
+                r = r.with("repeat", repeat);
+                repeats.push(&r);
+            }
             writeln!(stdout, "{}", r.to_json())?;
             stdout.flush()?;
         }
+    }
+    for r in repeats.summaries() {
+        writeln!(stdout, "{}", r.to_json())?;
     }
     eprintln!("saturn-bench: done in {:.1} s", start.elapsed().as_secs_f64());
     Ok(())

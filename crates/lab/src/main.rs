@@ -151,6 +151,8 @@ struct ExperimentArgs {
 fn main() -> ExitCode {
     // Keep freed activation buffers in the heap across training steps (see saturn_tensor::alloc).
     saturn_tensor::alloc::tune_malloc();
+    // SAFETY: first thing in main: no thread of ours exists yet, and BLAS has computed nothing.
+    unsafe { saturn_tensor::blas::let_idle_workers_sleep() };
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(e) => {

@@ -15,6 +15,10 @@ pub struct Metadata {
     #[serde(default)]
     pub blas: String,
     pub threads: usize,
+    /// OpenBLAS's `OPENBLAS_THREAD_TIMEOUT` (idle workers spin 2^x cycles), `None` for its
+    /// built-in 2^28 (`saturn_tensor::blas::worker_spin_log2_cycles`); absent in older records.
+    #[serde(default)]
+    pub openblas_worker_spin: Option<u32>,
     pub saturn_version: String,
     /// UTC start time, seconds since the Unix epoch.
     pub started_unix: u64,
@@ -29,6 +33,7 @@ impl Metadata {
             openblas_config: saturn_tensor::blas::config(),
             blas: saturn_tensor::blas::describe(),
             threads: saturn_tensor::blas::num_threads(),
+            openblas_worker_spin: saturn_tensor::blas::worker_spin_log2_cycles(),
             saturn_version: env!("CARGO_PKG_VERSION").to_string(),
             started_unix: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)

@@ -390,6 +390,7 @@ mod tests {
                 openblas_config: "config".into(),
                 blas: "OpenBLAS".into(),
                 threads: 1,
+                openblas_worker_spin: Some(4),
                 saturn_version: "0".into(),
                 started_unix,
             },

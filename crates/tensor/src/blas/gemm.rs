@@ -1,7 +1,8 @@
 //! C ← α·A·B + β·C for 2-D views, on the selected BLAS backend.
 //!
 //! With OpenBLAS (the default) this is `ndarray::linalg::general_mat_mul`, which calls
-//! cblas_sgemm/dgemm of the linked OpenBLAS. With MKL, operands whose layouts CBLAS can take
+//! cblas_sgemm/dgemm of the linked OpenBLAS; products into new memory call them directly
+//! (no zero fill first, see [`product_into`]). With MKL, operands whose layouts CBLAS can take
 //! directly (unit stride along one axis: row-major, or column-major read as a transpose) go to
 //! MKL's cblas_?gemm; anything else (broadcast or negative strides, a non-row-major output,
 //! empty or oversized dimensions, element types other than f32/f64) falls back to
@@ -143,8 +144,10 @@ fn gemm_on<T: Float>(
 }
 
 /// C ← A·B into `c`: uninitialized room for the m×n product in row-major order (a new array's
-/// buffer). With MKL, β = 0 lets cblas_?gemm write every element without reading any, so the
-/// buffer needs no zero fill first; the other backend gets it zero-filled.
+/// buffer). With β = 0, cblas_?gemm writes every element without reading any ("when BETA is
+/// supplied as zero then C need not be set on input", the reference BLAS's contract, which
+/// OpenBLAS and MKL keep), so the buffer needs no zero fill first (it was ≈ 3 % of medium's
+/// step on OpenBLAS). Only operands no CBLAS call can take get the fill and `general_mat_mul`.
 fn product_into<T: Float>(
     threads: Threads,
     a: &ArrayView2<'_, T>,
@@ -153,15 +156,19 @@ fn product_into<T: Float>(
 ) {
     let (m, n) = (a.nrows(), b.ncols());
     assert_eq!(c.len(), m * n, "product_into: room for m×n elements");
-    if let Backend::Mkl(mkl) = super::backend()
-        && let Some(call) = plan_into(a, b, (m, n), [n as isize, 1])
+    if let Some(call) = plan_into(a, b, (m, n), [n as isize, 1]) {
+        let pc = c.as_mut_ptr().cast();
         // SAFETY: `c` is the m×n row-major output `call` was planned for (ldc = n), and with
         // β = 0 BLAS writes each of its elements without reading it
-        && unsafe {
-            mkl_gemm(mkl, threads, &call, T::one(), a, b, T::zero(), c.as_mut_ptr().cast())
+        let done = unsafe {
+            match super::backend() {
+                Backend::Mkl(mkl) => mkl_gemm(mkl, threads, &call, T::one(), a, b, T::zero(), pc),
+                Backend::OpenBlas => openblas_gemm(&call, T::one(), a, b, T::zero(), pc),
+            }
+        };
+        if done {
+            return;
         }
-    {
-        return;
     }
     for x in c.iter_mut() {
         x.write(T::zero());
@@ -208,11 +215,13 @@ pub(crate) fn gemm_batched2_into<T: Float>(
 /// ran slower on two threads than on one).
 const MACS_PER_ELEMENT_OF_WORK: usize = 32;
 
-/// The `count` products operands(i) = (m×k, k×n) into `o`, one after another. With MKL on
-/// several threads the batch is split into parts over Saturn's threads ([`crate::parallel`],
-/// by work: m·n·k multiply-adds per product), each product on one thread (the per-head products of
-/// attention are too small to split one by one); otherwise one product after another on the
-/// backend's threads.
+/// The `count` products operands(i) = (m×k, k×n) into `o`. On several threads the batch is
+/// split into parts over Saturn's threads ([`crate::parallel`], by work: m·n·k multiply-adds per
+/// product), each product on one thread: attention's per-head products are too small to split
+/// one by one (on OpenBLAS, medium's 128 products of 128×32×128 per layer ran one after another,
+/// each split over the 2 threads with a barrier per call). On one thread, one product after
+/// another (and a batch too small to split: one product after another, each on the backend's
+/// threads).
 fn products_into<'v, T: Float>(
     count: usize,
     [m, k, n]: [usize; 3],
@@ -224,10 +233,12 @@ fn products_into<'v, T: Float>(
     if size == 0 {
         return;
     }
-    let mkl = matches!(super::backend(), Backend::Mkl(_));
-    if mkl && crate::parallel::threads() > 1 {
+    let work = k.div_ceil(MACS_PER_ELEMENT_OF_WORK).max(1);
+    if crate::parallel::parts(o.len(), size, work, crate::parallel::threads()) > 1 {
         let operands = &operands;
-        let work = k.div_ceil(MACS_PER_ELEMENT_OF_WORK).max(1);
+        // OpenBLAS 0.3.21 has no per-call thread count: its count is set to one for the
+        // batch (each product then runs in the thread that calls it) and restored after
+        let _one_thread = super::OpenBlasOnOneThread::new();
         crate::parallel::for_each_part_of_work(o, size, work, |first, part| {
             for (i, oi) in part.chunks_exact_mut(size).enumerate() {
                 let (ai, bi) = operands(first + i);
@@ -250,6 +261,74 @@ pub(crate) fn gemm_into<T: Float>(
     c: &mut [MaybeUninit<T>],
 ) {
     product_into(Threads::Backend, a, b, c);
+}
+
+// The linked OpenBLAS's CBLAS entry points (the same signatures as MKL's, `mkl::GemmFn`).
+unsafe extern "C" {
+    fn cblas_sgemm(
+        layout: c_int,
+        trans_a: c_int,
+        trans_b: c_int,
+        m: c_int,
+        n: c_int,
+        k: c_int,
+        alpha: f32,
+        a: *const f32,
+        lda: c_int,
+        b: *const f32,
+        ldb: c_int,
+        beta: f32,
+        c: *mut f32,
+        ldc: c_int,
+    );
+    fn cblas_dgemm(
+        layout: c_int,
+        trans_a: c_int,
+        trans_b: c_int,
+        m: c_int,
+        n: c_int,
+        k: c_int,
+        alpha: f64,
+        a: *const f64,
+        lda: c_int,
+        b: *const f64,
+        ldb: c_int,
+        beta: f64,
+        c: *mut f64,
+        ldc: c_int,
+    );
+}
+
+/// One cblas_?gemm call on the linked OpenBLAS, as planned, writing C through `pc`, on
+/// OpenBLAS's thread count (see [`super::OpenBlasOnOneThread`]). Returns false, doing nothing,
+/// for element types other than f32 and f64.
+///
+/// # Safety
+/// As for [`mkl_gemm`].
+unsafe fn openblas_gemm<T: Float>(
+    call: &Call,
+    alpha: T,
+    a: &ArrayView2<'_, T>,
+    b: &ArrayView2<'_, T>,
+    beta: T,
+    pc: *mut T,
+) -> bool {
+    let [pa, pb] = [a.as_ptr(), b.as_ptr()];
+    let is = |id| TypeId::of::<T>() == id;
+    // SAFETY: as the caller guarantees; T is f32 or f64 as the TypeId says, so the pointer casts
+    // are to the same type
+    unsafe {
+        if is(TypeId::of::<f32>()) {
+            let (alpha, beta) = (alpha.as_f64() as f32, beta.as_f64() as f32);
+            cblas_call(cblas_sgemm, call, alpha, pa.cast(), pb.cast(), beta, pc.cast());
+        } else if is(TypeId::of::<f64>()) {
+            let (alpha, beta) = (alpha.as_f64(), beta.as_f64());
+            cblas_call(cblas_dgemm, call, alpha, pa.cast(), pb.cast(), beta, pc.cast());
+        } else {
+            return false;
+        }
+    }
+    true
 }
 
 /// One cblas_?gemm call on MKL, as planned, writing C through `pc`; products below
