@@ -34,7 +34,9 @@
 //! `ratio_compiled`, `torch_compile_s` (or `torch_compile_error`). After each `step/*/hvp` case it
 //! runs `crates/bench/scripts/torch_hvp.py` (PyTorch's gradient and double-backward HVP of the
 //! same LM) and prints an `hvp_vs_torch` line: both gradient and HVP medians, `ratio` =
-//! saturn_hvp_ms / torch_hvp_ms, and each side's hvp_over_grad.
+//! saturn_hvp_ms / torch_hvp_ms, and each side's hvp_over_grad. `--repeats N` runs the cases N
+//! times over, Saturn and PyTorch alternating, marks each line with its `repeat` and ends with
+//! a `step_vs_torch_median` / `hvp_vs_torch_median` line per comparison ([`repeats`]).
 
 mod blas;
 mod elementwise;

@@ -25,7 +25,7 @@ const LANES: usize = 8;
 
 /// ⟨a, b⟩ = Σ aᵢ·bᵢ over the common length.
 ///
-/// Summed in [`LANES`] = 8 interleaved partial sums (element i into sum i mod 8, in order), added
+/// Summed in 8 interleaved partial sums (element i into sum i mod 8, in order), added
 /// pairwise at the end, then the tail past the last whole group of 8 in order. A single running
 /// sum waits on each addition's latency (4 cycles an element); eight independent ones fill a
 /// SIMD register, and the order of every addition is fixed, so the bits do not depend on the
