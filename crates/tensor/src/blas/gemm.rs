@@ -18,6 +18,7 @@ use ndarray::{
 };
 
 use super::Backend;
+use super::mkl::GemmFn;
 use crate::Float;
 
 /// CBLAS enum values (cblas.h).
@@ -163,7 +164,11 @@ fn product_into<T: Float>(
         let done = unsafe {
             match super::backend() {
                 Backend::Mkl(mkl) => mkl_gemm(mkl, threads, &call, T::one(), a, b, T::zero(), pc),
-                Backend::OpenBlas => openblas_gemm(&call, T::one(), a, b, T::zero(), pc),
+                // the linked OpenBLAS, on its thread count (see `OpenBlasOnOneThread`)
+                Backend::OpenBlas => {
+                    let fns = (cblas_sgemm as GemmFn<f32>, cblas_dgemm as GemmFn<f64>);
+                    typed_cblas_call(fns, &call, T::one(), a, b, T::zero(), pc)
+                }
             }
         };
         if done {
@@ -299,38 +304,6 @@ unsafe extern "C" {
     );
 }
 
-/// One cblas_?gemm call on the linked OpenBLAS, as planned, writing C through `pc`, on
-/// OpenBLAS's thread count (see [`super::OpenBlasOnOneThread`]). Returns false, doing nothing,
-/// for element types other than f32 and f64.
-///
-/// # Safety
-/// As for [`mkl_gemm`].
-unsafe fn openblas_gemm<T: Float>(
-    call: &Call,
-    alpha: T,
-    a: &ArrayView2<'_, T>,
-    b: &ArrayView2<'_, T>,
-    beta: T,
-    pc: *mut T,
-) -> bool {
-    let [pa, pb] = [a.as_ptr(), b.as_ptr()];
-    let is = |id| TypeId::of::<T>() == id;
-    // SAFETY: as the caller guarantees; T is f32 or f64 as the TypeId says, so the pointer casts
-    // are to the same type
-    unsafe {
-        if is(TypeId::of::<f32>()) {
-            let (alpha, beta) = (alpha.as_f64() as f32, beta.as_f64() as f32);
-            cblas_call(cblas_sgemm, call, alpha, pa.cast(), pb.cast(), beta, pc.cast());
-        } else if is(TypeId::of::<f64>()) {
-            let (alpha, beta) = (alpha.as_f64(), beta.as_f64());
-            cblas_call(cblas_dgemm, call, alpha, pa.cast(), pb.cast(), beta, pc.cast());
-        } else {
-            return false;
-        }
-    }
-    true
-}
-
 /// One cblas_?gemm call on MKL, as planned, writing C through `pc`; products below
 /// [`MKL_THREADED_MIN_FLOPS`] (or with [`Threads::One`]) run on one thread. Returns false, doing
 /// nothing, for element types other than f32 and f64.
@@ -349,29 +322,45 @@ unsafe fn mkl_gemm<T: Float>(
     beta: T,
     pc: *mut T,
 ) -> bool {
-    let [pa, pb] = [a.as_ptr(), b.as_ptr()];
-    let is = |id| TypeId::of::<T>() == id;
-    if !is(TypeId::of::<f32>()) && !is(TypeId::of::<f64>()) {
-        return false;
-    }
-    let run = || {
-        // SAFETY: as the caller guarantees; T is f32 or f64 as the TypeId says, so the pointer
-        // casts are to the same type
-        unsafe {
-            if is(TypeId::of::<f32>()) {
-                let (alpha, beta) = (alpha.as_f64() as f32, beta.as_f64() as f32);
-                cblas_call(mkl.sgemm, call, alpha, pa.cast(), pb.cast(), beta, pc.cast());
-            } else {
-                let (alpha, beta) = (alpha.as_f64(), beta.as_f64());
-                cblas_call(mkl.dgemm, call, alpha, pa.cast(), pb.cast(), beta, pc.cast());
-            }
-        }
-    };
+    // SAFETY: as the caller guarantees
+    let run = || unsafe { typed_cblas_call((mkl.sgemm, mkl.dgemm), call, alpha, a, b, beta, pc) };
     let flops = 2.0 * call.m as f64 * call.n as f64 * call.k as f64;
     if threads == Threads::One || flops < MKL_THREADED_MIN_FLOPS {
-        mkl.on_one_thread(run);
+        mkl.on_one_thread(run)
     } else {
-        run();
+        run()
+    }
+}
+
+/// The call with the f32 or the f64 entry point of `(sgemm, dgemm)`, as T is; false, doing
+/// nothing, for other element types.
+///
+/// # Safety
+/// As for [`mkl_gemm`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn typed_cblas_call<T: Float>(
+    (sgemm, dgemm): (GemmFn<f32>, GemmFn<f64>),
+    call: &Call,
+    alpha: T,
+    a: &ArrayView2<'_, T>,
+    b: &ArrayView2<'_, T>,
+    beta: T,
+    pc: *mut T,
+) -> bool {
+    let [pa, pb] = [a.as_ptr(), b.as_ptr()];
+    let is = |id| TypeId::of::<T>() == id;
+    // SAFETY: as the caller guarantees; T is f32 or f64 as the TypeId says, so the pointer casts
+    // are to the same type
+    unsafe {
+        if is(TypeId::of::<f32>()) {
+            let (alpha, beta) = (alpha.as_f64() as f32, beta.as_f64() as f32);
+            cblas_call(sgemm, call, alpha, pa.cast(), pb.cast(), beta, pc.cast());
+        } else if is(TypeId::of::<f64>()) {
+            let (alpha, beta) = (alpha.as_f64(), beta.as_f64());
+            cblas_call(dgemm, call, alpha, pa.cast(), pb.cast(), beta, pc.cast());
+        } else {
+            return false;
+        }
     }
     true
 }
@@ -381,7 +370,7 @@ unsafe fn mkl_gemm<T: Float>(
 /// # Safety
 /// `a`, `b` and `c` address the matrices `call` was planned for.
 unsafe fn cblas_call<E>(
-    gemm: super::mkl::GemmFn<E>,
+    gemm: GemmFn<E>,
     call: &Call,
     alpha: E,
     a: *const E,
