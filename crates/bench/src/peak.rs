@@ -227,8 +227,13 @@ mod tests {
     #[test]
     fn the_probe_measures_a_positive_peak_and_f64_is_at_most_f32() {
         let isa = Isa::detect();
-        let f32_gflops = all_threads(1, || flops_f32(isa, 200_000));
-        let f64_gflops = all_threads(1, || flops_f64(isa, 200_000));
+        // the best of five interleaved runs of each, so that both see the same machine load (one
+        // run each failed under a loaded test run: f32 preempted, 35 against f64's 86)
+        let (mut f32_gflops, mut f64_gflops) = (0.0f64, 0.0f64);
+        for _ in 0..5 {
+            f32_gflops = f32_gflops.max(all_threads(1, || flops_f32(isa, 200_000)));
+            f64_gflops = f64_gflops.max(all_threads(1, || flops_f64(isa, 200_000)));
+        }
         assert!(f32_gflops > 0.0 && f64_gflops > 0.0, "{f32_gflops} {f64_gflops}");
         // half the lanes: f64 cannot run at more than f32's rate (generous: timing noise)
         assert!(f64_gflops < 1.5 * f32_gflops, "f64 {f64_gflops} vs f32 {f32_gflops}");
