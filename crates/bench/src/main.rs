@@ -424,6 +424,13 @@ fn run(cli: Cli) -> BenchResult<()> {
         commit.as_deref().unwrap_or("unknown"),
     );
     let start = std::time::Instant::now();
+    // the backend and the process settings every output line carries (28: OpenBLAS's own spin)
+    let machine_fields = |r: Record| {
+        r.with("blas", backend)
+            .with("cpu", cpu.as_str())
+            .with("malloc_tuned", malloc_tuned)
+            .with("openblas_thread_timeout", worker_spin.map_or(28, |x| x as u64))
+    };
     let mut repeats = repeats::Repeats::default();
     let runs_of_cases =
         (1..=cli.repeats).flat_map(|r| cases.iter().enumerate().map(move |c| (r, c)));
@@ -455,12 +462,7 @@ fn run(cli: Cli) -> BenchResult<()> {
             if let Some(c) = &commit {
                 r = r.with("git_commit", c.as_str());
             }
-            r = r
-                .with("blas_core", core.as_str())
-                .with("blas", backend)
-                .with("cpu", cpu.as_str())
-                .with("malloc_tuned", malloc_tuned)
-                .with("openblas_thread_timeout", worker_spin.map_or(28, |x| x as u64));
+            r = machine_fields(r.with("blas_core", core.as_str()));
             writeln!(stdout, "{}", r.to_json())?;
         }
         stdout.flush()?;
@@ -508,11 +510,7 @@ fn run(cli: Cli) -> BenchResult<()> {
             if let Some(c) = &commit {
                 r = r.with("git_commit", c.as_str());
             }
-            r = r
-                .with("blas", backend)
-                .with("cpu", cpu.as_str())
-                .with("malloc_tuned", malloc_tuned)
-                .with("openblas_thread_timeout", worker_spin.map_or(28, |x| x as u64));
+            r = machine_fields(r);
             if cli.repeats > 1 {
                 r = r.with("repeat", repeat);
                 repeats.push(&r);
