@@ -98,6 +98,10 @@ pub struct HessianConfig {
     pub warm_start: bool,
     pub power_iterations: usize,
     pub power_tol: f64,
+    /// Hutchinson probes of the reported trace (a fixed count; PyHessian stops at ≤ 100 once the
+    /// running mean changes by < 10⁻³). The full preset takes 20: the trace carries no claim
+    /// (at init it is net curvature), its standard error is reported beside it, and each probe
+    /// is a full product (≈ 30 s at full), so 100 probes were ≈ 40 % of a main cell.
     pub trace_probes: usize,
     pub lanczos_steps: usize,
     pub lanczos_runs: usize,
@@ -219,7 +223,7 @@ impl ExperimentConfig for HessianConfig {
                 warm_start: true,
                 power_iterations: 100,
                 power_tol: 1e-3,
-                trace_probes: 100,
+                trace_probes: 20,
                 lanczos_steps: 100,
                 lanczos_runs: 1,
                 density: DensityConfig::default(),
@@ -794,15 +798,16 @@ fn claims(
 
 /// A model's cost in core-minutes: its Hessian-vector products (the SLQ steps, the trace
 /// probes, and the power iterations — a handful with `warm_start`, up to twice the limit
-/// without) at ≈ 20 s each for the full preset's 6-6 layers, d = 64 and 1,000 pairs (≈ 67 min
-/// a model, record 9041f45), scaled linearly in pairs, layers and width (linearly, not as d²:
+/// without) at ≈ 30 s each for the full preset's 6-6 layers, d = 64 and 1,000 pairs (20 s in
+/// record 9041f45; 30 s on the 2-vCPU Xeon of issue 22's cells with both cores busy, 2026-12-07),
+/// scaled linearly in pairs, layers and width (linearly, not as d²:
 /// small models are overhead-bound — the quick preset's product takes ≈ 0.25 s, still above
-/// this scaling's 0.1 s).
+/// this scaling's 0.16 s).
 fn estimated_minutes(cfg: &HessianConfig) -> f64 {
     let power =
         if cfg.warm_start { 10.min(2 * cfg.power_iterations) } else { 2 * cfg.power_iterations };
     let products = cfg.lanczos_runs * cfg.lanczos_steps + power + cfg.trace_probes;
-    let seconds_per_product = 20.0
+    let seconds_per_product = 30.0
         * (cfg.pairs as f64 / 1000.0)
         * (cfg.layers as f64 / 6.0)
         * (cfg.model.d_model as f64 / 64.0);
