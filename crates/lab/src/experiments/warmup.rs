@@ -73,14 +73,14 @@ fn default_schemes() -> [ResidualScheme; 2] {
 }
 
 /// Why `post-ln-needs-warmup`'s threshold is 1.10.
-pub const NEEDS_WARMUP_REASON: &str = "ours: Xiong et al. Fig. 2 (docs/REFERENCES.md#xiong-experiments) \
+pub const NEEDS_WARMUP_REASON: &str = "Xiong et al. Fig. 2 (docs/REFERENCES.md#xiong-experiments) \
     shows Post-LN without warmup far behind the 4000-step warmup in validation loss and BLEU (BLEU \
     ≈ 8.45 against ≈ 35, unchecked: the figure cannot be read here), a gap no tolerance near 1 \
     would miss; 10 % of the final loss is our 'clearly worse' (target 7), several times the \
     ≈ 1 % seed-to-seed spread of paired final losses at these sizes";
 
 /// Why `pre-ln-needs-no-warmup`'s threshold is 1.02.
-pub const NO_WARMUP_REASON: &str = "ours: Xiong et al. §3.3 say Pre-LN without warmup reaches \
+pub const NO_WARMUP_REASON: &str = "Xiong et al. §3.3 say Pre-LN without warmup reaches \
     'comparable' BLEU (no number); Table 1 of Liu et al. puts trained 6L Pre-LN within 0.14 BLEU \
     (0.4 %) of Post-LN on IWSLT. 2 % of the final loss (target 7) allows that gap and the seed \
     noise while excluding the ≥ 10 % of a model that needs the warmup it lacks";
