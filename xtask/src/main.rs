@@ -18,19 +18,22 @@ usage: cargo xtask <command> [args...]
 commands:
   setup [--mkl] [--tensorboard]
                           detect system OpenBLAS with LAPACK; install libopenblas-dev with
-                          apt-get if missing (as root, or with `sudo -n`); every command
-                          below also sets OPENBLAS_CORETYPE from the CPU's flags unless set.
-                          --mkl also installs Intel oneMKL (PyPI wheel, ≈ 230 MB download)
-                          into target/mkl/lib, the optional GEMM backend (SATURN_BLAS=mkl);
+                          apt-get if missing (as root, or with `sudo -n`); on an Intel CPU
+                          install Intel oneMKL (PyPI wheel, ≈ 230 MB download) into
+                          target/mkl/lib, where the matrix products run by default there
+                          (SATURN_BLAS=openblas keeps them on OpenBLAS); every command below
+                          runs this setup and sets OPENBLAS_CORETYPE from the CPU's flags
+                          unless set. --mkl installs MKL on any CPU;
                           --tensorboard installs PyPI's tensorboard into target/py-tensorboard
                           (viewing runs; the lab's test reads its event files back with it)
-  test [--full] [args]    setup, then `cargo test --workspace [args]`; when MKL is installed,
-                          also saturn-tensor's tests on MKL; then the examples/ binaries;
+  test [--full] [args]    setup, then `cargo test --workspace [args]` (on the default GEMM
+                          backend); when MKL is installed, saturn-tensor's tests again on the
+                          other backend (OpenBLAS or MKL); then the examples/ binaries;
                           --full sets SATURN_FULL_TESTS=1 (long statistical tests)
   experiment [--mkl] [args]
                           setup, then run `saturn experiment [args]` from the lab (release),
                           e.g. `cargo xtask experiment all --quick`; --mkl runs the matrix
-                          products on MKL (installing it first); a --full run takes the
+                          products on MKL on any CPU (installing it first); a --full run takes the
                           finished cells kept in docs/results/cells (same config only)
   cells NAME [args]       list an experiment's cells (index, label, seed, estimated
                           core-minutes): `saturn cells NAME [--full] [--seeds …] [--json]`
@@ -72,6 +75,7 @@ fn main() -> ExitCode {
         }
         "setup" => setup::ensure(false)
             .and_then(|found| {
+                mkl::ensure_default();
                 if rest.iter().any(|a| a == "--mkl") {
                     mkl::ensure()?;
                 }
@@ -121,14 +125,26 @@ pub(crate) fn workspace_root() -> PathBuf {
     manifest.parent().unwrap_or(manifest).to_path_buf()
 }
 
+/// The setup every command runs first: the system OpenBLAS (see `setup`), then MKL on an Intel
+/// CPU (see `mkl::ensure_default`).
+fn prepare() -> Result<PathBuf, String> {
+    let openblas = setup::ensure(true)?;
+    mkl::ensure_default();
+    Ok(openblas)
+}
+
 /// A cargo command in the workspace root, with `OPENBLAS_CORETYPE` set from the CPU's flags
-/// (see `coretype`) unless the environment already sets it.
+/// (see `coretype`) and `SATURN_MKL_DIR` pointing at the installed MKL, each unless the
+/// environment already sets it.
 pub(crate) fn cargo() -> Command {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(workspace_root());
     if let Some(core) = coretype::for_this_machine() {
         cmd.env("OPENBLAS_CORETYPE", core);
+    }
+    if mkl::installed() && std::env::var_os("SATURN_MKL_DIR").is_none() {
+        cmd.env("SATURN_MKL_DIR", mkl::lib_dir());
     }
     cmd
 }
@@ -152,7 +168,7 @@ fn crate_exists(dir: &str) -> bool {
 
 fn test(args: &[String]) -> Result<ExitCode, String> {
     let start = Instant::now();
-    setup::ensure(true)?;
+    prepare()?;
     let full = args.iter().any(|a| a == "--full");
     let extra: Vec<&String> = args.iter().filter(|a| *a != "--full").collect();
     let mut cmd = cargo();
@@ -162,18 +178,25 @@ fn test(args: &[String]) -> Result<ExitCode, String> {
     }
     let mut code = run(cmd, "cargo test")?;
     if code == ExitCode::SUCCESS && mkl::installed() {
-        // saturn-tensor's unit tests again with every product on MKL (the backend's own checks
-        // among them): the test binary the workspace run built, so nothing is rebuilt
-        // (`cargo test -p saturn-tensor` alone would unify features differently and recompile)
+        // saturn-tensor's unit tests again with every product on the backend the workspace run
+        // did not use (OpenBLAS on an Intel CPU, where MKL is the default; MKL elsewhere), the
+        // backends' own checks among them: the test binary the workspace run built, so nothing
+        // is rebuilt (`cargo test -p saturn-tensor` alone would unify features differently)
+        let other = match std::env::var("SATURN_BLAS").as_deref().map(str::trim) {
+            Ok("mkl") => "openblas",
+            Ok("openblas") => "mkl",
+            _ if mkl::cpu_is_intel() => "openblas",
+            _ => "mkl",
+        };
         let binary = tensor_test_binary(&extra)?;
         let mut cmd = Command::new(&binary);
         cmd.current_dir(workspace_root().join("crates").join("tensor"));
         if let Some(core) = coretype::for_this_machine() {
             cmd.env("OPENBLAS_CORETYPE", core);
         }
-        with_mkl(&mut cmd, mkl::lib_dir());
-        eprintln!("xtask: saturn-tensor's unit tests on MKL ({})", binary.display());
-        code = run(cmd, "saturn-tensor's tests on MKL")?;
+        cmd.env("SATURN_BLAS", other).env("SATURN_MKL_DIR", mkl::lib_dir());
+        eprintln!("xtask: saturn-tensor's unit tests on {other} ({})", binary.display());
+        code = run(cmd, &format!("saturn-tensor's tests on {other}"))?;
     }
     if code == ExitCode::SUCCESS {
         code = examples::run_all(&extra)?; // the examples/ binaries the test run built
@@ -221,7 +244,7 @@ fn take_mkl_flag(args: &[String]) -> Result<(Vec<String>, Option<PathBuf>), Stri
 }
 
 fn experiment(args: &[String]) -> Result<ExitCode, String> {
-    setup::ensure(true)?;
+    prepare()?;
     if !crate_exists("crates/lab") {
         println!("no experiments yet: the lab (crates/lab) has not landed");
         return Ok(ExitCode::SUCCESS);
@@ -240,7 +263,7 @@ fn experiment(args: &[String]) -> Result<ExitCode, String> {
 /// `saturn cells …` or `saturn sweep …` from the lab (release: the sweep's scripts call this
 /// binary).
 fn lab_command(command: &str, args: &[String]) -> Result<ExitCode, String> {
-    setup::ensure(true)?;
+    prepare()?;
     let mut cmd = cargo();
     cmd.args(["run", "--release", "--package", "saturn-lab", "--bin", "saturn", "--"])
         .arg(command)
@@ -260,7 +283,7 @@ fn with_cell_store(args: &[String]) -> Vec<String> {
 }
 
 fn bench(args: &[String]) -> Result<ExitCode, String> {
-    setup::ensure(true)?;
+    prepare()?;
     if !crate_exists("crates/bench") {
         return Err("no benchmarks yet: the bench crate (crates/bench) has not landed".into());
     }
@@ -274,7 +297,7 @@ fn bench(args: &[String]) -> Result<ExitCode, String> {
 }
 
 fn interop_export(args: &[String]) -> Result<ExitCode, String> {
-    setup::ensure(true)?;
+    prepare()?;
     if !crate_exists("crates/interop") {
         return Err("no interop export yet: crates/interop has not landed".into());
     }

@@ -1,6 +1,7 @@
-//! `setup --mkl`: installs Intel oneMKL, the optional GEMM backend (`SATURN_BLAS=mkl`), into
-//! `target/mkl/lib` from PyPI's `mkl` wheel (Intel Simplified Software License; downloaded on
-//! request, never committed).
+//! Installs Intel oneMKL, the GEMM backend Saturn uses by default on Intel CPUs (see
+//! `saturn_tensor::blas`), into `target/mkl/lib` from PyPI's `mkl` wheel (Intel Simplified
+//! Software License; downloaded by setup, never committed). Every command's setup installs it on
+//! an Intel CPU ([`ensure_default`]); `setup --mkl` installs it on any CPU.
 //!
 //! Only the shared libraries a CBLAS GEMM needs are unpacked: the runtime dispatcher `mkl_rt`, the
 //! LP64 interface, the core, the sequential and GNU-OpenMP threading layers and the CPU-specific
@@ -38,6 +39,33 @@ pub fn lib_dir() -> PathBuf {
 /// True when `setup --mkl` has run.
 pub fn installed() -> bool {
     lib_dir().join(RT).is_file()
+}
+
+/// True when /proc/cpuinfo names the vendor `GenuineIntel` (the rule saturn-tensor applies with
+/// CPUID when it picks the default backend).
+pub fn cpu_is_intel() -> bool {
+    std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|info| {
+        info.lines()
+            .find(|l| l.starts_with("vendor_id"))
+            .is_some_and(|l| l.contains("GenuineIntel"))
+    })
+}
+
+/// What every command's setup does: on an Intel CPU, unless `SATURN_BLAS` asks for OpenBLAS,
+/// install MKL (once: ≈ 230 MB from PyPI, seconds on a fast link). A failed install is a warning,
+/// not an error: the products then run on OpenBLAS, and the run's metadata says so.
+pub fn ensure_default() {
+    let wants_openblas =
+        std::env::var("SATURN_BLAS").is_ok_and(|b| b.trim().eq_ignore_ascii_case("openblas"));
+    if installed() || wants_openblas || !cpu_is_intel() {
+        return;
+    }
+    if let Err(e) = ensure() {
+        eprintln!(
+            "setup: warning: MKL, the default GEMM backend on Intel CPUs, was not installed \
+             ({e}); the matrix products run on OpenBLAS"
+        );
+    }
 }
 
 /// Downloads the wheel with pip and unpacks the libraries, unless they are already there.

@@ -1,13 +1,16 @@
-//! Intel oneMKL as an optional GEMM backend, loaded at run time from `libmkl_rt`.
+//! Intel oneMKL as a GEMM backend, loaded at run time from `libmkl_rt`: the default on Intel
+//! CPUs when it is installed, or asked for with `SATURN_BLAS=mkl` (see [`super`]).
 //!
-//! Nothing links against MKL: the library is opened with `dlopen` (libloading) when
-//! `SATURN_BLAS=mkl` asks for it, and only its `cblas_sgemm`, `cblas_dgemm` and service
+//! Nothing links against MKL: the library is opened with `dlopen` (libloading), and only its `cblas_sgemm`, `cblas_dgemm` and service
 //! functions are used. Everything else (LAPACK for ndarray-linalg, the OpenBLAS thread count as
 //! the one source of truth) stays on OpenBLAS.
 //!
-//! Where the library comes from: `SATURN_MKL_DIR` (a directory holding `libmkl_rt.so.*`, e.g.
-//! the `lib` directory of PyPI's `mkl` wheel, which `cargo xtask setup --mkl` unpacks into
-//! `target/mkl/lib`), else the dynamic linker's search path (`LD_LIBRARY_PATH`, ld.so.cache).
+//! Where the library comes from ([`directory`]): `SATURN_MKL_DIR` (a directory holding
+//! `libmkl_rt.so.*`, e.g. the `lib` directory of PyPI's `mkl` wheel, which `cargo xtask setup`
+//! unpacks into `target/mkl/lib` on Intel CPUs, and `setup --mkl` on any), else the `mkl/lib`
+//! beside the running program's build directory (`target/mkl/lib` for `target/release/saturn`
+//! or a test binary in `target/debug/deps`), else the dynamic linker's search path
+//! (`LD_LIBRARY_PATH`, ld.so.cache).
 //!
 //! Threads: MKL runs sequentially when Saturn's thread count ([`super::num_threads`]) is one at
 //! load time (the `MKL_THREADING_SEQUENTIAL` layer, no OpenMP), else on libgomp
@@ -69,10 +72,9 @@ pub struct Mkl {
 }
 
 impl Mkl {
-    /// Opens MKL (from `SATURN_MKL_DIR` when set) and prepares it to run on `threads` threads.
+    /// Opens MKL (from [`directory`]) and prepares it to run on `threads` threads.
     pub(super) fn load(threads: usize) -> Result<Mkl, BlasError> {
-        let dir = std::env::var_os("SATURN_MKL_DIR").map(PathBuf::from);
-        let (library, path) = open(dir.as_deref())?;
+        let (library, path) = open(directory().as_deref())?;
         // SAFETY: the symbol types are those of mkl_service.h / mkl_cblas.h; the pointers stay
         // valid while `library` is open, and `Mkl` owns it.
         unsafe {
@@ -154,6 +156,31 @@ impl Mkl {
         // SAFETY: a plain C call with a positive count.
         unsafe { (self.set_num_threads)(n.clamp(1, c_int::MAX as usize) as c_int) }
     }
+}
+
+/// How many directories above the running program's own to look for `mkl/lib`: three reach
+/// `target/` from `target/debug/deps/`.
+const BUILD_DIR_LEVELS: usize = 3;
+
+/// The directory to open `libmkl_rt` from: `SATURN_MKL_DIR` when set; else the first `mkl/lib`
+/// holding it in the running program's directory or up to [`BUILD_DIR_LEVELS`] above (where
+/// `cargo xtask setup` installs it: `target/mkl/lib`); else `None`, the linker's search path.
+pub fn directory() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("SATURN_MKL_DIR") {
+        return Some(PathBuf::from(dir));
+    }
+    let exe = std::env::current_exe().ok()?;
+    exe.ancestors()
+        .skip(1)
+        .take(BUILD_DIR_LEVELS + 1)
+        .map(|d| d.join("mkl").join("lib"))
+        .find(|lib| RT_NAMES.iter().any(|name| lib.join(name).is_file()))
+}
+
+/// True when a `libmkl_rt` can be opened from [`directory`] (it is opened and closed again;
+/// MKL is not set up).
+pub fn loadable() -> bool {
+    open(directory().as_deref()).is_ok()
 }
 
 /// Opens the first `libmkl_rt` found in `dir` (or on the linker's path when `dir` is `None`).

@@ -10,11 +10,20 @@
 //! results depend on the thread count and on the CPU kernel ([`corename`]): log both with every
 //! run (DEPENDENCIES.md, trap 6), and the backend ([`describe`]).
 //!
-//! Backends: OpenBLAS, linked, is the default and serves everything. `SATURN_BLAS=mkl` routes
-//! the matrix products ([`gemm`]) to Intel oneMKL, loaded at run time ([`mkl`]): on this
-//! project's Xeon it runs the transformer's GEMM shapes ≈ 25 % faster than Debian's OpenBLAS
-//! 0.3.21 (docs/PERFORMANCE.md#mkl). The choice is made once, on the first product or by
-//! [`select_backend`], which a program calls at start to turn a bad setting into an error.
+//! Backends: OpenBLAS, linked, serves everything (LAPACK, the thread count) and runs the matrix
+//! products unless Intel oneMKL does ([`gemm`]). MKL is loaded at run time ([`mkl`]) and chosen
+//! by `SATURN_BLAS`:
+//!
+//! - unset, empty or `auto` (the default): **MKL on Intel CPUs when the library is found, else
+//!   OpenBLAS**. On this project's Xeons MKL runs the transformer's GEMM shapes 10–25 % faster
+//!   than Debian's OpenBLAS 0.3.21, which put Saturn's medium step ahead of PyTorch's only on MKL
+//!   (docs/perf/HISTORY.md#round-10); on an AMD EPYC, MKL made the 2-thread step slower (issue
+//!   24), so other CPUs stay on OpenBLAS. The rule depends only on the CPU's vendor and on what
+//!   is installed, so one machine always gets the same backend and the same bits.
+//! - `openblas` or `mkl`: that backend; `mkl` fails with a clear error when it cannot load.
+//!
+//! The choice is made once, on the first product or by [`select_backend`], which a program
+//! calls at start to turn a bad setting into an error. [`describe`] names it for run metadata.
 
 mod gemm;
 pub mod mkl;
@@ -53,22 +62,59 @@ pub enum Backend {
 
 static BACKEND: OnceLock<Result<Backend, BlasError>> = OnceLock::new();
 
+/// Why the default choice on an Intel CPU fell back to OpenBLAS (MKL could not be loaded).
+static MKL_NOT_LOADED: OnceLock<String> = OnceLock::new();
+
 fn load_backend() -> Result<Backend, BlasError> {
-    match std::env::var("SATURN_BLAS").ok().as_deref().map(str::trim) {
-        None | Some("") | Some("openblas") => Ok(Backend::OpenBlas),
-        Some("mkl") => {
-            let threads = num_threads();
-            // OpenBLAS stays linked (LAPACK) but runs no products: one thread, no idle workers
-            // SAFETY: a plain C call with a positive count.
-            unsafe { openblas_set_num_threads(1) };
-            mkl::Mkl::load(threads).map(Backend::Mkl)
+    let requested = std::env::var("SATURN_BLAS").ok();
+    match requested.as_deref().map(str::trim) {
+        None | Some("") | Some("auto") => {
+            if !cpu_is_intel() {
+                return Ok(Backend::OpenBlas);
+            }
+            // an Intel CPU without a loadable MKL runs on OpenBLAS; `describe` says why
+            Ok(load_mkl().unwrap_or_else(|e| {
+                let _ = MKL_NOT_LOADED.set(e.to_string());
+                Backend::OpenBlas
+            }))
         }
+        Some("openblas") => Ok(Backend::OpenBlas),
+        Some("mkl") => load_mkl(),
         Some(other) => Err(BlasError::UnknownBackend(other.to_string())),
     }
 }
 
-/// Chooses the backend from `SATURN_BLAS` (once per process; later calls return the same
-/// answer). Programs call this at start so that a misconfigured backend stops them with a clear
+fn load_mkl() -> Result<Backend, BlasError> {
+    let threads = num_threads();
+    let mkl = mkl::Mkl::load(threads)?;
+    // OpenBLAS stays linked (LAPACK) but runs no products: one thread, no idle workers
+    // SAFETY: a plain C call with a positive count.
+    unsafe { openblas_set_num_threads(1) };
+    Ok(Backend::Mkl(mkl))
+}
+
+/// True on a CPU whose vendor string (CPUID leaf 0) is `GenuineIntel`: the CPUs on which the
+/// default backend is MKL.
+pub fn cpu_is_intel() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: CPUID leaf 0 exists on every x86-64 CPU.
+        #[allow(unused_unsafe)]
+        let leaf = unsafe { std::arch::x86_64::__cpuid(0) };
+        let mut vendor = [0u8; 12];
+        for (i, reg) in [leaf.ebx, leaf.edx, leaf.ecx].into_iter().enumerate() {
+            vendor[4 * i..4 * i + 4].copy_from_slice(&reg.to_le_bytes());
+        }
+        &vendor == b"GenuineIntel"
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Chooses the backend from `SATURN_BLAS` and the CPU (once per process; later calls return the
+/// same answer). Programs call this at start so that a misconfigured backend stops them with a clear
 /// message instead of silently running on OpenBLAS.
 pub fn select_backend() -> Result<&'static Backend, &'static BlasError> {
     BACKEND.get_or_init(load_backend).as_ref()
@@ -84,10 +130,16 @@ pub fn backend() -> &'static Backend {
     })
 }
 
-/// One line naming the GEMM backend and its build, for run metadata.
+/// One line naming the GEMM backend and its build, for run metadata (and, when an Intel CPU
+/// runs on OpenBLAS by default, why MKL was not used).
 pub fn describe() -> String {
     match backend() {
-        Backend::OpenBlas => format!("OpenBLAS ({}, {})", corename(), config()),
+        Backend::OpenBlas => match MKL_NOT_LOADED.get() {
+            Some(why) => {
+                format!("OpenBLAS ({}, {}); default MKL not used: {why}", corename(), config())
+            }
+            None => format!("OpenBLAS ({}, {})", corename(), config()),
+        },
         Backend::Mkl(mkl) => mkl.version().to_string(),
     }
 }
@@ -197,17 +249,31 @@ mod tests {
         assert!(!super::corename().is_empty());
     }
 
-    /// `SATURN_BLAS=mkl cargo test` (what `cargo xtask test` runs when MKL is installed) must
-    /// really run on MKL, not fall back silently.
+    /// `SATURN_BLAS=mkl cargo test` must really run on MKL, not fall back silently; by default
+    /// an Intel CPU runs on MKL exactly when the library can be found, any other on OpenBLAS.
     #[test]
     fn the_selected_backend_is_the_requested_one() {
-        match std::env::var("SATURN_BLAS").as_deref() {
+        let chosen = super::select_backend();
+        let on_mkl = matches!(chosen, Ok(super::Backend::Mkl(_)));
+        match std::env::var("SATURN_BLAS").as_deref().map(str::trim) {
             Ok("mkl") => {
-                let chosen = super::select_backend();
-                assert!(matches!(chosen, Ok(super::Backend::Mkl(_))), "{:?}", chosen.err());
+                assert!(on_mkl, "{:?}", chosen.err());
                 assert!(super::describe().contains("Math Kernel Library"), "{}", super::describe());
             }
-            _ => assert!(matches!(super::backend(), super::Backend::OpenBlas)),
+            Ok("openblas") => assert!(!on_mkl),
+            _ => {
+                let loadable = super::mkl::loadable();
+                assert_eq!(on_mkl, super::cpu_is_intel() && loadable, "{}", super::describe());
+            }
+        }
+    }
+
+    #[test]
+    fn the_cpu_vendor_is_read() {
+        // on Linux the kernel's view must agree with CPUID's
+        let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        if let Some(line) = info.lines().find(|l| l.starts_with("vendor_id")) {
+            assert_eq!(super::cpu_is_intel(), line.contains("GenuineIntel"), "{line}");
         }
     }
 
