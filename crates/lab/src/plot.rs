@@ -83,6 +83,11 @@ const COLORS: [RGBColor; 8] = [
     RGBColor(127, 127, 127),
 ];
 
+/// How many seeds a plotted curve stands for, for its legend: "1 seed" or "mean of n seeds".
+pub fn seeds_legend(n: usize) -> String {
+    if n == 1 { "1 seed".to_string() } else { format!("mean of {n} seeds") }
+}
+
 /// Writes `stem.svg` and `stem.png` in `dir`: one line (with points) per series.
 pub fn line_chart(dir: &RunDir, stem: &str, chart: &Chart<'_>, series: &[Series]) -> Result<()> {
     write_figure(dir, stem, SIZE, &Lines { chart, series })
@@ -529,6 +534,12 @@ impl Figure for ClaimPanels<'_> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_seed_legend_counts_in_words() {
+        assert_eq!(super::seeds_legend(1), "1 seed");
+        assert_eq!(super::seeds_legend(3), "mean of 3 seeds");
+    }
+
     use super::*;
 
     #[test]

@@ -290,7 +290,7 @@ fn draw_valid_loss(
                     .map(|o| o.valid_loss.clone())
                     .collect();
                 Series::new(
-                    format!("{} (mean of {} seeds)", label(s), runs.len()),
+                    format!("{} ({})", label(s), crate::plot::seeds_legend(runs.len())),
                     mean_curve(&runs),
                 )
             })

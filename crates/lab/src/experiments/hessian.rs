@@ -945,7 +945,7 @@ fn plot_density(ctx: &ExperimentCtx, cfg: &HessianConfig, spectra: &[Spectrum]) 
         let line = |f: fn(&(f64, f64, f64)) -> f64| -> Vec<(f64, f64)> {
             grid.iter().zip(spread).map(|(x, p)| (*x, f(p).max(floor))).collect()
         };
-        let seeds = if *n == 1 { "1 seed".to_string() } else { format!("mean of {n} seeds") };
+        let seeds = crate::plot::seeds_legend(*n);
         series.push(Series::new(format!("{} ({seeds})", label(*scheme)), line(|p| p.0)));
         if *n > 1 {
             series.push(Series::new(format!("{} seed min", label(*scheme)), line(|p| p.1)));

@@ -241,10 +241,10 @@ fn draw_valid_loss(
                 .map(|(_, run)| run.valid_loss.clone())
                 .collect();
             let legend = format!(
-                "{} {} (mean of {} seeds)",
+                "{} {} ({})",
                 label(scheme),
                 if warm { format!("warmup {}", cfg.warmup_steps) } else { "no warmup".into() },
-                curves.len()
+                crate::plot::seeds_legend(curves.len())
             );
             Series::new(legend, mean_curve(&curves))
         })
