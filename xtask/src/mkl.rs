@@ -53,11 +53,22 @@ pub fn cpu_is_intel() -> bool {
 
 /// What every command's setup does: on an Intel CPU, unless `SATURN_BLAS` asks for OpenBLAS,
 /// install MKL (once: ≈ 230 MB from PyPI, seconds on a fast link). A failed install is a warning,
-/// not an error: the products then run on OpenBLAS, and the run's metadata says so.
+/// not an error: the products then run on OpenBLAS, and the run's metadata says so. The failure
+/// is remembered (`target/mkl/install-failed`), so that an offline machine does not wait for
+/// pip on every command; `setup --mkl` tries again.
 pub fn ensure_default() {
     let wants_openblas =
         std::env::var("SATURN_BLAS").is_ok_and(|b| b.trim().eq_ignore_ascii_case("openblas"));
     if installed() || wants_openblas || !cpu_is_intel() {
+        return;
+    }
+    let marker = failure_marker();
+    if marker.is_file() {
+        eprintln!(
+            "setup: MKL is not installed (an earlier download failed: {}); the matrix products \
+             run on OpenBLAS; `cargo xtask setup --mkl` tries again",
+            marker.display()
+        );
         return;
     }
     if let Err(e) = ensure() {
@@ -65,7 +76,16 @@ pub fn ensure_default() {
             "setup: warning: MKL, the default GEMM backend on Intel CPUs, was not installed \
              ({e}); the matrix products run on OpenBLAS"
         );
+        if let Some(dir) = marker.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let _ = std::fs::write(&marker, format!("{e}\n"));
     }
+}
+
+/// Written when the automatic install failed; removed by a successful install.
+fn failure_marker() -> PathBuf {
+    lib_dir().parent().expect("target/mkl").join("install-failed")
 }
 
 /// Downloads the wheel with pip and unpacks the libraries, unless they are already there.
@@ -93,6 +113,7 @@ pub fn ensure() -> Result<PathBuf, String> {
     if !installed() {
         return Err(format!("{RT} is not in {} after unpacking", lib.display()));
     }
+    let _ = std::fs::remove_file(failure_marker());
     eprintln!("setup: MKL installed in {}", lib.display());
     Ok(lib)
 }
