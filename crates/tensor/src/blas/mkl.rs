@@ -163,7 +163,7 @@ impl Mkl {
 const BUILD_DIR_LEVELS: usize = 3;
 
 /// The directory to open `libmkl_rt` from: `SATURN_MKL_DIR` when set; else the first `mkl/lib`
-/// holding it in the running program's directory or up to [`BUILD_DIR_LEVELS`] above (where
+/// holding it in the running program's directory or up to three directories above (where
 /// `cargo xtask setup` installs it: `target/mkl/lib`); else `None`, the linker's search path.
 pub fn directory() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("SATURN_MKL_DIR") {
