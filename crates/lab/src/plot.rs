@@ -534,13 +534,13 @@ impl Figure for ClaimPanels<'_> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn a_seed_legend_counts_in_words() {
-        assert_eq!(super::seeds_legend(1), "1 seed");
-        assert_eq!(super::seeds_legend(3), "mean of 3 seeds");
+        assert_eq!(seeds_legend(1), "1 seed");
+        assert_eq!(seeds_legend(3), "mean of 3 seeds");
     }
-
-    use super::*;
 
     #[test]
     fn bins_hold_their_left_edge_and_the_last_holds_its_right_edge() {

@@ -1,9 +1,9 @@
 //! Intel oneMKL as a GEMM backend, loaded at run time from `libmkl_rt`: the default on Intel
 //! CPUs when it is installed, or asked for with `SATURN_BLAS=mkl` (see [`super`]).
 //!
-//! Nothing links against MKL: the library is opened with `dlopen` (libloading), and only its `cblas_sgemm`, `cblas_dgemm` and service
-//! functions are used. Everything else (LAPACK for ndarray-linalg, the OpenBLAS thread count as
-//! the one source of truth) stays on OpenBLAS.
+//! Nothing links against MKL: the library is opened with `dlopen` (libloading), and only its
+//! `cblas_sgemm`, `cblas_dgemm` and service functions are used. Everything else (LAPACK for
+//! ndarray-linalg, the OpenBLAS thread count as the one source of truth) stays on OpenBLAS.
 //!
 //! Where the library comes from ([`directory`]): `SATURN_MKL_DIR` (a directory holding
 //! `libmkl_rt.so.*`, e.g. the `lib` directory of PyPI's `mkl` wheel, which `cargo xtask setup`

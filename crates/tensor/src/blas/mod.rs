@@ -66,8 +66,7 @@ static BACKEND: OnceLock<Result<Backend, BlasError>> = OnceLock::new();
 static MKL_NOT_LOADED: OnceLock<String> = OnceLock::new();
 
 fn load_backend() -> Result<Backend, BlasError> {
-    let requested = std::env::var("SATURN_BLAS").ok();
-    match requested.as_deref().map(str::trim) {
+    match std::env::var("SATURN_BLAS").ok().as_deref().map(str::trim) {
         None | Some("") | Some("auto") => {
             if !cpu_is_intel() {
                 return Ok(Backend::OpenBlas);
