@@ -6,11 +6,12 @@
 //! left out of both sums (all rows ignored gives NaN, as PyTorch).
 //!
 //! One fused operation: the forward pass is a log-sum-exp per row, in the max-shifted logits
-//! (row sums accumulated in f64). The
-//! gradient is dlogits = g·wᵢ·(softmax(x) − q) with q = (1 − ε)·onehot(t) + ε/C and
-//! wᵢ = 1[row kept]/#kept: in one pass per row as a constant when recording is off (first
-//! order), and in differentiable operations (softmax, sub, mul) under `create_graph`, so every
-//! derivative order follows.
+//! (the rows' terms and their total accumulated in f64; each row's maximum and sums taken left
+//! to right, four rows interleaved so that the additions overlap). The gradient is
+//! dlogits = g·wᵢ·(softmax(x) − q) with q = (1 − ε)·onehot(t) + ε/C and wᵢ = 1[row kept]/#kept:
+//! in one vectorized pass per row as a constant when recording is off (first order), and in
+//! differentiable operations (softmax, sub, mul) under `create_graph`, so every derivative
+//! order follows.
 
 use ndarray::{ArrayD, IxDyn};
 
@@ -77,19 +78,42 @@ impl<T: Float> Tensor<T> {
             c.max(1),
             #[inline(always)]
             |first, part| {
-                let mut exps = vec![T::zero(); c];
-                let rows = xs[first * c..].chunks_exact(c.max(1));
-                let rows = rows.zip(&targets[first..]).zip(&kept[first..]);
-                for (term, ((row, &t), &k)) in part.iter_mut().zip(rows) {
-                    if k {
-                        let m = row_max(row);
-                        // the exponentials in their own loop (vectorized), then the sum in order
-                        for (e, &v) in exps.iter_mut().zip(row) {
+                let mut exps = vec![T::zero(); ROWS * c];
+                let xs = &xs[first * c..(first + part.len()) * c];
+                let (targets, kept) = (&targets[first..], &kept[first..]);
+                for (g, terms) in part.chunks_mut(ROWS).enumerate() {
+                    let rows: Vec<&[T]> =
+                        xs[g * ROWS * c..].chunks_exact(c.max(1)).take(terms.len()).collect();
+                    let m = row_folds(&rows, T::neg_infinity(), |_, m, v| {
+                        if v > m || v.is_nan() { v } else { m }
+                    });
+                    // the exponentials in their own loop per row (vectorized), then each row's
+                    // sum in order, the rows' sums interleaved
+                    for ((e, row), &m) in exps.chunks_exact_mut(c.max(1)).zip(&rows).zip(&m) {
+                        for (e, &v) in e.iter_mut().zip(*row) {
                             *e = exp_or_zero(v - m, floor);
                         }
-                        let lse = exps.iter().fold(T::zero(), |acc, &e| acc + e).ln().as_f64();
-                        let mean = row.iter().map(|&v| (v - m).as_f64()).sum::<f64>() / c as f64;
-                        *term = lse - (1.0 - eps) * (row[t] - m).as_f64() - eps * mean;
+                    }
+                    let e_rows: Vec<&[T]> = exps.chunks_exact(c.max(1)).take(rows.len()).collect();
+                    let totals = row_folds(&e_rows, T::zero(), |_, acc, e| acc + e);
+                    // Σ_c z_c for the smoothing term (f64, as `Iterator::sum`: from −0.0)
+                    let sums = if eps == 0.0 {
+                        Vec::new()
+                    } else {
+                        row_folds(&rows, -0.0, |r, acc: f64, v: T| acc + (v - m[r]).as_f64())
+                    };
+                    for (r, term) in terms.iter_mut().enumerate() {
+                        let i = g * ROWS + r;
+                        if !kept[i] {
+                            continue;
+                        }
+                        let lse = totals[r].ln().as_f64();
+                        let picked = (1.0 - eps) * (rows[r][targets[i]] - m[r]).as_f64();
+                        *term = if eps == 0.0 {
+                            lse - picked
+                        } else {
+                            lse - picked - eps * (sums[r] / c as f64)
+                        };
                     }
                 }
             },
@@ -110,6 +134,9 @@ impl<T: Float> Tensor<T> {
                 let mut dx = standard_copy(a.inputs[0].data().view());
                 let dx_rows = dx.as_slice_mut().expect("standard layout");
                 masked_softmax_rows(dx_rows, c, &[], T::one());
+                // every entry g·wᵢ·(p − ε/C) in one vectorized pass, then the target's, whose q
+                // is (1 − ε) + ε/C (the same values, and bits, as q entry by entry)
+                let (base, hit) = (T::cast(eps / c as f64), T::cast(1.0 - eps + eps / c as f64));
                 parallel::for_each_wide_part(
                     dx_rows,
                     c.max(1),
@@ -119,8 +146,13 @@ impl<T: Float> Tensor<T> {
                         for (i, row) in part.chunks_exact_mut(c.max(1)).enumerate() {
                             let i = first + i;
                             let w = g * row_weight(i);
-                            for (j, v) in row.iter_mut().enumerate() {
-                                *v = w * (*v - target_dist(i, j));
+                            let t = targets[i];
+                            let picked = row.get(t).copied();
+                            for v in row.iter_mut() {
+                                *v = w * (*v - base);
+                            }
+                            if let Some(p) = picked {
+                                row[t] = w * (p - hit);
                             }
                         }
                     },
@@ -142,9 +174,33 @@ impl<T: Float> Tensor<T> {
     }
 }
 
-/// The largest entry of a row (NaN if any is NaN, −∞ for an empty row).
-fn row_max<T: Float>(row: &[T]) -> T {
-    row.iter().copied().fold(T::neg_infinity(), |m, v| if v > m || v.is_nan() { v } else { m })
+/// Rows of logits taken together by the forward pass: their folds interleave (see
+/// [`row_folds`]).
+const ROWS: usize = 4;
+
+/// Each row r's left-to-right fold `f(r, …f(r, f(r, init, x₀), x₁)…)` — the order, and so the
+/// bits, of `Iterator::fold` on it — for rows of equal length. One row's fold waits on each step's
+/// latency; the rows' steps are independent, so folding several rows in one loop overlaps them.
+#[inline(always)]
+fn row_folds<T: Copy, A: Copy>(rows: &[&[T]], init: A, f: impl Fn(usize, A, T) -> A) -> Vec<A> {
+    let len = rows.first().map_or(0, |r| r.len());
+    assert!(rows.iter().all(|r| r.len() == len), "rows of equal length");
+    let mut acc = vec![init; rows.len()];
+    if let [a, b, c, d] = rows {
+        let (mut x, mut y, mut z, mut w) = (init, init, init, init);
+        for j in 0..len {
+            x = f(0, x, a[j]);
+            y = f(1, y, b[j]);
+            z = f(2, z, c[j]);
+            w = f(3, w, d[j]);
+        }
+        acc.copy_from_slice(&[x, y, z, w]);
+    } else {
+        for (r, (acc, row)) in acc.iter_mut().zip(rows).enumerate() {
+            *acc = row.iter().fold(init, |a, &v| f(r, a, v));
+        }
+    }
+    acc
 }
 
 #[cfg(test)]
@@ -208,6 +264,67 @@ mod tests {
             let opts = CrossEntropy { ignore_index: Some(1), label_smoothing: smooth };
             gradcheck(|t| t[0].cross_entropy(&targets, opts), &[x.clone()]).unwrap();
             gradgradcheck(|t| t[0].cross_entropy(&targets, opts), &[x]).unwrap();
+        }
+    }
+
+    /// The fused op's forward and first-order backward, in f32, bit for bit against the formula
+    /// evaluated row by row with plain left-to-right sums (the row-interleaved folds and the
+    /// two-step backward pass change the speed, not one bit).
+    #[test]
+    fn fused_cross_entropy_is_bit_identical_to_the_row_by_row_formula() {
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand_pcg::Pcg64::seed_from_u64(11);
+        for (n, c, eps) in [
+            (1, 1, 0.0),
+            (3, 7, 0.0),
+            (9, 33, 0.1),
+            (13, 40, 0.0),
+            (6, 5, 0.37),
+            (17, 257, 0.0),
+            (7, 1000, 0.1),
+        ] {
+            let x: Vec<f32> = (0..n * c).map(|_| rng.random_range(-3.0f32..3.0)).collect();
+            let targets: Vec<usize> =
+                (0..n).map(|i| if i % 5 == 2 { 99 } else { (i * 7) % c }).collect();
+            let opts = CrossEntropy { ignore_index: Some(99), label_smoothing: eps };
+            let logits = Tensor::<f32>::param_from_vec(x.clone(), &[n, c]).unwrap();
+            let loss = logits.cross_entropy(&targets, opts).unwrap();
+            let g = grad(&[loss.mul_scalar(1.7)], &[logits.clone()], false).unwrap();
+            // the formula row by row
+            let kept: Vec<bool> = targets.iter().map(|&t| t != 99).collect();
+            let count = kept.iter().filter(|&&k| k).count() as f64;
+            let mut total = 0.0f64;
+            for (i, row) in x.chunks(c).enumerate().filter(|&(i, _)| kept[i]) {
+                let m = row
+                    .iter()
+                    .fold(f32::NEG_INFINITY, |m, &v| if v > m || v.is_nan() { v } else { m });
+                let lse = row
+                    .iter()
+                    .map(|&v| crate::Float::exp_fast(v - m))
+                    .fold(0.0f32, |a, e| a + e)
+                    .ln() as f64;
+                let mean = row.iter().map(|&v| (v - m) as f64).sum::<f64>() / c as f64;
+                total += lse - (1.0 - eps) * (row[targets[i]] - m) as f64 - eps * mean;
+            }
+            assert_eq!(
+                loss.to_vec()[0].to_bits(),
+                ((total / count) as f32).to_bits(),
+                "loss, n {n} c {c}"
+            );
+            let p = Tensor::<f32>::constant(ArrayD::from_shape_vec(IxDyn(&[n, c]), x).unwrap())
+                .softmax(-1)
+                .unwrap()
+                .to_vec();
+            for (k, (&d, &p)) in g[0].to_vec().iter().zip(&p).enumerate() {
+                let (i, j) = (k / c, k % c);
+                let w = 1.7f32 * if kept[i] { (1.0 / count) as f32 } else { 0.0 };
+                let q = (if j == targets[i] { 1.0 - eps } else { 0.0 } + eps / c as f64) as f32;
+                assert_eq!(
+                    d.to_bits(),
+                    (w * (p - q)).to_bits(),
+                    "gradient ({i}, {j}), n {n} c {c}"
+                );
+            }
         }
     }
 
