@@ -182,7 +182,10 @@ impl<T: Float> MultiHeadAttention<T> {
 
     /// Attention of queries from `x_q` [B, T_q, d] over keys and values from `x_kv` [B, T_k, d].
     /// Returns the output [B, T_q, d] and the probabilities [B, H, T_q, T_k]; records the latter
-    /// in the trace under `name` when tracing.
+    /// in the trace under `name` when tracing. Softmax modes with a −∞ mask run the fused
+    /// [`Tensor::attention`] when not tracing, whose probabilities are a constant; tracing, the
+    /// saturated mode and the zero-fill mask run the composition, whose probabilities are part of
+    /// the graph. Both give the same bits.
     pub fn forward(
         &self,
         x_q: &Tensor<T>,
@@ -199,11 +202,27 @@ impl<T: Float> MultiHeadAttention<T> {
         }
         let (b, tq, tk, d) = (sq[0], sq[1], skv[1], sq[2]);
         let (h, dh) = (self.n_heads, d / self.n_heads);
+        let score_scale = if self.scale_scores { 1.0 / (dh as f64).sqrt() } else { 1.0 };
+        // Softmax modes with a −∞ mask, untraced: the fused op (the same bits as the composition
+        // below, without its head copies and with each head's scores in cache). A trace keeps
+        // the composition, whose probabilities are part of the graph.
+        let fused_scale = match ctx.attention {
+            AttentionMode::Softmax => Some(score_scale),
+            AttentionMode::Scaled { c } if c > 0.0 => Some(score_scale * c),
+            _ => None,
+        };
+        if let Some(scale) = fused_scale
+            && mask.fill == MaskFill::NegInfinity
+            && ctx.trace.is_none()
+        {
+            let (q, k, v) = (self.q.forward(x_q)?, self.k.forward(x_kv)?, self.v.forward(x_kv)?);
+            let (y, probs) = q.attention(&k, &v, h, mask.blocked(b, tq, tk)?.as_ref(), scale)?;
+            return Ok((self.o.forward(&y)?, probs));
+        }
         let q = self.q.forward(x_q)?.reshape(&[b, tq, h, dh])?.permute(&[0, 2, 1, 3])?;
         let k_t = self.k.forward(x_kv)?.reshape(&[b, tk, h, dh])?.permute(&[0, 2, 3, 1])?;
         let v = self.v.forward(x_kv)?.reshape(&[b, tk, h, dh])?.permute(&[0, 2, 1, 3])?;
         let scores = q.matmul(&k_t)?;
-        let score_scale = if self.scale_scores { 1.0 / (dh as f64).sqrt() } else { 1.0 };
         let (scores, blocked, score_scale) = match (mask.fill, mask.blocked(b, tq, tk)?) {
             (MaskFill::NegInfinity, blocked) => (scores, blocked, score_scale),
             // the reference code's bug: scaled scores times the 0/1 mask, nothing is hidden
@@ -328,6 +347,46 @@ mod tests {
         let params = [x, attn.q.weight.clone(), attn.q.bias.clone().unwrap()];
         gradcheck(f, &params).unwrap();
         gradgradcheck(f, &params).unwrap();
+    }
+
+    /// The fused path (untraced) and the composed one (traced) give the same output, the same
+    /// probabilities and the same parameter and input gradients, to the bit in f32, for causal
+    /// self-attention with padding and for cross-attention.
+    #[test]
+    fn fused_and_composed_attention_are_bit_identical() {
+        let attn: MultiHeadAttention<f32> = MultiHeadAttention::new(
+            &mut Initializer::new(InitScheme::Normal { std: 0.4 }, 5),
+            8,
+            2,
+            true,
+            true,
+            ProjectionInit::default(),
+        )
+        .unwrap();
+        let init = |seed, shape: &[usize]| {
+            Initializer::new(InitScheme::Normal { std: 1.0 }, seed).normal::<f32>(shape, 1.0)
+        };
+        let (x, memory) = (init(6, &[2, 5, 8]), init(7, &[2, 3, 8]));
+        let w = init(8, &[2, 5, 8]).detach();
+        let keys = Array2::from_shape_fn((2, 5), |(b, u)| !(b == 1 && u == 4));
+        let mut params = Vec::new();
+        attn.visit("", &mut |_, p| params.push(p.clone()));
+        params.extend([x.clone(), memory.clone()]);
+        for (kv, causal) in [(&x, true), (&memory, false)] {
+            let keys = (causal).then(|| keys.view());
+            let run = |mut ctx: ForwardCtx<f32>| {
+                let mask = AttentionMask { causal, keys, ..Default::default() };
+                let (y, p) = attn.forward(&x, kv, mask, &mut ctx, "a").unwrap();
+                let loss = y.mul(&w).unwrap().sum_all();
+                let grads = saturn_tensor::grad(&[loss], &params, false).unwrap();
+                let mut all = vec![y.to_vec(), p.to_vec()];
+                all.extend(grads.iter().map(Tensor::to_vec));
+                all.into_iter().map(|v| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>())
+            };
+            let fused: Vec<_> = run(ForwardCtx::eval()).collect();
+            let composed: Vec<_> = run(ForwardCtx::eval().with_trace()).collect();
+            assert_eq!(fused, composed, "causal: {causal}");
+        }
     }
 
     #[test]

@@ -184,6 +184,54 @@ fn product_into<T: Float>(
     general_mat_mul(T::one(), a, b, T::zero(), &mut c);
 }
 
+/// C ← A·B into the m×n block at `c` whose rows are `ldc` elements apart (a block of columns of
+/// a wider row-major matrix: one head's columns of attention's [B, T, d] tensors), on one thread
+/// when `one_thread` (the caller runs it inside a parallel part of its own, see
+/// [`super::OpenBlasOnOneThread`]). The same CBLAS call as [`product_into`] with another ldc, so
+/// the same bits; operands no CBLAS call can take get a zero fill and `general_mat_mul`.
+///
+/// # Safety
+/// `c` must point to an m×n block with row stride `ldc ≥ n` (m = a's rows, n = b's columns)
+/// that nothing else reads or writes during the call; its elements need not be initialized.
+pub(crate) unsafe fn product_into_block<T: Float>(
+    one_thread: bool,
+    a: &ArrayView2<'_, T>,
+    b: &ArrayView2<'_, T>,
+    c: *mut T,
+    ldc: usize,
+) {
+    let (m, n) = (a.nrows(), b.ncols());
+    assert!(ldc >= n, "product_into_block: row stride {ldc} below the block's {n} columns");
+    let threads = if one_thread { Threads::One } else { Threads::Backend };
+    if let Some(call) = plan_into(a, b, (m, n), [ldc as isize, 1]) {
+        // SAFETY: `c` is the m×n block of row stride ldc that `call` was planned for (the
+        // caller's contract), and with β = 0 BLAS writes each of its elements without reading it
+        let done = unsafe {
+            match super::backend() {
+                Backend::Mkl(mkl) => mkl_gemm(mkl, threads, &call, T::one(), a, b, T::zero(), c),
+                Backend::OpenBlas => {
+                    let fns = (cblas_sgemm as GemmFn<f32>, cblas_dgemm as GemmFn<f64>);
+                    typed_cblas_call(fns, &call, T::one(), a, b, T::zero(), c)
+                }
+            }
+        };
+        if done {
+            return;
+        }
+    }
+    for i in 0..m {
+        for j in 0..n {
+            // SAFETY: inside the m×n block of row stride ldc (the caller's contract)
+            unsafe { c.add(i * ldc + j).write(T::zero()) };
+        }
+    }
+    let shape = ndarray::ShapeBuilder::strides((m, n), (ldc, 1));
+    // SAFETY: the caller's contract: an m×n block of row stride ldc, ours alone for the call,
+    // every element initialized just above
+    let mut block = unsafe { ArrayViewMut2::from_shape_ptr(shape, c) };
+    general_mat_mul(T::one(), a, b, T::zero(), &mut block);
+}
+
 /// o[i] ← a[i]·b[i] for every i along the leading axis, into `o`: uninitialized room for the
 /// products in row-major order, one after another (see [`product_into`]); see
 /// [`products_into`] for how they are spread over threads.
@@ -218,7 +266,7 @@ pub(crate) fn gemm_batched2_into<T: Float>(
 /// kernel (which [`crate::parallel::MIN_PART`] is counted in): a part of products is worth a
 /// worker's wake-up only from ≈ 2 M multiply-adds (tiny's attention, 64 heads of 32×16×32,
 /// ran slower on two threads than on one).
-const MACS_PER_ELEMENT_OF_WORK: usize = 32;
+pub(crate) const MACS_PER_ELEMENT_OF_WORK: usize = 32;
 
 /// The `count` products operands(i) = (m×k, k×n) into `o`. On several threads the batch is
 /// split into parts over Saturn's threads ([`crate::parallel`], by work: m·n·k multiply-adds per

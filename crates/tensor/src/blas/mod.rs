@@ -30,7 +30,9 @@ pub mod mkl;
 mod openblas_workers;
 
 pub use gemm::gemm;
-pub(crate) use gemm::{gemm_batched_into, gemm_batched2_into, gemm_into};
+pub(crate) use gemm::{
+    MACS_PER_ELEMENT_OF_WORK, gemm_batched_into, gemm_batched2_into, gemm_into, product_into_block,
+};
 pub(crate) use openblas_workers::OpenBlasOnOneThread;
 pub use openblas_workers::{
     WORKER_SPIN_LOG2_CYCLES, let_idle_workers_sleep, worker_spin_log2_cycles,

@@ -4,6 +4,7 @@
 //! second-order check.
 
 mod arith;
+mod attention;
 mod broadcast;
 mod dropout;
 mod gelu;

@@ -106,13 +106,19 @@ fn softmax_backward_rows<T: Float>(y: &Tensor<T>, g: &Tensor<T>, d: usize, s: T)
     let dxs = dx.as_slice_mut().expect("standard layout");
     parallel::for_each_part(dxs, d, |first, part| {
         for (g, y) in part.chunks_exact_mut(d).zip(ys[first * d..].chunks_exact(d)) {
-            let dot = lanes::dot(g, y);
-            for (g, &y) in g.iter_mut().zip(y) {
-                *g = s * y * (*g - dot);
-            }
+            softmax_backward_row(g, y, s);
         }
     });
     Tensor::constant(dx)
+}
+
+/// g ← s·y ⊙ (g − Σ g⊙y) for one row: the softmax's first-order rule, in place.
+#[inline(always)]
+pub(super) fn softmax_backward_row<T: Float>(g: &mut [T], y: &[T], s: T) {
+    let dot = lanes::dot(g, y);
+    for (g, &y) in g.iter_mut().zip(y) {
+        *g = s * y * (*g - dot);
+    }
 }
 
 /// One above the ln of the smallest normal number of `T` (≈ −86.3 in `f32`, ≈ −707.4 in
@@ -177,7 +183,12 @@ pub(super) fn masked_softmax_rows<T: Float>(y: &mut [T], d: usize, blocked: &[&[
     });
 }
 
-fn masked_softmax_rows_dispatched<T: Float>(y: &mut [T], d: usize, blocked: &[&[bool]], s: T) {
+pub(super) fn masked_softmax_rows_dispatched<T: Float>(
+    y: &mut [T],
+    d: usize,
+    blocked: &[&[bool]],
+    s: T,
+) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
@@ -197,7 +208,7 @@ fn masked_softmax_rows_dispatched<T: Float>(y: &mut [T], d: usize, blocked: &[&[
 /// `mask`'s own data, for a mask in standard layout whose last axis is the rows' length and whose
 /// other axes, right-aligned, either match `shape` or have size 1 (broadcast: the row repeats).
 /// `None` for any other mask (the caller goes through the broadcast view).
-fn mask_rows<'m>(mask: &'m ArrayD<bool>, shape: &[usize]) -> Option<Vec<&'m [bool]>> {
+pub(super) fn mask_rows<'m>(mask: &'m ArrayD<bool>, shape: &[usize]) -> Option<Vec<&'m [bool]>> {
     let data = mask.as_slice()?;
     let (&d, lead) = shape.split_last()?;
     let ms = mask.shape();
