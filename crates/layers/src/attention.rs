@@ -183,9 +183,8 @@ impl<T: Float> MultiHeadAttention<T> {
     /// Attention of queries from `x_q` [B, T_q, d] over keys and values from `x_kv` [B, T_k, d].
     /// Returns the output [B, T_q, d] and the probabilities [B, H, T_q, T_k]; records the latter
     /// in the trace under `name` when tracing. Softmax modes with a −∞ mask run the fused
-    /// [`Tensor::attention`] when not tracing, whose probabilities are a constant; tracing, the
-    /// saturated mode and the zero-fill mask run the composition, whose probabilities are part of
-    /// the graph. Both give the same bits.
+    /// [`Tensor::attention`]; the saturated mode and the zero-fill mask run the composition of
+    /// per-head operations. Both give the same bits where both apply.
     pub fn forward(
         &self,
         x_q: &Tensor<T>,
@@ -194,6 +193,20 @@ impl<T: Float> MultiHeadAttention<T> {
         ctx: &mut ForwardCtx<T>,
         name: &str,
     ) -> Result<(Tensor<T>, Tensor<T>)> {
+        self.forward_with(x_q, x_kv, mask, ctx, name, true)
+    }
+
+    /// [`Self::forward`], through the fused op where it applies when `fuse` (false: always the
+    /// composition, for the tests that compare the two).
+    fn forward_with(
+        &self,
+        x_q: &Tensor<T>,
+        x_kv: &Tensor<T>,
+        mask: AttentionMask<'_>,
+        ctx: &mut ForwardCtx<T>,
+        name: &str,
+        fuse: bool,
+    ) -> Result<(Tensor<T>, Tensor<T>)> {
         let (sq, skv) = (x_q.shape(), x_kv.shape());
         if sq.len() != 3 || skv.len() != 3 || sq[0] != skv[0] || sq[2] != skv[2] {
             return Err(batch_err(format!(
@@ -201,38 +214,59 @@ impl<T: Float> MultiHeadAttention<T> {
             )));
         }
         let (b, tq, tk, d) = (sq[0], sq[1], skv[1], sq[2]);
-        let (h, dh) = (self.n_heads, d / self.n_heads);
+        let dh = d / self.n_heads;
         let score_scale = if self.scale_scores { 1.0 / (dh as f64).sqrt() } else { 1.0 };
-        // Softmax modes with a −∞ mask, untraced: the fused op (the same bits as the composition
-        // below, without its head copies and with each head's scores in cache). A trace keeps
-        // the composition, whose probabilities are part of the graph.
+        let blocked = mask.blocked(b, tq, tk)?;
+        let (q, k, v) = (self.q.forward(x_q)?, self.k.forward(x_kv)?, self.v.forward(x_kv)?);
+        // Softmax modes with a −∞ mask: the fused op, the same bits as the composition without
+        // its head copies and with each head's scores in cache
         let fused_scale = match ctx.attention {
             AttentionMode::Softmax => Some(score_scale),
             AttentionMode::Scaled { c } if c > 0.0 => Some(score_scale * c),
-            _ => None,
+            AttentionMode::Scaled { .. } | AttentionMode::Saturated { .. } => None,
         };
-        if let Some(scale) = fused_scale
-            && mask.fill == MaskFill::NegInfinity
-            && ctx.trace.is_none()
-        {
-            let (q, k, v) = (self.q.forward(x_q)?, self.k.forward(x_kv)?, self.v.forward(x_kv)?);
-            let (y, probs) = q.attention(&k, &v, h, mask.blocked(b, tq, tk)?.as_ref(), scale)?;
-            return Ok((self.o.forward(&y)?, probs));
+        let (y, probs) = match fused_scale {
+            Some(scale) if fuse && mask.fill == MaskFill::NegInfinity => {
+                q.attention(&k, &v, self.n_heads, blocked.as_ref(), scale)?
+            }
+            _ => self.heads_composed(&q, &k, &v, blocked, mask.fill, ctx.attention, score_scale)?,
+        };
+        if let Some(trace) = ctx.trace.as_mut() {
+            trace.attention.push(AttentionTrace { name: name.to_string(), probs: probs.clone() });
         }
-        let q = self.q.forward(x_q)?.reshape(&[b, tq, h, dh])?.permute(&[0, 2, 1, 3])?;
-        let k_t = self.k.forward(x_kv)?.reshape(&[b, tk, h, dh])?.permute(&[0, 2, 3, 1])?;
-        let v = self.v.forward(x_kv)?.reshape(&[b, tk, h, dh])?.permute(&[0, 2, 1, 3])?;
+        Ok((self.o.forward(&y)?, probs))
+    }
+
+    /// Attention of projected q [B, T_q, d] over k, v [B, T_k, d] composed of per-head
+    /// operations: every mode and mask fill. Returns y [B, T_q, d] (before the output
+    /// projection) and the probabilities.
+    #[allow(clippy::too_many_arguments)]
+    fn heads_composed(
+        &self,
+        q: &Tensor<T>,
+        k: &Tensor<T>,
+        v: &Tensor<T>,
+        blocked: Option<ArrayD<bool>>,
+        fill_with: MaskFill,
+        mode: AttentionMode,
+        score_scale: f64,
+    ) -> Result<(Tensor<T>, Tensor<T>)> {
+        let (b, tq, tk, d) = (q.shape()[0], q.shape()[1], k.shape()[1], q.shape()[2]);
+        let (h, dh) = (self.n_heads, d / self.n_heads);
+        let q = q.reshape(&[b, tq, h, dh])?.permute(&[0, 2, 1, 3])?;
+        let k_t = k.reshape(&[b, tk, h, dh])?.permute(&[0, 2, 3, 1])?;
+        let v = v.reshape(&[b, tk, h, dh])?.permute(&[0, 2, 1, 3])?;
         let scores = q.matmul(&k_t)?;
-        let (scores, blocked, score_scale) = match (mask.fill, mask.blocked(b, tq, tk)?) {
-            (MaskFill::NegInfinity, blocked) => (scores, blocked, score_scale),
+        let (scores, blocked, score_scale) = match fill_with {
+            MaskFill::NegInfinity => (scores, blocked, score_scale),
             // the reference code's bug: scaled scores times the 0/1 mask, nothing is hidden
-            (MaskFill::Zero, blocked) => {
+            MaskFill::Zero => {
                 (fill(scores.mul_scalar(score_scale), blocked.as_ref(), 0.0)?, None, 1.0)
             }
         };
         // Softmax modes go through the fused masked softmax (one pass, one graph node); the
         // saturated mode needs the masked scores themselves.
-        let probs = match ctx.attention {
+        let probs = match mode {
             AttentionMode::Softmax => scores.masked_softmax(blocked.as_ref(), score_scale)?,
             AttentionMode::Scaled { c } if c > 0.0 => {
                 scores.masked_softmax(blocked.as_ref(), score_scale * c)?
@@ -247,11 +281,8 @@ impl<T: Float> MultiHeadAttention<T> {
                 tie_tol,
             )?,
         };
-        if let Some(trace) = ctx.trace.as_mut() {
-            trace.attention.push(AttentionTrace { name: name.to_string(), probs: probs.clone() });
-        }
         let y = probs.matmul(&v)?.permute(&[0, 2, 1, 3])?.reshape(&[b, tq, d])?;
-        Ok((self.o.forward(&y)?, probs))
+        Ok((y, probs))
     }
 }
 
@@ -349,9 +380,11 @@ mod tests {
         gradgradcheck(f, &params).unwrap();
     }
 
-    /// The fused path (untraced) and the composed one (traced) give the same output, the same
-    /// probabilities and the same parameter and input gradients, to the bit in f32, for causal
-    /// self-attention with padding and for cross-attention.
+    /// The fused path and the composed one give the same output, the same probabilities and the
+    /// same parameter and input gradients of a loss of the output, to the bit in f32, for causal
+    /// self-attention with padding and for cross-attention. (A loss of the probabilities too sums
+    /// the two paths' score gradients in another order: equal to rounding, gradchecked in
+    /// saturn-tensor.)
     #[test]
     fn fused_and_composed_attention_are_bit_identical() {
         let attn: MultiHeadAttention<f32> = MultiHeadAttention::new(
@@ -374,17 +407,18 @@ mod tests {
         params.extend([x.clone(), memory.clone()]);
         for (kv, causal) in [(&x, true), (&memory, false)] {
             let keys = (causal).then(|| keys.view());
-            let run = |mut ctx: ForwardCtx<f32>| {
+            let run = |fuse: bool| {
                 let mask = AttentionMask { causal, keys, ..Default::default() };
-                let (y, p) = attn.forward(&x, kv, mask, &mut ctx, "a").unwrap();
+                let mut ctx = ForwardCtx::eval();
+                let (y, p) = attn.forward_with(&x, kv, mask, &mut ctx, "a", fuse).unwrap();
                 let loss = y.mul(&w).unwrap().sum_all();
                 let grads = saturn_tensor::grad(&[loss], &params, false).unwrap();
                 let mut all = vec![y.to_vec(), p.to_vec()];
                 all.extend(grads.iter().map(Tensor::to_vec));
                 all.into_iter().map(|v| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>())
             };
-            let fused: Vec<_> = run(ForwardCtx::eval()).collect();
-            let composed: Vec<_> = run(ForwardCtx::eval().with_trace()).collect();
+            let fused: Vec<_> = run(true).collect();
+            let composed: Vec<_> = run(false).collect();
             assert_eq!(fused, composed, "causal: {causal}");
         }
     }

@@ -8,7 +8,8 @@
 //! same arithmetic; fused, each head's scores are formed, normalized and multiplied by V while
 //! they are in cache, and the heads are read from and written to their columns in place (no
 //! [B, H, T, d_h] copies). The probabilities P [B, H, T_q, T_k] are kept for the backward pass
-//! and returned as a constant.
+//! and returned as a node of q and k of their own (rule: dS from dP, then dQ and dK as below), so
+//! a caller may differentiate through them.
 //!
 //! Backward, with G_bh the columns of the gradient of y and dS the gradient of the scores:
 //!
@@ -18,7 +19,8 @@
 //! First order (recording off) runs these per head in one pass with the saved P; each GEMM is
 //! the call the composed form makes (dK_bhᵀ = Q_bhᵀ·dS, then placed), so outputs and gradients
 //! equal the composed form's **bit for bit**. Under `create_graph` the rule is written with
-//! differentiable operations (P recomputed from q and k), so HVPs go through it.
+//! differentiable operations on P's node (not recomputed), so HVPs go through it and see P
+//! depend on q and k.
 
 use ndarray::{ArrayD, ArrayView2, ArrayView3, CowArray, Ix3, IxDyn, s};
 
@@ -144,7 +146,7 @@ impl<T: Float> Tensor<T> {
     /// Multi-head attention of queries `self` [B, T_q, d] over keys `k` and values `v`
     /// [B, T_k, d] in `heads` heads, scores scaled by `scale` and set to −∞ where `blocked`
     /// (broadcast to [B, H, T_q, T_k], e.g. [1, 1, T, T] causal or [B, 1, T, T] with padding) is
-    /// true. Returns y [B, T_q, d] and the probabilities [B, H, T_q, T_k] (a constant). Equals
+    /// true. Returns y [B, T_q, d] and the probabilities [B, H, T_q, T_k]. Equals
     /// the per-head `matmul` → `masked_softmax` → `matmul` composition bit for bit, forward and
     /// first-order backward (see the module docs). A query row blocked everywhere gives NaN, as
     /// softmax does.
@@ -164,15 +166,18 @@ impl<T: Float> Tensor<T> {
         let (y, probs) = with_mask_rows(blocked, geo.probs_shape(), |rows| {
             attention_forward(&geo, three(&q), three(&k3), three(&v3), rows, s)
         })?;
-        let probs = probs.into_shared();
+        // P as a node of (q, k): the differentiable rule below uses it, so that a second
+        // derivative sees P depend on q and k without recomputing it; it is also what callers get
+        let probs = Tensor::from_op(probs.into_shared(), "attention_probs", &[self, k], move |a| {
+            probs_backward(&geo, &a.inputs[0], &a.inputs[1], a.output, a.grad, scale, a.needs)
+        });
         let saved = probs.clone();
-        let mask = blocked.cloned();
         let y = Tensor::from_op(y.into_shared(), "attention", &[self, k, v], move |a| {
             if !is_grad_enabled() && a.grad.shape() == a.output.shape() {
                 let [q, k, v] = [&a.inputs[0], &a.inputs[1], &a.inputs[2]].map(|t| t.data());
-                let g = a.grad.data();
+                let (g, p) = (a.grad.data(), saved.data());
                 let [q, k, v, g] = [&q, &k, &v, &g].map(|x| x.as_standard_layout());
-                let p = saved.as_slice().expect("made in standard layout");
+                let p = p.as_slice().expect("made in standard layout");
                 let [dq, dk, dv] =
                     attention_backward(&geo, three(&q), three(&k), three(&v), p, three(&g), s);
                 return Ok([dq, dk, dv]
@@ -181,9 +186,9 @@ impl<T: Float> Tensor<T> {
                     .map(|(d, &need)| need.then(|| Tensor::constant(d)))
                     .collect());
             }
-            attention_backward_differentiable(&geo, a.inputs, a.grad, mask.as_ref(), scale, a.needs)
+            attention_backward_differentiable(&geo, a.inputs, a.grad, &saved, scale, a.needs)
         });
-        Ok((y, Tensor::constant(probs)))
+        Ok((y, probs))
     }
 }
 
@@ -284,30 +289,69 @@ fn attention_backward<T: Float>(
     [dq, dk, dv]
 }
 
-/// The backward rule in differentiable operations, for `create_graph`: P is recomputed from q
-/// and k (it depends on them, so a second derivative must see it do so).
+/// x [B, T, d] as heads [B, H, T, d_h] (a view).
+fn split<T: Float>(geo: &Heads, x: &Tensor<T>) -> Result<Tensor<T>> {
+    let t = x.shape()[1];
+    x.reshape(&[geo.batch, t, geo.heads, geo.dh])?.permute(&[0, 2, 1, 3])
+}
+
+/// Heads [B, H, T, d_h] back to [B, T, d].
+fn join<T: Float>(geo: &Heads, x: Tensor<T>) -> Result<Tensor<T>> {
+    let t = x.shape()[2];
+    x.permute(&[0, 2, 1, 3])?.reshape(&[geo.batch, t, geo.d])
+}
+
+/// The gradient of the scores from that of the probabilities:
+/// dS = s·P ⊙ (dP − rowsum(dP ⊙ P)), 0 where P is (masked positions).
+fn scores_grad<T: Float>(p: &Tensor<T>, dp: &Tensor<T>, scale: f64) -> Result<Tensor<T>> {
+    let inner = dp.mul(p)?.sum_axis(-1, true)?;
+    Ok(p.mul(&dp.sub(&inner)?)?.mul_scalar(scale))
+}
+
+/// dq = dS·K and dk = dSᵀ·Q per head, joined back to [B, T, d], as `needs` asks.
+fn query_key_grads<T: Float>(
+    geo: &Heads,
+    q: &Tensor<T>,
+    k: &Tensor<T>,
+    ds: &Tensor<T>,
+    needs: &[bool],
+) -> Result<[Option<Tensor<T>>; 2]> {
+    Ok([
+        needs[0].then(|| join(geo, ds.matmul(&split(geo, k)?)?)).transpose()?,
+        needs[1].then(|| join(geo, ds.transpose(-2, -1)?.matmul(&split(geo, q)?)?)).transpose()?,
+    ])
+}
+
+/// The rule of the probabilities P (as a node of q and k) in differentiable operations.
+fn probs_backward<T: Float>(
+    geo: &Heads,
+    q: &Tensor<T>,
+    k: &Tensor<T>,
+    p: &Tensor<T>,
+    grad: &Tensor<T>,
+    scale: f64,
+    needs: &[bool],
+) -> Result<Vec<Option<Tensor<T>>>> {
+    let ds = scores_grad(p, grad, scale)?;
+    Ok(query_key_grads(geo, q, k, &ds, needs)?.into())
+}
+
+/// The rule of y in differentiable operations, for `create_graph`, with P the probabilities'
+/// node (so that the second derivative flows through P into q and k).
 fn attention_backward_differentiable<T: Float>(
     geo: &Heads,
     inputs: &[Tensor<T>],
     grad: &Tensor<T>,
-    blocked: Option<&ArrayD<bool>>,
+    p: &Tensor<T>,
     scale: f64,
     needs: &[bool],
 ) -> Result<Vec<Option<Tensor<T>>>> {
-    let Heads { batch, heads, tq, tk, d, dh } = *geo;
-    let split = |x: &Tensor<T>, t: usize| x.reshape(&[batch, t, heads, dh])?.permute(&[0, 2, 1, 3]);
-    let join = |x: Tensor<T>, t: usize| x.permute(&[0, 2, 1, 3])?.reshape(&[batch, t, d]);
-    let (q, k, v) = (split(&inputs[0], tq)?, split(&inputs[1], tk)?, split(&inputs[2], tk)?);
-    let g = split(grad, tq)?;
-    let p = q.matmul(&k.transpose(-2, -1)?)?.masked_softmax(blocked, scale)?;
-    let dp = g.matmul(&v.transpose(-2, -1)?)?;
-    let inner = dp.mul(&p)?.sum_axis(-1, true)?;
-    let ds = p.mul(&dp.sub(&inner)?)?.mul_scalar(scale);
-    Ok(vec![
-        needs[0].then(|| join(ds.matmul(&k)?, tq)).transpose()?,
-        needs[1].then(|| join(ds.transpose(-2, -1)?.matmul(&q)?, tk)).transpose()?,
-        needs[2].then(|| join(p.transpose(-2, -1)?.matmul(&g)?, tk)).transpose()?,
-    ])
+    let g = split(geo, grad)?;
+    let dp = g.matmul(&split(geo, &inputs[2])?.transpose(-2, -1)?)?;
+    let ds = scores_grad(p, &dp, scale)?;
+    let [dq, dk] = query_key_grads(geo, &inputs[0], &inputs[1], &ds, needs)?;
+    let dv = needs[2].then(|| join(geo, p.transpose(-2, -1)?.matmul(&g)?)).transpose()?;
+    Ok(vec![dq, dk, dv])
 }
 
 #[cfg(test)]
@@ -386,7 +430,6 @@ mod tests {
                 prop_assert_eq!(fb, eb);
             }
             prop_assert_eq!(p.shape(), vec![b, heads, tq, tk]);
-            prop_assert!(!p.requires_grad());
         }
 
         #[test]
@@ -400,6 +443,14 @@ mod tests {
             let f = |t: &[Tensor<f64>]| Ok::<_, crate::TensorError>(t[0].attention(&t[1], &t[2], heads, m.as_ref(), 0.7)?.0);
             gradcheck(f, &params).unwrap();
             gradgradcheck(f, &params).unwrap();
+            // through the probabilities too (their own node), and through both at once
+            let w = uniform(&[b, heads, tq, tk], -1.0, 1.0, seed ^ 3).detach();
+            let through_p = |t: &[Tensor<f64>]| -> crate::Result<Tensor<f64>> {
+                let (y, p) = t[0].attention(&t[1], &t[2], heads, m.as_ref(), 0.7)?;
+                Ok(p.mul(&w)?.sum_all().add(&y.mul(&y)?.sum_all())?)
+            };
+            gradcheck(through_p, &params).unwrap();
+            gradgradcheck(through_p, &params).unwrap();
         }
     }
 
