@@ -19,7 +19,9 @@
 //! (the GEMM backend: `openblas`, or `mkl` with `SATURN_BLAS=mkl`, see `saturn_tensor::blas`) and
 //! `cpu`;
 //! `malloc_tuned` (whether `saturn_tensor::alloc::tune_malloc` was applied; `--no-tune-malloc`
-//! turns it off), `openblas_thread_timeout` (x: OpenBLAS's idle workers spin 2^x cycles; 20 unless
+//! turns it off), `huge_pages` (whether the heap is on transparent huge pages,
+//! `saturn_tensor::alloc::use_huge_page_heap`; `SATURN_NO_HUGE_PAGES=1` turns it off; PyTorch's
+//! processes get the user's own `GLIBC_TUNABLES`), `openblas_thread_timeout` (x: OpenBLAS's idle workers spin 2^x cycles; 20 unless
 //! `OPENBLAS_THREAD_TIMEOUT` says otherwise, see `saturn_tensor::blas::let_idle_workers_sleep`;
 //! 28 is OpenBLAS's own default); lines with `gflops` also carry `peak_gflops`, this machine's FMA peak for the line's dtype
 //! at its thread count ([`peak`], measured at startup; `--peak-gflops` overrides), and
@@ -322,7 +324,7 @@ fn git_commit() -> Option<String> {
     (out.status.success() && !s.is_empty()).then_some(s)
 }
 
-fn run(cli: Cli) -> BenchResult<()> {
+fn run(cli: Cli, huge_pages: saturn_tensor::alloc::HugePageHeap) -> BenchResult<()> {
     let runs = cli.runs.map_or(if cli.quick { 5 } else { 10 }, |n| n as usize);
     let warmup = cli.warmup.map_or(if cli.quick { 1 } else { 2 }, |n| n as usize);
     let dtypes = match cli.dtype {
@@ -380,6 +382,7 @@ fn run(cli: Cli) -> BenchResult<()> {
     };
 
     let malloc_tuned = !cli.no_tune_malloc && saturn_tensor::alloc::tune_malloc();
+    let huge_pages = huge_pages.on();
     // SAFETY: no thread of ours exists yet (the peak probe and the cases start theirs later),
     // and BLAS has computed nothing.
     let worker_spin = unsafe { saturn_tensor::blas::let_idle_workers_sleep() };
@@ -429,6 +432,7 @@ fn run(cli: Cli) -> BenchResult<()> {
         r.with("blas", backend)
             .with("cpu", cpu.as_str())
             .with("malloc_tuned", malloc_tuned)
+            .with("huge_pages", huge_pages)
             .with("openblas_thread_timeout", worker_spin.map_or(28, |x| x as u64))
     };
     let mut repeats = repeats::Repeats::default();
@@ -604,6 +608,11 @@ fn compare_record(saturn: &[Record], torch: &torch_ref::TorchRun) -> BenchResult
 }
 
 fn main() -> ExitCode {
+    // first: this may re-execute the binary with the heap on huge pages (saturn_tensor::alloc)
+    let huge_pages = saturn_tensor::alloc::use_huge_page_heap();
+    if let saturn_tensor::alloc::HugePageHeap::Failed(e) = &huge_pages {
+        eprintln!("saturn-bench: note: the heap stays on 4 KiB pages (re-executing failed: {e})");
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -621,7 +630,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(cli) {
+    match run(cli, huge_pages) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("saturn-bench: error: {e}");

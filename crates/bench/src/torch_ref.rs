@@ -251,6 +251,9 @@ pub fn run(
     compile: bool,
 ) -> Result<TorchRun, String> {
     let mut cmd = Command::new(&python.python);
+    // PyTorch runs with the user's own glibc tunables, not the huge-page heap Saturn re-executed
+    // itself with
+    saturn_tensor::alloc::restore_tunables(&mut cmd);
     cmd.arg(script)
         .args(["--config", config, "--variant", variant, "--act", "gelu_tanh"])
         .args(["--threads", &threads.to_string()])
@@ -284,6 +287,9 @@ pub fn run_hvp(
     plan: Plan,
 ) -> Result<TorchHvp, String> {
     let mut cmd = Command::new(&python.python);
+    // PyTorch runs with the user's own glibc tunables, not the huge-page heap Saturn re-executed
+    // itself with
+    saturn_tensor::alloc::restore_tunables(&mut cmd);
     cmd.arg(hvp_script_path())
         .arg("--shared")
         .arg(shared_dir()?)

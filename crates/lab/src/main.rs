@@ -149,7 +149,12 @@ struct ExperimentArgs {
 }
 
 fn main() -> ExitCode {
-    // Keep freed activation buffers in the heap across training steps (see saturn_tensor::alloc).
+    // The heap on transparent huge pages (re-executes once with glibc's tunable; same bits), then
+    // freed activation buffers kept in it across training steps (see saturn_tensor::alloc).
+    let huge_pages = saturn_tensor::alloc::use_huge_page_heap();
+    if let saturn_tensor::alloc::HugePageHeap::Failed(e) = &huge_pages {
+        eprintln!("saturn: note: the heap stays on 4 KiB pages (re-executing failed: {e})");
+    }
     saturn_tensor::alloc::tune_malloc();
     // SAFETY: first thing in main: no thread of ours exists yet, and BLAS has computed nothing.
     unsafe { saturn_tensor::blas::let_idle_workers_sleep() };
