@@ -157,37 +157,14 @@ fn product_into<T: Float>(
 ) {
     let (m, n) = (a.nrows(), b.ncols());
     assert_eq!(c.len(), m * n, "product_into: room for m×n elements");
-    if let Some(call) = plan_into(a, b, (m, n), [n as isize, 1]) {
-        let pc = c.as_mut_ptr().cast();
-        // SAFETY: `c` is the m×n row-major output `call` was planned for (ldc = n), and with
-        // β = 0 BLAS writes each of its elements without reading it
-        let done = unsafe {
-            match super::backend() {
-                Backend::Mkl(mkl) => mkl_gemm(mkl, threads, &call, T::one(), a, b, T::zero(), pc),
-                // the linked OpenBLAS, on its thread count (see `OpenBlasOnOneThread`)
-                Backend::OpenBlas => {
-                    let fns = (cblas_sgemm as GemmFn<f32>, cblas_dgemm as GemmFn<f64>);
-                    typed_cblas_call(fns, &call, T::one(), a, b, T::zero(), pc)
-                }
-            }
-        };
-        if done {
-            return;
-        }
-    }
-    for x in c.iter_mut() {
-        x.write(T::zero());
-    }
-    // SAFETY: every element was just initialized
-    let c = unsafe { &mut *(std::ptr::from_mut(c) as *mut [T]) };
-    let mut c = ArrayViewMut2::from_shape((m, n), c).expect("m×n elements");
-    general_mat_mul(T::one(), a, b, T::zero(), &mut c);
+    // SAFETY: `c` is room for the m×n row-major block (ldc = n), ours alone for the call
+    unsafe { product_into_block(threads == Threads::One, a, b, c.as_mut_ptr().cast(), n) }
 }
 
 /// C ← A·B into the m×n block at `c` whose rows are `ldc` elements apart (a block of columns of
 /// a wider row-major matrix: one head's columns of attention's [B, T, d] tensors), on one thread
 /// when `one_thread` (the caller runs it inside a parallel part of its own, see
-/// [`super::OpenBlasOnOneThread`]). The same CBLAS call as [`product_into`] with another ldc, so
+/// [`super::OpenBlasOnOneThread`]). [`product_into`] is the case ldc = n: the same CBLAS call, so
 /// the same bits; operands no CBLAS call can take get a zero fill and `general_mat_mul`.
 ///
 /// # Safety

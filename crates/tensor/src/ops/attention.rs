@@ -69,7 +69,7 @@ impl Heads {
     /// Head i's (= b·H + h) columns of a [B, T, d] view.
     fn columns<'a, T>(&self, x: &ArrayView3<'a, T>, i: usize) -> ArrayView2<'a, T> {
         let (b, h) = (i / self.heads, i % self.heads);
-        x.clone().slice_move(s![b, .., h * self.dh..(h + 1) * self.dh])
+        (*x).slice_move(s![b, .., h * self.dh..(h + 1) * self.dh])
     }
 
     /// The offset of head i's first element in a standard [B, T, d] array of T rows.
@@ -90,11 +90,12 @@ struct Shared<T>(*mut T);
 // SAFETY: the parts write disjoint blocks (one head's columns each) and nothing reads them until
 // all parts are done
 unsafe impl<T> Send for Shared<T> {}
+// SAFETY: as for Send: shared only to hand each part its own disjoint blocks
 unsafe impl<T> Sync for Shared<T> {}
 
 impl<T> Shared<T> {
     fn at(self, offset: usize) -> *mut T {
-        // SAFETY (of the callers): offsets of a head's block inside the array
+        // SAFETY: callers pass offsets of a head's block inside the array this points to
         unsafe { self.0.add(offset) }
     }
 }
@@ -259,10 +260,10 @@ fn attention_backward<T: Float>(
             (geo.columns(&q, i), geo.columns(&k, i), geo.columns(&v, i), geo.columns(&g, i));
         let ph = ArrayView2::from_shape((tq, tk), &p[i * tq * tk..(i + 1) * tq * tk])
             .expect("tq×tk probabilities");
-        // SAFETY (all four products): each writes a block of its own (head i's columns of
-        // dv, dq, or a local buffer), with the row stride it is given
+        // SAFETY: head i's tk×dh columns of dv (row stride d), written by this head alone
         unsafe { product_into_block(one, &ph.t(), &gh, dv_at.at(geo.offset(i, tk)), d) };
         let mut ds: Vec<T> = Vec::with_capacity(tq * tk);
+        // SAFETY: room for the tq×tk block (ldc = tk), a local buffer
         unsafe { product_into_block(one, &gh, &vh.t(), ds.as_mut_ptr(), tk) };
         // SAFETY: the product wrote all tq·tk elements
         unsafe { ds.set_len(tq * tk) };
@@ -272,9 +273,11 @@ fn attention_backward<T: Float>(
             softmax_backward_row(g_row, p_row, s);
         }
         let dsh = ArrayView2::from_shape((tq, tk), &ds[..]).expect("tq×tk score gradient");
+        // SAFETY: head i's tq×dh columns of dq (row stride d), written by this head alone
         unsafe { product_into_block(one, &dsh, &kh, dq_at.at(geo.offset(i, tq)), d) };
         // dK_bhᵀ = Q_bhᵀ·dS, the composed form's product, then placed in head i's columns
         let mut dk_t: Vec<T> = Vec::with_capacity(dh * tk);
+        // SAFETY: room for the dh×tk block (ldc = tk), a local buffer
         unsafe { product_into_block(one, &qh.t(), &dsh, dk_t.as_mut_ptr(), tk) };
         // SAFETY: the product wrote all dh·tk elements
         unsafe { dk_t.set_len(dh * tk) };
@@ -447,7 +450,7 @@ mod tests {
             let w = uniform(&[b, heads, tq, tk], -1.0, 1.0, seed ^ 3).detach();
             let through_p = |t: &[Tensor<f64>]| -> crate::Result<Tensor<f64>> {
                 let (y, p) = t[0].attention(&t[1], &t[2], heads, m.as_ref(), 0.7)?;
-                Ok(p.mul(&w)?.sum_all().add(&y.mul(&y)?.sum_all())?)
+                p.mul(&w)?.sum_all().add(&y.mul(&y)?.sum_all())
             };
             gradcheck(through_p, &params).unwrap();
             gradgradcheck(through_p, &params).unwrap();
