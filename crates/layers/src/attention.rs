@@ -193,20 +193,6 @@ impl<T: Float> MultiHeadAttention<T> {
         ctx: &mut ForwardCtx<T>,
         name: &str,
     ) -> Result<(Tensor<T>, Tensor<T>)> {
-        self.forward_with(x_q, x_kv, mask, ctx, name, true)
-    }
-
-    /// [`Self::forward`], through the fused op where it applies when `fuse` (false: always the
-    /// composition, for the tests that compare the two).
-    fn forward_with(
-        &self,
-        x_q: &Tensor<T>,
-        x_kv: &Tensor<T>,
-        mask: AttentionMask<'_>,
-        ctx: &mut ForwardCtx<T>,
-        name: &str,
-        fuse: bool,
-    ) -> Result<(Tensor<T>, Tensor<T>)> {
         let (sq, skv) = (x_q.shape(), x_kv.shape());
         if sq.len() != 3 || skv.len() != 3 || sq[0] != skv[0] || sq[2] != skv[2] {
             return Err(batch_err(format!(
@@ -226,7 +212,7 @@ impl<T: Float> MultiHeadAttention<T> {
             AttentionMode::Scaled { .. } | AttentionMode::Saturated { .. } => None,
         };
         let (y, probs) = match fused_scale {
-            Some(scale) if fuse && mask.fill == MaskFill::NegInfinity => {
+            Some(scale) if mask.fill == MaskFill::NegInfinity => {
                 q.attention(&k, &v, self.n_heads, blocked.as_ref(), scale)?
             }
             _ => self.heads_composed(&q, &k, &v, blocked, mask.fill, ctx.attention, score_scale)?,
@@ -407,10 +393,23 @@ mod tests {
         params.extend([x.clone(), memory.clone()]);
         for (kv, causal) in [(&x, true), (&memory, false)] {
             let keys = (causal).then(|| keys.view());
+            let mask = AttentionMask { causal, keys, ..Default::default() };
             let run = |fuse: bool| {
-                let mask = AttentionMask { causal, keys, ..Default::default() };
-                let mut ctx = ForwardCtx::eval();
-                let (y, p) = attn.forward_with(&x, kv, mask, &mut ctx, "a", fuse).unwrap();
+                let (y, p) = if fuse {
+                    attn.forward(&x, kv, mask, &mut ForwardCtx::eval(), "a").unwrap()
+                } else {
+                    let (q, k, v) = (
+                        attn.q.forward(&x).unwrap(),
+                        attn.k.forward(kv).unwrap(),
+                        attn.v.forward(kv).unwrap(),
+                    );
+                    let blocked = mask.blocked(2, 5, kv.shape()[1]).unwrap();
+                    let (fill, mode, scale) =
+                        (MaskFill::NegInfinity, AttentionMode::Softmax, 1.0 / 4f64.sqrt());
+                    let (y, p) =
+                        attn.heads_composed(&q, &k, &v, blocked, fill, mode, scale).unwrap();
+                    (attn.o.forward(&y).unwrap(), p)
+                };
                 let loss = y.mul(&w).unwrap().sum_all();
                 let grads = saturn_tensor::grad(&[loss], &params, false).unwrap();
                 let mut all = vec![y.to_vec(), p.to_vec()];
